@@ -1,0 +1,222 @@
+"""`player-sessions db start | stop | status | logs`: the use cases of the local Cassandra."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from player_sessions.cassandra_local import preflight
+from player_sessions.cassandra_local.config import MIN_FREE_DISK_BYTES, STORAGE_PORT, LauncherConfig
+from player_sessions.cassandra_local.errors import LauncherError
+from player_sessions.cassandra_local.jars import ensure_jars
+from player_sessions.cassandra_local.node import Node, nodetool_up_count
+from player_sessions.cassandra_local.probe import ask_cql
+
+Say = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _state_file(config: LauncherConfig) -> Path:
+    return config.base_dir.resolve() / "cluster.json"
+
+
+def _recorded_node_count(config: LauncherConfig) -> int | None:
+    try:
+        return int(json.loads(_state_file(config).read_text())["nodes"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _nodes(config: LauncherConfig, count: int | None = None) -> list[Node]:
+    return [Node(i, config) for i in range(1, (count or config.nodes) + 1)]
+
+
+def _credentials(config: LauncherConfig) -> tuple[str | None, str | None]:
+    # A fresh PasswordAuthenticator node has the superuser cassandra/cassandra.
+    return ("cassandra", "cassandra") if config.password_auth else (None, None)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    started: bool  # False when our node(s) or a foreign Cassandra already answered
+    seconds: float
+    downloaded: bool
+    release_version: str
+
+
+def start(config: LauncherConfig, say: Say = _print) -> StartResult:
+    """Bring the node(s) up and return once CQL answers (and, for a cluster, every node is UN)."""
+    began = time.monotonic()
+    recorded = _recorded_node_count(config)
+    running = [n for n in _nodes(config, recorded or config.nodes) if n.is_running()]
+    user, password = _credentials(config)
+
+    if running:
+        if recorded is not None and recorded != config.nodes:
+            raise LauncherError(
+                f"a {recorded}-node local cluster is already running from {config.base_dir}",
+                "run `player-sessions db stop` first, or pass the same --nodes",
+            )
+        answer = ask_cql(running[0].address, config.cql_port, username=user, password=password)
+        if answer is not None and len(running) == config.nodes:
+            say(f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
+                f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do.")
+            return StartResult(False, time.monotonic() - began, False, answer.release_version)
+        # Our JVM exists but is still booting (or a cluster is half up): wait for it below.
+
+    first = Node(1, config)
+    if not running and preflight.port_open(first.address, config.cql_port):
+        answer = ask_cql(first.address, config.cql_port, username=user, password=password)
+        if answer is None:
+            raise LauncherError(
+                f"port {config.cql_port} on {first.address} is taken by something that is not "
+                "Cassandra (or a Cassandra that refuses our query)",
+                "stop that process, or pass --cql-port to use another port",
+            )
+        say(f"A Cassandra {answer.release_version} not started by this launcher already answers on "
+            f"{first.address}:{config.cql_port}; using it.")
+        return StartResult(False, time.monotonic() - began, False, answer.release_version)
+
+    preflight.check_java()
+    preflight.check_disk(config.base_dir.resolve(), MIN_FREE_DISK_BYTES)
+    downloaded = ensure_jars(config.version, config.jar_dir, say)
+    _state_file(config).parent.mkdir(parents=True, exist_ok=True)
+    _state_file(config).write_text(json.dumps({"nodes": config.nodes, "version": config.version}))
+
+    nodes = _nodes(config)
+    version = ""
+    for node in nodes:
+        if not node.is_running():
+            _check_ports_free(node, config)
+            node.write_files()
+            pid = node.spawn()
+            say(f"Starting Cassandra {config.version} node {node.index} on {node.address}:"
+                f"{config.cql_port} (pid {pid}, heap {config.heap_size}, data in {node.dir}) ...")
+        # Nodes join one at a time: the seed first, then each other node once the ring is stable.
+        answer = _wait_for_cql(node, config, began)
+        version = answer
+    if len(nodes) > 1:
+        _wait_for_ring(nodes, config, began, say)
+    seconds = time.monotonic() - began
+    say(f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
+        f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s).")
+    return StartResult(True, seconds, downloaded, version)
+
+
+def _check_ports_free(node: Node, config: LauncherConfig) -> None:
+    for address, port, what in (
+        (node.address, config.cql_port, "CQL"),
+        (node.address, STORAGE_PORT, "storage (gossip)"),
+        ("127.0.0.1", node.jmx_port, "JMX"),
+    ):
+        if preflight.port_open(address, port):
+            raise LauncherError(
+                f"the {what} port {address}:{port} of node {node.index} is already taken "
+                "(another Cassandra, or a node whose pid file was lost?)",
+                "stop that process (`ss -ltnp` shows it), or use --first-address for another cluster",
+            )
+
+
+def _fail_start(node: Node, config: LauncherConfig, why: str) -> LauncherError:
+    details = node.last_log_lines()
+    for started in _nodes(config):
+        started.kill()
+    return LauncherError(why, f"see {node.log_file} (the last lines are below)", details=details)
+
+
+def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
+    user, password = _credentials(config)
+    while True:
+        if not node.is_running():
+            raise _fail_start(node, config, f"Cassandra node {node.index} exited during start-up")
+        if time.monotonic() - began > config.ready_timeout_s:
+            raise _fail_start(node, config, f"Cassandra node {node.index} was not ready in "
+                                            f"{config.ready_timeout_s:.0f}s")
+        if preflight.port_open(node.address, config.cql_port):
+            answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+            if answer is not None:
+                return answer.release_version
+        time.sleep(0.5)
+
+
+def _wait_for_ring(nodes: list[Node], config: LauncherConfig, began: float, say: Say) -> None:
+    while True:
+        up = nodetool_up_count(nodes[0])
+        if up == len(nodes):
+            return
+        if time.monotonic() - began > config.ready_timeout_s:
+            raise _fail_start(nodes[0], config, f"only {up} of {len(nodes)} nodes are UN after "
+                                                f"{config.ready_timeout_s:.0f}s")
+        say(f"  {up} of {len(nodes)} nodes UN; waiting ...")
+        time.sleep(1.0)
+
+
+def stop(config: LauncherConfig, say: Say = _print, wipe: bool = False) -> int:
+    """Stop every node this launcher started (by recorded pid). Returns how many were running."""
+    count = _recorded_node_count(config) or max(config.nodes, 3)
+    was_running = 0
+    for node in reversed(_nodes(config, count)):
+        if not node.pid_file.exists():
+            continue
+        outcome = node.stop(config.stop_timeout_s)
+        if outcome != "not running":
+            was_running += 1
+        say(f"node {node.index} ({node.address}): {outcome}")
+    if was_running == 0:
+        say("No local Cassandra started by this launcher is running.")
+    if wipe and config.base_dir.exists():
+        shutil.rmtree(config.base_dir)
+        say(f"Removed {config.base_dir} (all local data).")
+    return was_running
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    index: int
+    address: str
+    pid: int | None
+    up: bool
+    data_bytes: int
+
+
+def status(config: LauncherConfig) -> list[NodeStatus]:
+    count = _recorded_node_count(config) or config.nodes
+    user, password = _credentials(config)
+    result = []
+    for node in _nodes(config, count):
+        running = node.is_running()
+        up = running and ask_cql(node.address, config.cql_port, username=user,
+                                 password=password) is not None
+        result.append(NodeStatus(node.index, node.address, node.recorded_pid() if running else None,
+                                 up, node.data_bytes()))
+    return result
+
+
+def logs(config: LauncherConfig, node_index: int = 1, follow: bool = False,
+         lines: int = 50) -> Iterator[str]:
+    node = Node(node_index, config)
+    if not node.log_file.exists():
+        raise LauncherError(f"no log yet at {node.log_file}", "run `player-sessions db start` first")
+    with node.log_file.open(errors="replace") as handle:
+        yield from handle.read().splitlines()[-lines:]
+        while follow:
+            line = handle.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.3)
+
+
+def main_error(err: LauncherError) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    if err.details:
+        print(err.details, file=sys.stderr)
+    return 1

@@ -1,0 +1,72 @@
+"""Ask a node a real CQL question: an open port is not a ready node."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CqlAnswer:
+    release_version: str
+    peers_up: int  # other nodes this node's driver session sees as up
+
+
+def _quiet_driver() -> None:
+    # Connection refusals while a node boots are expected; the driver would log each one as an error.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module="cassandra")
+
+
+def ask_cql(
+    address: str,
+    port: int,
+    timeout: float = 3.0,
+    username: str | None = None,
+    password: str | None = None,
+) -> CqlAnswer | None:
+    """`SELECT release_version FROM system.local` on exactly this node; None if it does not answer."""
+    _quiet_driver()
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]), request_timeout=timeout
+    )
+    auth = PlainTextAuthProvider(username, password) if username and password is not None else None
+    cluster = Cluster(
+        contact_points=[address],
+        port=port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=timeout,
+        control_connection_timeout=timeout,
+        auth_provider=auth,
+    )
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local").one()
+        peers = session.execute("SELECT peer FROM system.peers").all()
+        return CqlAnswer(release_version=str(row.release_version), peers_up=len(peers))
+    except Exception:  # noqa: BLE001 - any failure means "not answering yet"
+        return None
+    finally:
+        cluster.shutdown()
+
+
+def hosts_up(addresses: list[str], port: int, timeout: float = 5.0) -> int:
+    """How many of `addresses` the driver sees as up in the ring (gossip's view, like nodetool's UN)."""
+    _quiet_driver()
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(contact_points=addresses, port=port, connect_timeout=timeout,
+                      control_connection_timeout=timeout)
+    try:
+        cluster.connect()
+        wanted = set(addresses)
+        return sum(1 for h in cluster.metadata.all_hosts() if h.address in wanted and h.is_up)
+    except Exception:  # noqa: BLE001
+        return 0
+    finally:
+        cluster.shutdown()

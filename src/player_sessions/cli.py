@@ -1,0 +1,148 @@
+"""The `player-sessions` command: a thin parser that calls typed functions.
+
+Exit codes: 0 ok, 1 a failure explained on stderr, 2 a usage error (argparse), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=34)
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.cassandra_local.config import CASSANDRA_VERSION, DEFAULT_CQL_PORT
+
+    db = commands.add_parser(
+        "db",
+        help="run a local Apache Cassandra (no Docker needed)",
+        description="Run a local Apache Cassandra 5.0 from its Maven Central jars: "
+        "`db start`, then `db status`, `db logs -f`, `db stop`.",
+        formatter_class=_formatter,
+    )
+    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--base-dir", type=Path, default=Path(".cassandra"),
+                       help="where node data, commit logs and logs live (git-ignored)")
+        p.add_argument("--cache-dir", type=Path, default=None,
+                       help="where the Cassandra jars are cached (default ~/.cache/player-sessions)")
+        p.add_argument("--cql-port", type=int, default=DEFAULT_CQL_PORT, help="CQL port of every node")
+        p.add_argument("--first-address", type=int, default=1, metavar="N",
+                       help="node i listens on 127.0.0.(N+i-1); change it to run a second cluster")
+
+    start = actions.add_parser("start", help="start the node(s) and wait until CQL answers",
+                               formatter_class=_formatter,
+                               description="Start a local Cassandra and return once it answers CQL. "
+                               "The first start resolves the jars with Maven; later ones use the cache.")
+    common(start)
+    start.add_argument("--nodes", type=int, choices=(1, 3), default=1,
+                       help="1 node, or a 3-node cluster on 127.0.0.1-3")
+    start.add_argument("--heap", default="", help="JVM heap per node, e.g. 768m (default 1g, 512m "
+                       "per node for a cluster)")
+    start.add_argument("--version", default=CASSANDRA_VERSION, help="Cassandra version on Maven Central")
+    start.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    start.add_argument("--password-auth", action="store_true",
+                       help="enable PasswordAuthenticator (user cassandra, password cassandra)")
+
+    stop = actions.add_parser("stop", help="stop every node this launcher started",
+                              formatter_class=_formatter)
+    common(stop)
+    stop.add_argument("--wipe", action="store_true", help="also delete the base dir (all local data)")
+    stop.add_argument("--timeout", type=float, default=60.0,
+                      help="seconds to wait after SIGTERM before SIGKILL")
+
+    st = actions.add_parser("status", help="address, pid, up/down and data size of each node",
+                            formatter_class=_formatter)
+    common(st)
+
+    lg = actions.add_parser("logs", help="show a node's log", formatter_class=_formatter)
+    common(lg)
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    lg.add_argument("-n", "--lines", type=int, default=50, help="how many last lines to show")
+    lg.add_argument("--node", type=int, default=1, help="which node's log")
+
+
+def _launcher_config(args: argparse.Namespace) -> object:
+    from player_sessions.cassandra_local.config import LauncherConfig, default_cache_dir
+
+    extra: dict[str, object] = {}
+    if args.db_command == "start":
+        extra = {"nodes": args.nodes, "heap": args.heap, "version": args.version,
+                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth}
+    elif args.db_command == "stop":
+        extra = {"stop_timeout_s": args.timeout}
+    return LauncherConfig(
+        base_dir=args.base_dir,
+        cache_dir=args.cache_dir or default_cache_dir(),
+        cql_port=args.cql_port,
+        first_address=args.first_address,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _run_db(args: argparse.Namespace) -> int:
+    from player_sessions import cassandra_local as db
+    from player_sessions.cassandra_local.config import LauncherConfig
+    from player_sessions.cassandra_local.launcher import main_error
+
+    config = _launcher_config(args)
+    assert isinstance(config, LauncherConfig)
+    try:
+        if args.db_command == "start":
+            db.start(config)
+        elif args.db_command == "stop":
+            db.stop(config, wipe=args.wipe)
+        elif args.db_command == "status":
+            rows = db.status(config)
+            print(f"{'node':<5} {'address':<12} {'pid':>8} {'state':<6} {'data':>10}")
+            for row in rows:
+                print(f"{row.index:<5} {row.address:<12} {row.pid or '-':>8} "
+                      f"{'up' if row.up else 'down':<6} {row.data_bytes / 1024**2:>8.1f}MB")
+            return EXIT_OK if rows and all(r.up for r in rows) else 3
+        elif args.db_command == "logs":
+            for line in db.logs(config, node_index=args.node, follow=args.follow, lines=args.lines):
+                print(line, flush=True)
+    except db.LauncherError as err:
+        return main_error(err)
+    return EXIT_OK
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="player-sessions",
+        description="Player session service on Apache Cassandra. Start with `player-sessions db start` "
+        "then `player-sessions serve`.",
+        formatter_class=_formatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_db(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "db":
+            return _run_db(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
