@@ -119,6 +119,66 @@ def _run_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- serve ---------------------------------------------------------------------------------------
+
+SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
+    ("--host", {"help": "address to listen on (default 127.0.0.1)"}),
+    ("--port", {"type": int, "help": "port to listen on (default 8000)"}),
+    ("--workers", {"type": int, "help": "API worker processes (default 1; one per core is typical)"}),
+    ("--contact-points", {"help": "comma-separated Cassandra addresses (default 127.0.0.1)"}),
+    ("--cql-port", {"type": int, "help": "Cassandra CQL port (default 9042)"}),
+    ("--keyspace", {"help": "keyspace (default player_sessions)"}),
+    ("--replication-factor", {"type": int, "help": "replicas in the data centre (default 1)"}),
+    ("--datacenter", {"help": "local data centre name (default datacenter1)"}),
+    ("--consistency", {"help": "read/write consistency (default LOCAL_QUORUM)"}),
+    ("--retention", {"help": "how long data is kept: 365d, 7d, 2h, 30s (default 365d)"}),
+    ("--clock", {"help": "freeze 'now', e.g. 2016-12-01T00:00:00Z, to replay an old dataset"}),
+    ("--username", {"help": "Cassandra username (PasswordAuthenticator)"}),
+    ("--password", {"help": "Cassandra password (prefer PLAYER_SESSIONS_PASSWORD)"}),
+    ("--tls", {"action": "store_const", "const": True, "help": "connect to Cassandra over TLS"}),
+    ("--tls-ca-file", {"help": "CA bundle for Cassandra's certificate"}),
+    ("--no-tls-verify", {"dest": "tls_verify", "action": "store_const", "const": False,
+                         "help": "do not verify Cassandra's certificate (testing only)"}),
+    ("--no-create-keyspace", {"dest": "create_keyspace", "action": "store_const", "const": False,
+                              "help": "do not create the keyspace (managed services)"}),
+    ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
+    ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
+    ("--request-timeout", {"type": float, "help": "seconds before a request gives up with 503 (default 60)"}),
+    ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),
+]
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service (creates the schema first)",
+        description="Run the HTTP API. Every option can also be set as PLAYER_SESSIONS_<OPTION> "
+        "(e.g. PLAYER_SESSIONS_CONTACT_POINTS); a flag overrides the environment.",
+    )
+    for flag, options in SERVE_FLAGS:
+        serve.add_argument(flag, default=None, **options)  # type: ignore[arg-type]
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from player_sessions.config import Settings
+    from player_sessions.serve import run_server
+
+    overrides = {
+        name: value for name, value in vars(args).items()
+        if value is not None and name not in ("command",)
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            print(f"error: --{field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
+        return 2
+    return run_server(settings)
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_db(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -138,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "db":
             return _run_db(args)
+        if args.command == "serve":
+            return _run_serve(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

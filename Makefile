@@ -1,0 +1,44 @@
+# player-sessions: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PS := $(BIN)/player-sessions
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit lint typecheck db-start db-stop clean bench demo fuzz
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+db-start: install
+	$(PS) db start
+
+db-stop: install
+	$(PS) db stop
+
+## run: start the local Cassandra if none answers, then the service on :8000
+run: install
+	$(PS) db start
+	$(PS) serve --host 127.0.0.1 --port 8000
+
+## test: the whole suite against a real Cassandra (started and stopped here)
+test: install
+	$(PS) db start
+	$(BIN)/pytest -q; status=$$?; $(PS) db stop; exit $$status
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check src tests
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP layer: thin routes that translate requests to use cases and results to JSON."""

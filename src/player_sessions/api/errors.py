@@ -1,0 +1,94 @@
+"""The one place where errors become HTTP responses.
+
+    Exception
+     ├── HttpError (this module)          request-level problems found by the HTTP layer
+     │    ├── BadRequest          400     body not JSON/NDJSON, empty batch, wrong top level
+     │    ├── PayloadTooLarge     413     over max_events or max_body_bytes (also decompressed)
+     │    └── UnsupportedMedia    415     a content type other than JSON / NDJSON
+     ├── domain.errors.InvalidRequest 400 a query parameter breaks a rule (field + rule)
+     ├── store.errors.StoreUnavailable 503 + Retry-After: Cassandra can't take it now; retry is safe
+     ├── store.errors.StoreError      500 a bug of ours in CQL: logged with its detail
+     └── RequestValidationError       400 FastAPI's own parameter checks, reworded as field: rule
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from player_sessions.domain.errors import InvalidRequest
+from player_sessions.store.errors import StoreError, StoreUnavailable
+
+log = logging.getLogger("player_sessions.api")
+RETRY_AFTER_S = 2
+
+
+class HttpError(Exception):
+    status = 400
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class BadRequest(HttpError):
+    status = 400
+
+
+class PayloadTooLarge(HttpError):
+    status = 413
+
+
+class UnsupportedMedia(HttpError):
+    status = 415
+
+
+def error_body(message: str, field: str | None = None, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HttpError)
+    async def _http_error(_: Request, exc: HttpError) -> ORJSONResponse:
+        return ORJSONResponse(error_body(str(exc), exc.field), status_code=exc.status)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_: Request, exc: InvalidRequest) -> ORJSONResponse:
+        return ORJSONResponse(error_body(str(exc), exc.field), status_code=400)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(_: Request, exc: StoreUnavailable) -> ORJSONResponse:
+        log.warning("503: %s", exc)
+        return ORJSONResponse(
+            error_body("storage unavailable: Cassandra could not complete the request; nothing was "
+                       "acknowledged, retry the whole request"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> ORJSONResponse:
+        log.error("storage error: %s", exc)
+        return ORJSONResponse(error_body("internal storage error"), status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body", "header")]
+        field = ".".join(loc) or "request"
+        rule = str(first.get("msg", "invalid")).lower()
+        return ORJSONResponse(error_body(f"{field}: {rule}", field), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        return ORJSONResponse(error_body(str(exc.detail)), status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))

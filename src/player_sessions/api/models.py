@@ -1,0 +1,79 @@
+"""Wire models: the JSON shapes of the HTTP contract (documented in OpenAPI), named by suffix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EventIn(BaseModel):
+    """One session event as clients send it (validated by the domain rules, not by this model)."""
+
+    event: Literal["start", "end"]
+    player_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    session_id: str = Field(description="a UUID", examples=["4a0c43c9-c43a-42ff-ba55-67563dfa35d4"])
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2; required on start",
+                                examples=["FI"])
+    ts: str = Field(description="ISO 8601 / RFC 3339; without an offset it is UTC",
+                    examples=["2016-11-22T20:37:47"])
+
+
+class EventsIn(BaseModel):
+    events: list[EventIn]
+
+
+class EventErrorOut(BaseModel):
+    index: int = Field(description="0-based position of the event in the request")
+    field: str
+    error: str = Field(examples=["session_id: not a UUID"])
+
+
+class IngestResultOut(BaseModel):
+    received: int
+    stored: int
+    expired: int
+    rejected: int
+    errors: list[EventErrorOut]
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    country: str | None
+    start: str = Field(examples=["2016-11-06T02:35:22Z"])
+    end: str = Field(examples=["2016-11-06T02:43:23Z"])
+    duration_seconds: int
+
+
+class PlayerSessionsOut(BaseModel):
+    player_id: str
+    sessions: list[SessionOut]
+
+
+class StartCountsOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    hours: float
+    total: int
+    countries: dict[str, int]
+
+
+class StartOut(BaseModel):
+    session_id: str
+    player_id: str
+    ts: str
+
+
+class CountryStartsOut(BaseModel):
+    country: str
+    starts: list[StartOut]
+    next: str | None
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    field: str | None = None

@@ -1,0 +1,155 @@
+"""Routes: parse the request, call one use case, shape the answer. No business rules here."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import ORJSONResponse
+
+from player_sessions.api.body import decode_events, media_type, read_limited
+from player_sessions.api.errors import error_body
+from player_sessions.api.models import (
+    CountryStartsOut,
+    ErrorOut,
+    EventIn,
+    HealthOut,
+    IngestResultOut,
+    PlayerSessionsOut,
+    StartCountsOut,
+)
+from player_sessions.bootstrap import Runtime
+from player_sessions.services.counts import starts_per_country
+from player_sessions.services.ingest import ingest_batch
+from player_sessions.services.sessions import last_sessions
+from player_sessions.services.starts import country_starts
+from player_sessions.store.errors import StoreError, StoreUnavailable
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "a parameter or the body breaks a rule"},
+    503: {"model": ErrorOut, "description": "Cassandra unavailable; retry (safe), see Retry-After"},
+}
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def rfc3339(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ts.microsecond // 1000:03d}Z" if ts.microsecond else "Z")
+
+
+_EVENTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": [
+                {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"},
+                 "minItems": 1, "maxItems": 100_000},
+                {"$ref": "#/components/schemas/EventsIn"},
+            ]}},
+            "application/x-ndjson": {"schema": {"type": "string",
+                                                "description": "one JSON event per line"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/events",
+    response_model=IngestResultOut,
+    summary="Ingest a batch of 1 to 100,000 session events",
+    openapi_extra=_EVENTS_BODY,
+    responses={
+        **ERRORS,
+        413: {"model": ErrorOut, "description": "too many events or too many bytes"},
+        415: {"model": ErrorOut, "description": "content type is not JSON or NDJSON"},
+    },
+)
+async def post_events(request: Request, rt: RuntimeDep) -> ORJSONResponse:
+    settings = rt.settings
+    kind = media_type(request.headers.get("content-type"))
+    body = await read_limited(request.stream(), request.headers.get("content-length"),
+                              request.headers.get("content-encoding"), settings.max_body_bytes)
+    events = decode_events(body, kind, settings.max_events)
+    store = rt.require_store()
+    try:
+        result = await asyncio.wait_for(
+            ingest_batch(events, store, rt.clock, settings.retention, rt.rules),
+            timeout=settings.request_timeout,
+        )
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"the batch was not acknowledged in {settings.request_timeout:.0f}s") from exc
+    return ORJSONResponse({
+        "received": result.received,
+        "stored": result.stored,
+        "expired": result.expired,
+        "rejected": result.rejected,
+        "errors": [{"index": i, "field": e.field, "error": e.message} for i, e in result.errors],
+    })
+
+
+@router.get("/players/{player_id}/sessions", response_model=PlayerSessionsOut, responses=ERRORS,
+            summary="The player's last complete sessions, newest start first")
+async def get_player_sessions(
+    rt: RuntimeDep,
+    player_id: Annotated[str, Path(max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ORJSONResponse:
+    sessions = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit)
+    return ORJSONResponse({
+        "player_id": player_id,
+        "sessions": [
+            {"session_id": str(s.session_id), "country": s.country, "start": rfc3339(s.start),
+             "end": rfc3339(s.end), "duration_seconds": s.duration_seconds}
+            for s in sessions
+        ],
+    })
+
+
+@router.get("/session-starts", response_model=StartCountsOut, responses=ERRORS,
+            summary="Session starts per country in the last `hours` hours")
+async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> ORJSONResponse:
+    counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours)
+    return ORJSONResponse({"from": rfc3339(counts.frm), "to": rfc3339(counts.to), "hours": counts.hours,
+                           "total": counts.total, "countries": counts.countries})
+
+
+@router.get("/session-starts/{country}", response_model=CountryStartsOut, responses=ERRORS,
+            summary="One country's session starts in the window, newest first, paginated")
+async def get_country_starts(
+    rt: RuntimeDep,
+    country: Annotated[str, Path(min_length=1, max_length=8)],
+    hours: Annotated[float | None, Query(gt=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> ORJSONResponse:
+    page = await country_starts(rt.require_store(), rt.clock, rt.settings.retention, country, hours,
+                                limit, cursor)
+    return ORJSONResponse({
+        "country": page.country,
+        "starts": [{"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}
+                   for s in page.starts],
+        "next": page.next,
+    })
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": ErrorOut}},
+            summary="200 when Cassandra answers, 503 otherwise")
+async def health(rt: RuntimeDep) -> ORJSONResponse:
+    try:
+        await asyncio.wait_for(rt.require_store().ping(), timeout=5)
+    except (StoreError, TimeoutError):
+        return ORJSONResponse(error_body("unavailable: Cassandra does not answer") | {"status": "unavailable"},
+                              status_code=503, headers={"Retry-After": "2"})
+    return ORJSONResponse({"status": "ok"})
+
+

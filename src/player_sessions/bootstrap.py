@@ -1,0 +1,78 @@
+"""The composition root: builds the clock, rules and store from Settings; nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from player_sessions.config import Settings
+from player_sessions.domain.clock import Clock
+from player_sessions.domain.validation import ValidationRules
+from player_sessions.services.counts import refresh_recent
+from player_sessions.store.base import SessionStore
+from player_sessions.store.errors import StoreError, StoreUnavailable
+
+log = logging.getLogger("player_sessions")
+RECONNECT_DELAY_S = 2.0
+
+
+@dataclass
+class Runtime:
+    """What a request handler needs. `store` is None until Cassandra has been reached once."""
+
+    settings: Settings
+    clock: Clock
+    rules: ValidationRules
+    store: SessionStore | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def require_store(self) -> SessionStore:
+        if self.store is None:
+            raise StoreUnavailable("Cassandra has not been reached yet")
+        return self.store
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings=settings, clock=settings.make_clock(), rules=ValidationRules())
+
+
+async def start_runtime(runtime: Runtime, ensure_schema: bool = False) -> None:
+    """Connect (retrying in the background if Cassandra is down) and start the rollup refresher."""
+    runtime._tasks.append(asyncio.create_task(_connect_forever(runtime, ensure_schema)))
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    for task in runtime._tasks:
+        task.cancel()
+    for task in runtime._tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    close = getattr(runtime.store, "close", None)
+    if close is not None:
+        await close()
+
+
+async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
+    from player_sessions.store.cassandra import CassandraStore
+
+    while runtime.store is None:
+        try:
+            runtime.store = await CassandraStore.connect(runtime.settings, ensure_schema=ensure_schema)
+            log.info("connected to Cassandra at %s", runtime.settings.contact_points)
+        except StoreError as exc:
+            log.warning("Cassandra not reachable yet (%s); retrying in %.0fs", exc, RECONNECT_DELAY_S)
+            await asyncio.sleep(RECONNECT_DELAY_S)
+    await _refresh_forever(runtime, runtime.store)
+
+
+async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
+    # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
+    # case on fresh rollups. Older stale rollups are recounted by the first query that needs them.
+    while True:
+        await asyncio.sleep(runtime.settings.rollup_interval)
+        try:
+            await refresh_recent(store, runtime.clock, runtime.settings.retention)
+        except StoreError as exc:
+            log.warning("rollup refresh skipped: %s", exc)

@@ -1,0 +1,70 @@
+"""One Settings object: `PLAYER_SESSIONS_*` environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from player_sessions.domain.clock import Clock, FixedClock, SystemClock, parse_instant
+from player_sessions.domain.retention import parse_duration
+
+Consistency = Literal["ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "EACH_QUORUM", "ALL"]
+
+
+class Settings(BaseSettings):
+    """Everything `serve` needs. Each field is `PLAYER_SESSIONS_<NAME>` and `--<name>`."""
+
+    model_config = SettingsConfigDict(env_prefix="PLAYER_SESSIONS_", extra="ignore")
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=1, le=65535, description="port to listen on")
+    workers: int = Field(1, ge=1, le=64, description="API worker processes")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_events: int = Field(100_000, ge=1, description="most events in one request")
+    request_timeout: float = Field(60.0, gt=0, description="seconds a request may take before 503")
+
+    # Cassandra
+    contact_points: str = Field("127.0.0.1", description="comma-separated Cassandra addresses")
+    cql_port: int = Field(9042, ge=1, le=65535, description="Cassandra's CQL port")
+    keyspace: str = Field("player_sessions", pattern=r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$",
+                          description="keyspace for our tables")
+    replication_factor: int = Field(1, ge=1, le=10, description="replicas per data centre")
+    datacenter: str = Field("datacenter1", description="local data centre (replication and routing)")
+    consistency: Consistency = Field("LOCAL_QUORUM", description="consistency of reads and writes")
+    username: str | None = Field(None, description="Cassandra user (PasswordAuthenticator)")
+    password: str | None = Field(None, description="Cassandra password")
+    tls: bool = Field(False, description="connect to Cassandra over TLS")
+    tls_ca_file: str | None = Field(None, description="CA bundle that signs Cassandra's certificate")
+    tls_verify: bool = Field(True, description="verify Cassandra's certificate and host name")
+    create_keyspace: bool = Field(True, description="create the keyspace if missing (off for managed "
+                                  "services where keyspaces are made in their console)")
+    max_in_flight: int = Field(256, ge=1, le=10_000,
+                               description="Cassandra statements in flight per process (back-pressure)")
+
+    # Domain
+    retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")
+    clock: datetime | None = Field(None, description="freeze 'now' at this instant (replay old data)")
+    rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("clock", mode="before")
+    @classmethod
+    def _parse_clock(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_instant(value) if value.strip() else None
+        return value
+
+    @property
+    def contact_point_list(self) -> list[str]:
+        return [p.strip() for p in self.contact_points.split(",") if p.strip()]
+
+    def make_clock(self) -> Clock:
+        return FixedClock(self.clock) if self.clock is not None else SystemClock()

@@ -1,0 +1,1 @@
+"""Use cases as short functions that receive their ports (store, clock, settings)."""

@@ -1,0 +1,160 @@
+"""Session starts per country in a window: exact at every moment, cost by the window's shape.
+
+A window is split (domain.windows.plan_window) into whole days, whole hours and at most two partial
+hours. Whole days and hours are read from rollup rows (day_counts, hour_counts); a rollup is used only
+if it is fresh (the recount that wrote it began after the last ingest that touched it), otherwise it is
+recounted from the level below (a day from its hours, an hour from its raw rows with count(*) on the
+server) and written back, so the next query finds it fresh. Partial hours are counted from raw rows.
+
+Why a stale rollup can't be taken for fresh: ingest acknowledges raw rows before it writes a new
+`touched` token (hour rows before day rows); a recount reads `touched` before it counts. A count that
+missed a raw row was therefore written with a token older than that row's touch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from player_sessions.concurrency import gather_bounded
+from player_sessions.domain.clock import Clock
+from player_sessions.domain.errors import InvalidRequest
+from player_sessions.domain.retention import ttl_seconds
+from player_sessions.domain.windows import day_floor, plan_window
+from player_sessions.store.base import CountRow, SessionStore
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+MS = timedelta(milliseconds=1)
+RAW_COUNTS_IN_FLIGHT = 64
+
+
+@dataclass(frozen=True)
+class StartCounts:
+    frm: datetime
+    to: datetime
+    hours: float
+    countries: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.countries.values())
+
+
+def parse_hours(hours: float, retention: timedelta) -> float:
+    limit = retention.total_seconds() / 3600
+    if not math.isfinite(hours) or hours <= 0 or hours > limit:
+        raise InvalidRequest("hours", f"must be a number > 0 and <= {limit:g} (the retention in hours)")
+    return hours
+
+
+def window_for(hours: float, now: datetime) -> tuple[datetime, datetime]:
+    to = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to - timedelta(hours=hours), to
+
+
+async def starts_per_country(store: SessionStore, clock: Clock, retention: timedelta,
+                             hours: float) -> StartCounts:
+    hours = parse_hours(hours, retention)
+    now = clock.now()
+    frm, to = window_for(hours, now)
+    counts = await count_window(store, frm, to, now, retention)
+    return StartCounts(frm, to, hours, {c: n for c, n in sorted(counts.items()) if n > 0})
+
+
+async def count_window(store: SessionStore, frm: datetime, to: datetime, now: datetime,
+                       retention: timedelta) -> Counter[str]:
+    plan = plan_window(frm, to)
+    counter = _Counter(store, now, retention)
+    totals: Counter[str] = Counter()
+
+    # Whole days: fresh day rollups, else recount the day (country by country) from its hours.
+    days_by_year: dict[int, list[datetime]] = defaultdict(list)
+    for day in plan.whole_days:
+        days_by_year[day.year].append(day)
+    stale_days: list[CountRow] = []
+    for year, days in days_by_year.items():
+        wanted = set(days)
+        for row in await store.day_rows(year, min(days), max(days)):
+            if row.start not in wanted:
+                continue
+            if row.fresh:
+                totals[row.country] += row.n or 0
+            else:
+                stale_days.append(row)
+    for country, n in await _all([lambda r=r: counter.recount_day(r) for r in stale_days]):
+        totals[country] += n
+
+    # Whole hours outside whole days: fresh hour rollups, else raw count(*).
+    hours_by_day: dict[datetime, set[datetime]] = defaultdict(set)
+    for hour in plan.whole_hours:
+        hours_by_day[day_floor(hour)].add(hour)
+    jobs: list[Callable[[], Awaitable[tuple[str, int]]]] = []
+    for day, hours in hours_by_day.items():
+        for row in await counter.hour_rows(day):
+            if row.start in hours:
+                jobs.append(lambda r=row: counter.hour_total(r))
+
+    # Partial hours at the edges: raw count(*) of the exact range, for each country with starts there.
+    for lo, hi in plan.partial:
+        hour = lo.replace(minute=0, second=0, microsecond=0)
+        for row in await counter.hour_rows(day_floor(hour)):
+            if row.start == hour:
+                jobs.append(lambda r=row, lo=lo, hi=hi: _tagged(r.country,
+                                                                 store.count_raw(r.country, r.start, lo, hi)))
+    for country, n in await _all(jobs):
+        totals[country] += n
+    return totals
+
+
+async def _tagged(country: str, count: Awaitable[int]) -> tuple[str, int]:
+    return country, await count
+
+
+async def _all(jobs: list[Callable[[], Awaitable[tuple[str, int]]]]) -> list[tuple[str, int]]:
+    return await gather_bounded(jobs, RAW_COUNTS_IN_FLIGHT)
+
+
+class _Counter:
+    """Recounts of stale rollups for one query, writing each result back (idempotent overwrite)."""
+
+    def __init__(self, store: SessionStore, now: datetime, retention: timedelta) -> None:
+        self._store = store
+        self._now = now
+        self._retention = retention
+        self._hour_rows: dict[datetime, list[CountRow]] = {}
+
+    async def hour_rows(self, day: datetime) -> list[CountRow]:
+        if day not in self._hour_rows:
+            self._hour_rows[day] = await self._store.hour_rows(day)
+        return self._hour_rows[day]
+
+    async def hour_total(self, row: CountRow) -> tuple[str, int]:
+        if row.fresh:
+            return row.country, row.n or 0
+        n = await self._store.count_raw(row.country, row.start, row.start, row.start + HOUR - MS)
+        await self._store.save_hour_count(
+            CountRow(row.start, row.country, n, row.touched, row.touched),
+            ttl_seconds(row.start + HOUR, self._now, self._retention),
+        )
+        return row.country, n
+
+    async def recount_day(self, day_row: CountRow) -> tuple[str, int]:
+        # The day's hour rows are read after the day row itself (see the module docstring).
+        hours = [r for r in await self.hour_rows(day_row.start) if r.country == day_row.country]
+        n = sum(count for _, count in await _all([lambda r=r: self.hour_total(r) for r in hours]))
+        await self._store.save_day_count(
+            CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
+            ttl_seconds(day_row.start + DAY, self._now, self._retention),
+        )
+        return day_row.country, n
+
+
+async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta) -> None:
+    """The background task's one pass: recount the stale rollups of yesterday and today."""
+    now = clock.now()
+    frm = max(day_floor(now) - DAY, now - retention)
+    await count_window(store, frm, now, now, retention)

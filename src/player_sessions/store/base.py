@@ -1,0 +1,99 @@
+"""What the services need from storage, as plain values. `cassandra.py` is the implementation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from player_sessions.domain.sessions import Session, SessionHalves
+
+
+@dataclass(frozen=True, slots=True)
+class HalfWrite:
+    """One event's own columns in its session's row; `is_start` picks start_ts/country or end_ts."""
+
+    player_id: str
+    session_id: uuid.UUID
+    is_start: bool
+    ts: datetime
+    country: str | None
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWrite:
+    session: Session
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartWrite:
+    country: str
+    hour: datetime
+    ts: datetime
+    session_id: uuid.UUID
+    player_id: str
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountTouch:
+    """Marks the per-country count of one hour (and its day) stale: starts were added to it."""
+
+    country: str
+    hour: datetime
+    ttl: int  # the hour's rows die when its last instant leaves the retention
+    day_ttl: int  # likewise for the hour's day
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow:
+    """A rollup row of hour_counts or day_counts; `start` is the hour or the day it counts."""
+
+    start: datetime
+    country: str
+    n: int | None
+    touched: uuid.UUID | None
+    counted: uuid.UUID | None
+
+    @property
+    def fresh(self) -> bool:
+        return self.n is not None and self.touched is not None and self.counted == self.touched
+
+
+@dataclass(frozen=True, slots=True)
+class StartRow:
+    hour: datetime
+    ts: datetime
+    session_id: uuid.UUID
+    player_id: str
+
+
+class SessionStore(Protocol):
+    async def ping(self) -> None: ...
+
+    # ingest
+    async def put_halves(self, writes: Sequence[HalfWrite]) -> None: ...
+    async def read_halves(self, keys: Sequence[tuple[str, uuid.UUID]]) -> list[SessionHalves | None]: ...
+    async def put_sessions(self, writes: Sequence[SessionWrite]) -> None: ...
+    async def put_starts(self, writes: Sequence[StartWrite]) -> None: ...
+    async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
+
+    # sessions
+    async def last_sessions(self, player_id: str, horizon: datetime, limit: int) -> list[Session]: ...
+
+    # counts
+    async def hour_rows(self, day: datetime) -> list[CountRow]: ...
+    async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]: ...
+    async def count_raw(self, country: str, hour: datetime, lo: datetime, hi: datetime) -> int: ...
+    async def save_hour_count(self, row: CountRow, ttl: int) -> None: ...
+    async def save_day_count(self, row: CountRow, ttl: int) -> None: ...
+
+    # pagination
+    async def country_hours(self, country: str, newest: datetime, oldest: datetime,
+                            limit: int) -> list[datetime]: ...
+    async def starts_page(self, country: str, hour: datetime, lo: datetime, hi: datetime,
+                          before: tuple[datetime, uuid.UUID] | None, limit: int) -> list[StartRow]: ...

@@ -1,0 +1,21 @@
+"""Storage errors. The driver's own exceptions are translated into these once, at the store's edge.
+
+    StoreError
+     ├── StoreUnavailable   Cassandra cannot take or serve the request now (down, timeout,
+     │                      not enough replicas): the client retries later -> HTTP 503
+     └── SchemaError        the keyspace/tables could not be created or do not match
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every storage failure."""
+
+
+class StoreUnavailable(StoreError):
+    """Cassandra could not complete the request; nothing was acknowledged, retrying is safe."""
+
+
+class SchemaError(StoreError):
+    """The schema could not be created or migrated."""

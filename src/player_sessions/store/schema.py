@@ -1,0 +1,80 @@
+"""The schema, as code: created idempotently by `serve` before it listens.
+
+Why these table options:
+- Every row of the event tables carries a TTL of `retention - (now - ts)`, so data dies one retention
+  after its event. TimeWindowCompactionStrategy with 7-day windows keeps ~52 windows per year of TTL
+  and drops whole expired SSTables without compacting them.
+- gc_grace_seconds is 3 hours on TTL-only tables: we never delete from them, and every replica expires
+  a TTL'd cell on its own, so there is no tombstone a down replica must learn about through repair.
+  (An erase of a player deletes rows; those tombstones still outlive a replica outage of < 3 h and
+  hinted handoff covers that window, max_hint_window being 3 h.)
+- The count tables are overwritten in place (recounts), which TWCS handles badly; they are small, so
+  they use LeveledCompactionStrategy, which keeps reads of a day's rows to few SSTables.
+"""
+
+from __future__ import annotations
+
+TWCS = (
+    "compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', "
+    "'compaction_window_size': 7, 'unchecked_tombstone_compaction': 'true'} "
+    "AND gc_grace_seconds = 10800"
+)
+LCS = "compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 86400"
+
+TABLES: dict[str, str] = {
+    # One row per session: each half upserts its own columns (idempotent); the pairing read is here.
+    "session_halves": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.session_halves (
+            player_id text, session_id uuid,
+            start_ts timestamp, end_ts timestamp, country text,
+            PRIMARY KEY ((player_id, session_id))
+        ) WITH {TWCS}""",
+    # Complete sessions only, newest start first: "last 20" reads 20 rows, never the whole year.
+    # Unbucketed on purpose: the TTL bounds a partition to one retention of one player's sessions.
+    "sessions_by_player": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.sessions_by_player (
+            player_id text, start_ts timestamp, session_id uuid,
+            end_ts timestamp, country text,
+            PRIMARY KEY ((player_id), start_ts, session_id)
+        ) WITH CLUSTERING ORDER BY (start_ts DESC, session_id ASC) AND {TWCS}""",
+    # Raw starts: one partition per country and hour, newest first (pagination, exact edge counts).
+    "starts_by_country_hour": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.starts_by_country_hour (
+            country text, hour timestamp, ts timestamp, session_id uuid, player_id text,
+            PRIMARY KEY ((country, hour), ts, session_id)
+        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC) AND {TWCS}""",
+    # Which hours a country has starts in: lets pagination skip empty hours of a long window.
+    "country_hours": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.country_hours (
+            country text, hour timestamp,
+            PRIMARY KEY ((country), hour)
+        ) WITH CLUSTERING ORDER BY (hour DESC) AND {TWCS}""",
+    # Per-country counts of an hour. `touched` is a fresh token written by every ingest that adds starts
+    # to the hour; `counted` is the token a recount read *before* counting the raw rows, so the count
+    # `n` is exact iff counted == touched. Recounts overwrite `n`: idempotent, unlike counters.
+    "hour_counts": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.hour_counts (
+            day timestamp, hour timestamp, country text,
+            n int, touched uuid, counted uuid,
+            PRIMARY KEY ((day), hour, country)
+        ) WITH {LCS}""",
+    # The same per day, partitioned by year: a year-long window reads ~365 rows per country.
+    "day_counts": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.day_counts (
+            year int, day timestamp, country text,
+            n int, touched uuid, counted uuid,
+            PRIMARY KEY ((year), day, country)
+        ) WITH {LCS}""",
+}
+
+
+def keyspace_cql(keyspace: str, datacenter: str, replication_factor: int) -> str:
+    # Identifiers are validated by Settings (pattern); CQL cannot bind identifiers as parameters.
+    return (
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': {replication_factor}}}"
+    )
+
+
+def table_cql(keyspace: str) -> list[str]:
+    return [cql.replace("{ks}", keyspace) for cql in TABLES.values()]

@@ -1,0 +1,45 @@
+"""Shared fixtures: one local Cassandra for the whole run, started through the project's launcher.
+
+If a Cassandra already answers (e.g. `make test` started it), it is reused and left running.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from player_sessions.cassandra_local import LauncherConfig, start, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACT_POINT = os.environ.get("PLAYER_SESSIONS_CONTACT_POINTS", "127.0.0.1").split(",")[0]
+
+
+@pytest.fixture(scope="session")
+def cassandra_node() -> Iterator[str]:
+    """The contact point of a running local Cassandra (started here if none answers)."""
+    config = LauncherConfig(base_dir=ROOT / ".cassandra")
+    result = start(config)
+    yield CONTACT_POINT
+    if result.started:
+        stop(config)
+
+
+@pytest.fixture(scope="session")
+def test_keyspace_name() -> str:
+    """A keyspace per test run, so runs never see each other's rows and nothing needs truncating."""
+    return f"ps_test_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def cql(cassandra_node: str) -> Iterator[object]:
+    """A plain driver session, for tests that look at what is physically in Cassandra."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([cassandra_node])
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()

@@ -1,0 +1,109 @@
+"""The automated checks of reference implementation A, on our routes (they must all pass)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from tests.e2e.factories import NOW, new_player, session_pair
+
+
+def p90(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=10)[-1]
+
+
+def recent_batch(player: str, sessions: int = 5) -> list[dict[str, Any]]:
+    """Events within the last month, like the reference's check data."""
+    return [e for i in range(sessions) for e in session_pair(player, NOW - timedelta(days=i + 1, hours=3))]
+
+
+def test_a_batch_of_10_is_posted_and_its_rows_counted(client: httpx.Client, cql: Any,
+                                                      test_keyspace_name: str) -> None:
+    player = new_player()
+    events = recent_batch(player)
+    assert client.post("/events", json=events).json()["stored"] == 10
+    ks = f"{test_keyspace_name}_main"
+    halves = [r for e in events[::2] for r in cql.execute(
+        f"SELECT start_ts, end_ts FROM {ks}.session_halves WHERE player_id=%s AND session_id=%s",
+        (player, uuid.UUID(e["session_id"])))]
+    assert len(halves) == 5 and all(r.start_ts and r.end_ts for r in halves)  # 10 events, 5 rows
+    stored = list(cql.execute(f"SELECT session_id FROM {ks}.sessions_by_player WHERE player_id=%s",
+                              (player,)))
+    assert len(stored) == 5
+
+
+def test_put_latency_p90_under_500_ms(client: httpx.Client) -> None:
+    samples = []
+    for _ in range(30):
+        events = recent_batch(new_player())
+        began = time.perf_counter()
+        assert client.post("/events", json=events).status_code == 200
+        samples.append(time.perf_counter() - began)
+    assert p90(samples) < 0.5
+
+
+def test_events_older_than_a_year_are_not_stored(client: httpx.Client, cql: Any,
+                                                 test_keyspace_name: str) -> None:
+    player = new_player()
+    old = list(session_pair(player, NOW - timedelta(days=365, minutes=30)))
+    assert client.post("/events", json=old).json()["expired"] == 2
+    ks = f"{test_keyspace_name}_main"
+    assert not list(cql.execute(f"SELECT * FROM {ks}.session_halves WHERE player_id=%s AND session_id=%s",
+                                (player, uuid.UUID(old[0]["session_id"]))))
+
+
+def test_ttl_makes_old_data_disappear_one_year_after_its_event(client: httpx.Client, cql: Any,
+                                                              test_keyspace_name: str) -> None:
+    player = new_player()
+    s, e = session_pair(player, NOW - timedelta(days=364))
+    assert client.post("/events", json=[s, e]).json()["stored"] == 2
+    ks = f"{test_keyspace_name}_main"
+    (row,) = cql.execute(f"SELECT TTL(start_ts) AS t FROM {ks}.session_halves WHERE player_id=%s "
+                         "AND session_id=%s", (player, uuid.UUID(s["session_id"])))
+    assert 86_400 - 5 <= row.t <= 86_400  # one day left of its year
+    # (test_retention.py watches such rows physically disappear, with a retention of seconds.)
+
+
+def test_player_endpoint_returns_the_players_completed_sessions(client: httpx.Client) -> None:
+    player = new_player()
+    events = recent_batch(player)
+    client.post("/events", json=events)
+    got = client.get(f"/players/{player}/sessions").json()["sessions"]
+    assert [x["session_id"] for x in got] == [e["session_id"] for e in events[::2]]
+
+
+def test_starts_endpoint_returns_the_starts_of_the_window(service_factory: Callable[..., str]) -> None:
+    with httpx.Client(base_url=service_factory("reference", clock="2016-12-01T00:00:00Z")) as client:
+        player = new_player()
+        inside = session_pair(player, NOW - timedelta(minutes=20), country="SE")
+        outside = session_pair(player, NOW - timedelta(hours=2), country="SE")
+        client.post("/events", json=[*inside, *outside])
+        out = client.get("/session-starts", params={"hours": 0.5}).json()
+        assert out["countries"] == {"SE": 1} and out["total"] == 1
+        assert client.get("/session-starts", params={"hours": 3}).json()["countries"] == {"SE": 2}
+
+
+def test_player_endpoint_latency_p90_under_500_ms(client: httpx.Client) -> None:
+    player = new_player()
+    client.post("/events", json=recent_batch(player))
+    samples = []
+    for _ in range(30):
+        began = time.perf_counter()
+        assert client.get(f"/players/{player}/sessions").status_code == 200
+        samples.append(time.perf_counter() - began)
+    assert p90(samples) < 0.5
+
+
+def test_starts_endpoint_latency_p90_under_500_ms(client: httpx.Client) -> None:
+    samples = []
+    for hours in [1, 24, 720, 8760] * 8:
+        began = time.perf_counter()
+        assert client.get("/session-starts", params={"hours": hours}).status_code == 200
+        samples.append(time.perf_counter() - began)
+    assert p90(samples) < 0.5
