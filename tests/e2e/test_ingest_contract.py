@@ -104,11 +104,12 @@ def test_more_than_100000_events_is_413(client: httpx.Client) -> None:
 
 
 def test_body_over_the_byte_limit_is_413(service_factory: Callable[..., str]) -> None:
-    url = service_factory("small", clock="2016-12-01T00:00:00Z", max_body_bytes="2048")
-    events = [start(new_player(), str(uuid.uuid4()), NOW - timedelta(hours=1)) for _ in range(50)]
+    url = service_factory("small", clock="2016-12-01T00:00:00Z", max_body_bytes="100000")
+    events = [start(new_player(), str(uuid.uuid4()), NOW - timedelta(hours=1)) for _ in range(1000)]
     r = httpx.post(f"{url}/events", json=events)
     assert r.status_code == 413
-    bomb = gzip.compress(b"[" + b" " * 10_000_000 + b"]")
+    bomb = gzip.compress(b"[" + b" " * 10_000_000 + b"]")  # ~10 KB that inflates to 10 MB
+    assert len(bomb) < 100_000
     r = httpx.post(f"{url}/events", content=bomb,
                    headers={"content-type": "application/json", "content-encoding": "gzip"})
     assert r.status_code == 413

@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import ORJSONResponse
 
 from player_sessions import __version__
 from player_sessions.api.errors import install_error_handlers
 from player_sessions.api.models import EventIn, EventsIn
+from player_sessions.api.responses import JsonResponse
 from player_sessions.api.routes import router
 from player_sessions.bootstrap import Runtime, build_runtime, start_runtime, stop_runtime
 from player_sessions.config import Settings
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         title="player-sessions",
         version=__version__,
         description="Ingest game session events; last complete sessions per player; starts per country.",
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
         lifespan=lifespan,
     )
     app.state.runtime = rt

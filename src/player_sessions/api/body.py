@@ -44,11 +44,8 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
             raw_size += len(chunk)
             if raw_size > max_bytes:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
-            if inflater is None:
-                data = chunk
-            else:
-                # Inflate no more than the room left: a decompression bomb stops at max_bytes + 1.
-                data = inflater.decompress(chunk, max_bytes - size + 1)
+            # Inflate no more than the room left: a decompression bomb stops at max_bytes + 1.
+            data = chunk if inflater is None else inflater.decompress(chunk, max_bytes - size + 1)
             size += len(data)
             if size > max_bytes:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes once decompressed")
@@ -67,7 +64,7 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
 def decode_events(body: bytes, kind: str, max_events: int) -> list[object]:
     events = _decode_ndjson(body, max_events) if kind in NDJSON_TYPES else _decode_json(body)
     if not events:
-        raise BadRequest("body", "no events: send 1 to %d events" % max_events)
+        raise BadRequest("body", f"no events: send 1 to {max_events} events")
     if len(events) > max_events:
         raise PayloadTooLarge("body", f"{len(events)} events: at most {max_events} per request")
     return events

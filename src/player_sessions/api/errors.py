@@ -17,9 +17,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from player_sessions.api.responses import JsonResponse
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
@@ -58,17 +58,17 @@ def error_body(message: str, field: str | None = None, **extra: object) -> dict[
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
-    async def _http_error(_: Request, exc: HttpError) -> ORJSONResponse:
-        return ORJSONResponse(error_body(str(exc), exc.field), status_code=exc.status)
+    async def _http_error(_: Request, exc: HttpError) -> JsonResponse:
+        return JsonResponse(error_body(str(exc), exc.field), status_code=exc.status)
 
     @app.exception_handler(InvalidRequest)
-    async def _invalid(_: Request, exc: InvalidRequest) -> ORJSONResponse:
-        return ORJSONResponse(error_body(str(exc), exc.field), status_code=400)
+    async def _invalid(_: Request, exc: InvalidRequest) -> JsonResponse:
+        return JsonResponse(error_body(str(exc), exc.field), status_code=400)
 
     @app.exception_handler(StoreUnavailable)
-    async def _unavailable(_: Request, exc: StoreUnavailable) -> ORJSONResponse:
+    async def _unavailable(_: Request, exc: StoreUnavailable) -> JsonResponse:
         log.warning("503: %s", exc)
-        return ORJSONResponse(
+        return JsonResponse(
             error_body("storage unavailable: Cassandra could not complete the request; nothing was "
                        "acknowledged, retry the whole request"),
             status_code=503,
@@ -76,19 +76,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> ORJSONResponse:
+    async def _store_error(_: Request, exc: StoreError) -> JsonResponse:
         log.error("storage error: %s", exc)
-        return ORJSONResponse(error_body("internal storage error"), status_code=500)
+        return JsonResponse(error_body("internal storage error"), status_code=500)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JsonResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body", "header")]
         field = ".".join(loc) or "request"
         rule = str(first.get("msg", "invalid")).lower()
-        return ORJSONResponse(error_body(f"{field}: {rule}", field), status_code=400)
+        return JsonResponse(error_body(f"{field}: {rule}", field), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _starlette(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
-        return ORJSONResponse(error_body(str(exc.detail)), status_code=exc.status_code,
+    async def _starlette(_: Request, exc: StarletteHTTPException) -> JsonResponse:
+        return JsonResponse(error_body(str(exc.detail)), status_code=exc.status_code,
                               headers=getattr(exc, "headers", None))

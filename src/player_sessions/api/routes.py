@@ -7,19 +7,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import ORJSONResponse
 
 from player_sessions.api.body import decode_events, media_type, read_limited
 from player_sessions.api.errors import error_body
 from player_sessions.api.models import (
     CountryStartsOut,
     ErrorOut,
-    EventIn,
     HealthOut,
     IngestResultOut,
     PlayerSessionsOut,
     StartCountsOut,
 )
+from player_sessions.api.responses import JsonResponse
 from player_sessions.bootstrap import Runtime
 from player_sessions.services.counts import starts_per_country
 from player_sessions.services.ingest import ingest_batch
@@ -74,7 +73,7 @@ _EVENTS_BODY = {
         415: {"model": ErrorOut, "description": "content type is not JSON or NDJSON"},
     },
 )
-async def post_events(request: Request, rt: RuntimeDep) -> ORJSONResponse:
+async def post_events(request: Request, rt: RuntimeDep) -> JsonResponse:
     settings = rt.settings
     kind = media_type(request.headers.get("content-type"))
     body = await read_limited(request.stream(), request.headers.get("content-length"),
@@ -88,7 +87,7 @@ async def post_events(request: Request, rt: RuntimeDep) -> ORJSONResponse:
         )
     except TimeoutError as exc:
         raise StoreUnavailable(f"the batch was not acknowledged in {settings.request_timeout:.0f}s") from exc
-    return ORJSONResponse({
+    return JsonResponse({
         "received": result.received,
         "stored": result.stored,
         "expired": result.expired,
@@ -103,9 +102,9 @@ async def get_player_sessions(
     rt: RuntimeDep,
     player_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> ORJSONResponse:
+) -> JsonResponse:
     sessions = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit)
-    return ORJSONResponse({
+    return JsonResponse({
         "player_id": player_id,
         "sessions": [
             {"session_id": str(s.session_id), "country": s.country, "start": rfc3339(s.start),
@@ -117,9 +116,9 @@ async def get_player_sessions(
 
 @router.get("/session-starts", response_model=StartCountsOut, responses=ERRORS,
             summary="Session starts per country in the last `hours` hours")
-async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> ORJSONResponse:
+async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> JsonResponse:
     counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours)
-    return ORJSONResponse({"from": rfc3339(counts.frm), "to": rfc3339(counts.to), "hours": counts.hours,
+    return JsonResponse({"from": rfc3339(counts.frm), "to": rfc3339(counts.to), "hours": counts.hours,
                            "total": counts.total, "countries": counts.countries})
 
 
@@ -131,10 +130,10 @@ async def get_country_starts(
     hours: Annotated[float | None, Query(gt=0)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
-) -> ORJSONResponse:
+) -> JsonResponse:
     page = await country_starts(rt.require_store(), rt.clock, rt.settings.retention, country, hours,
                                 limit, cursor)
-    return ORJSONResponse({
+    return JsonResponse({
         "country": page.country,
         "starts": [{"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}
                    for s in page.starts],
@@ -144,12 +143,12 @@ async def get_country_starts(
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": ErrorOut}},
             summary="200 when Cassandra answers, 503 otherwise")
-async def health(rt: RuntimeDep) -> ORJSONResponse:
+async def health(rt: RuntimeDep) -> JsonResponse:
     try:
         await asyncio.wait_for(rt.require_store().ping(), timeout=5)
     except (StoreError, TimeoutError):
-        return ORJSONResponse(error_body("unavailable: Cassandra does not answer") | {"status": "unavailable"},
+        return JsonResponse(error_body("unavailable: Cassandra does not answer") | {"status": "unavailable"},
                               status_code=503, headers={"Retry-After": "2"})
-    return ORJSONResponse({"status": "ok"})
+    return JsonResponse({"status": "ok"})
 
 

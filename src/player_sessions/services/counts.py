@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from player_sessions.concurrency import gather_bounded
 from player_sessions.domain.clock import Clock
@@ -85,7 +86,7 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
                 totals[row.country] += row.n or 0
             else:
                 stale_days.append(row)
-    for country, n in await _all([lambda r=r: counter.recount_day(r) for r in stale_days]):
+    for country, n in await _all([partial(counter.recount_day, r) for r in stale_days]):
         totals[country] += n
 
     # Whole hours outside whole days: fresh hour rollups, else raw count(*).
@@ -96,22 +97,21 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
     for day, hours in hours_by_day.items():
         for row in await counter.hour_rows(day):
             if row.start in hours:
-                jobs.append(lambda r=row: counter.hour_total(r))
+                jobs.append(partial(counter.hour_total, row))
 
     # Partial hours at the edges: raw count(*) of the exact range, for each country with starts there.
     for lo, hi in plan.partial:
         hour = lo.replace(minute=0, second=0, microsecond=0)
         for row in await counter.hour_rows(day_floor(hour)):
             if row.start == hour:
-                jobs.append(lambda r=row, lo=lo, hi=hi: _tagged(r.country,
-                                                                 store.count_raw(r.country, r.start, lo, hi)))
+                jobs.append(partial(_raw_count, store, row, lo, hi))
     for country, n in await _all(jobs):
         totals[country] += n
     return totals
 
 
-async def _tagged(country: str, count: Awaitable[int]) -> tuple[str, int]:
-    return country, await count
+async def _raw_count(store: SessionStore, row: CountRow, lo: datetime, hi: datetime) -> tuple[str, int]:
+    return row.country, await store.count_raw(row.country, row.start, lo, hi)
 
 
 async def _all(jobs: list[Callable[[], Awaitable[tuple[str, int]]]]) -> list[tuple[str, int]]:
@@ -145,7 +145,7 @@ class _Counter:
     async def recount_day(self, day_row: CountRow) -> tuple[str, int]:
         # The day's hour rows are read after the day row itself (see the module docstring).
         hours = [r for r in await self.hour_rows(day_row.start) if r.country == day_row.country]
-        n = sum(count for _, count in await _all([lambda r=r: self.hour_total(r) for r in hours]))
+        n = sum(count for _, count in await _all([partial(self.hour_total, r) for r in hours]))
         await self._store.save_day_count(
             CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
             ttl_seconds(day_row.start + DAY, self._now, self._retention),

@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cassandra import ConsistencyLevel, DriverException, InvalidRequest
@@ -103,7 +104,8 @@ class CassandraStore:
         self._put_end_half = idem(
             f"UPDATE {ks}.session_halves USING TTL ? SET end_ts = ? WHERE player_id = ? AND session_id = ?")
         self._get_halves = idem(
-            f"SELECT start_ts, end_ts, country FROM {ks}.session_halves WHERE player_id = ? AND session_id = ?")
+            f"SELECT start_ts, end_ts, country FROM {ks}.session_halves "
+            "WHERE player_id = ? AND session_id = ?")
         self._put_session = idem(
             f"INSERT INTO {ks}.sessions_by_player (player_id, start_ts, session_id, end_ts, country) "
             "VALUES (?, ?, ?, ?, ?) USING TTL ?")
@@ -128,7 +130,8 @@ class CassandraStore:
             f"UPDATE {ks}.hour_counts USING TTL ? SET n = ?, counted = ? "
             "WHERE day = ? AND hour = ? AND country = ?")
         self._save_day = idem(
-            f"UPDATE {ks}.day_counts USING TTL ? SET n = ?, counted = ? WHERE year = ? AND day = ? AND country = ?")
+            f"UPDATE {ks}.day_counts USING TTL ? SET n = ?, counted = ? "
+            "WHERE year = ? AND day = ? AND country = ?")
         self._count_raw = idem(
             f"SELECT count(*) FROM {ks}.starts_by_country_hour "
             "WHERE country = ? AND hour = ? AND ts >= ? AND ts <= ?")
@@ -155,20 +158,19 @@ class CassandraStore:
             def failed(exc: BaseException) -> None:
                 loop.call_soon_threadsafe(_reject, future, exc)
 
+            # The driver raises outside its DriverException tree too (NoHostAvailable,
+            # OperationTimedOut, ConnectionException): every failure is translated here, once.
             try:
                 response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
-            except DriverException as exc:
-                raise _translate(exc) from exc
-            response.add_callbacks(ok, failed)
-            try:
+                response.add_callbacks(ok, failed)
                 return await future
-            except DriverException as exc:
+            except Exception as exc:
                 raise _translate(exc) from exc
 
     async def _execute_all(self, calls: Iterable[tuple[Any, Sequence[Any] | None]]) -> None:
         """Run every statement, at most max_in_flight at once; the first failure fails the whole."""
         await gather_bounded(
-            (lambda s=s, p=p: self._execute(s, p) for s, p in calls),
+            (partial(self._execute, s, p) for s, p in calls),
             self._settings.max_in_flight,
         )
 
@@ -194,11 +196,20 @@ class CassandraStore:
         await self._execute(self._ping)
 
     async def put_halves(self, writes: Sequence[HalfWrite]) -> None:
-        await self._execute_all(
-            (self._put_start_half, (w.ttl, w.ts, w.country, w.player_id, w.session_id)) if w.is_start
-            else (self._put_end_half, (w.ttl, w.ts, w.player_id, w.session_id))
-            for w in writes
-        )
+        # Within a request only the last write of each half counts (they set the same cells); a
+        # session's start and end then go as one single-partition batch: one round trip, each half
+        # keeping its own TTL.
+        last = {(w.player_id, w.session_id, w.is_start): w for w in writes}
+        grouped: dict[tuple[str, uuid.UUID], list[tuple[PreparedStatement, tuple[Any, ...]]]] = (
+            defaultdict(list))
+        for w in last.values():
+            if w.is_start:
+                grouped[(w.player_id, w.session_id)].append(
+                    (self._put_start_half, (w.ttl, w.ts, w.country, w.player_id, w.session_id)))
+            else:
+                grouped[(w.player_id, w.session_id)].append(
+                    (self._put_end_half, (w.ttl, w.ts, w.player_id, w.session_id)))
+        await self._execute_all(_as_batch(group) for group in grouped.values())
 
     async def read_halves(self, keys: Sequence[tuple[str, uuid.UUID]]) -> list[SessionHalves | None]:
         async def one(key: tuple[str, uuid.UUID]) -> SessionHalves | None:
@@ -209,7 +220,7 @@ class CassandraStore:
             return SessionHalves(start=_utc(row.start_ts), end=_utc(row.end_ts), country=row.country)
 
         return await gather_bounded(
-            (lambda k=k: one(k) for k in keys), self._settings.max_in_flight
+            (partial(one, k) for k in keys), self._settings.max_in_flight
         )
 
     async def put_sessions(self, writes: Sequence[SessionWrite]) -> None:
@@ -306,7 +317,20 @@ def _reject(future: asyncio.Future[list[Any]], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+def _as_batch(statements: list[tuple[PreparedStatement, tuple[Any, ...]]]) -> tuple[Any, Any]:
+    """Statements of ONE partition (a handful) as an unlogged batch."""
+    if len(statements) == 1:
+        return statements[0]
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    batch.is_idempotent = True
+    for statement, params in statements:
+        batch.add(statement, params)
+    return batch, None
+
+
 def _translate(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
     if isinstance(exc, InvalidRequest):
         return StoreError(f"Cassandra rejected a statement: {exc}")
     return StoreUnavailable(f"Cassandra could not complete the request: {type(exc).__name__}: {exc}")
