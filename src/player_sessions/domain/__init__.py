@@ -1,0 +1,1 @@
+"""Plain values and pure functions: events, validation, sessions, retention/TTL, clock. No I/O."""
