@@ -371,6 +371,7 @@ def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
         connect_timeout=5,
         control_connection_timeout=5,
         idle_heartbeat_interval=5,
+        protocol_version=4,
     )
     session = cluster.connect()
     return cluster, session
