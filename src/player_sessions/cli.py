@@ -179,6 +179,19 @@ def _run_serve(args: argparse.Namespace) -> int:
     return run_server(settings)
 
 
+# --- generate / load -----------------------------------------------------------------------------
+
+def _add_datagen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.datagen.commands import add_generate_arguments, add_load_arguments
+
+    add_generate_arguments(commands.add_parser(
+        "generate", formatter_class=_formatter,
+        help="write realistic synthetic session events (JSON lines) and optional ground truth"))
+    add_load_arguments(commands.add_parser(
+        "load", formatter_class=_formatter,
+        help="stream a JSON-lines file (.jsonl, .gz, .bz2 or -) into the service's POST /events"))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_db(commands)
     _add_serve(commands)
+    _add_datagen(commands)
     return parser
 
 
@@ -201,6 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_db(args)
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "generate":
+            from player_sessions.datagen.commands import run_generate_command
+
+            return run_generate_command(args)
+        if args.command == "load":
+            from player_sessions.datagen.commands import run_load_command
+
+            return run_load_command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,0 +1,168 @@
+"""Reading the ground-truth file written by ``generate(..., truth_path=...)``, for tests.
+
+The file is one JSON object, what the service must answer at ``now`` (= ``--until``) with retention
+``retention_days``:
+
+``players``
+    player id -> the newest ``sessions_per_player`` complete sessions (both a valid, non-expired start
+    and end were emitted), newest start first, ties by session id ascending; each
+    ``{"session_id", "country" (the start's), "start", "end", "duration_seconds"}``. Every player that
+    has at least one session is listed, possibly with ``[]``.
+``complete_sessions_per_player``
+    player id -> how many complete sessions it has in total (the list above may be truncated).
+``starts_per_country_hour``
+    ``"YYYY-MM-DDTHH"`` (UTC) -> country -> number of distinct valid, non-expired starts that hour,
+    counted once per session however often the start was sent. Starts of sessions that never end
+    count; orphan ends have no start and do not.
+``starts``
+    every such start as ``[ts, country, session_id, player_id]`` sorted by ts, or null when not
+    kept (``truth_starts``; on by default for players * days <= 100,000). Needed to answer windows
+    that do not fall on whole hours.
+``invalid``, ``expired``, ``events``, ``complete_sessions``, ``valid_starts``, ``summary``, ``options``
+    counts from generation.
+
+All timestamps are RFC 3339 in UTC with ``Z``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "Truth",
+    "TruthSession",
+    "TruthStart",
+    "load_truth",
+    "parse_ts",
+    "shift_truth",
+    "starts_in_window",
+]
+
+_HOUR = timedelta(hours=1)
+
+def parse_ts(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TruthSession:
+    session_id: str
+    country: str
+    start: datetime
+    end: datetime
+    duration_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class TruthStart:
+    ts: datetime
+    country: str
+    session_id: str
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    now: datetime
+    retention: timedelta
+    window_start: datetime
+    sessions_per_player: int
+    players: dict[str, list[TruthSession]]
+    complete_sessions_per_player: dict[str, int]
+    starts_per_country_hour: dict[datetime, dict[str, int]]
+    starts: list[TruthStart] | None
+    invalid: int
+    expired: int
+    events: int
+    complete_sessions: int
+    valid_starts: int
+    raw: dict[str, Any]
+
+
+def load_truth(path: Path) -> Truth:
+    doc: dict[str, Any] = orjson.loads(path.read_bytes())
+    players = {
+        pid: [
+            TruthSession(s["session_id"], s["country"], parse_ts(s["start"]), parse_ts(s["end"]),
+                         s["duration_seconds"])
+            for s in sessions
+        ]
+        for pid, sessions in doc["players"].items()
+    }
+    hourly = {parse_ts(hour + ":00:00Z"): counts for hour, counts in doc["starts_per_country_hour"].items()}
+    starts = None
+    if doc.get("starts") is not None:
+        starts = [TruthStart(parse_ts(ts), country, sid, pid) for ts, country, sid, pid in doc["starts"]]
+    return Truth(
+        now=parse_ts(doc["now"]),
+        retention=timedelta(days=doc["retention_days"]),
+        window_start=parse_ts(doc["window_start"]),
+        sessions_per_player=doc["sessions_per_player"],
+        players=players,
+        complete_sessions_per_player=doc["complete_sessions_per_player"],
+        starts_per_country_hour=hourly,
+        starts=starts,
+        invalid=doc["invalid"],
+        expired=doc["expired"],
+        events=doc["events"],
+        complete_sessions=doc["complete_sessions"],
+        valid_starts=doc["valid_starts"],
+        raw=doc,
+    )
+
+
+def starts_in_window(truth: Truth, frm: datetime, to: datetime) -> dict[str, int]:
+    """Valid starts per country with ``frm <= ts < to``, by brute force over ``truth.starts``.
+
+    Without the start list only whole-hour bounds can be answered (from the hourly counts); any
+    other window raises ``ValueError``.
+    """
+    frm, to = frm.astimezone(UTC), to.astimezone(UTC)
+    counts: Counter[str] = Counter()
+    if truth.starts is not None:
+        for start in truth.starts:
+            if frm <= start.ts < to:
+                counts[start.country] += 1
+        return dict(sorted(counts.items()))
+    buckets = truth.starts_per_country_hour
+    # Buckets are whole UTC hours, or whole hours shifted by a rebase offset (`shift_truth`).
+    phase = next(iter(buckets), frm)
+    if (frm - phase) % _HOUR or (to - phase) % _HOUR:
+        raise ValueError("this truth file has no start list (generate with --truth-starts); "
+                         "only windows on the hourly bucket boundaries can be answered")
+    for hour, per_country in buckets.items():
+        if frm <= hour < to:
+            counts.update(per_country)
+    return dict(sorted(counts.items()))
+
+
+def shift_truth(truth: Truth, offset: timedelta) -> Truth:
+    """The truth with every instant moved by ``offset``.
+
+    That is what the service must answer after ``load --rebase-to-now`` moved every event by the
+    same offset (``LoadSummary.rebase_offset_seconds``): pairing, ordering and counts do not change.
+    Hourly buckets move too, so they stay exact but start at the shifted phase.
+    """
+    hourly = {hour + offset: counts for hour, counts in truth.starts_per_country_hour.items()}
+    starts = None
+    if truth.starts is not None:
+        starts = [dataclasses.replace(s, ts=s.ts + offset) for s in truth.starts]
+    return dataclasses.replace(
+        truth,
+        now=truth.now + offset,
+        window_start=truth.window_start + offset,
+        players={
+            pid: [dataclasses.replace(s, start=s.start + offset, end=s.end + offset) for s in sessions]
+            for pid, sessions in truth.players.items()
+        },
+        starts_per_country_hour=hourly,
+        starts=starts,
+    )
