@@ -103,7 +103,8 @@ class FlakyProxy:
 def small_file(tmp_path: Path, dataset: tuple[Path, Truth]) -> Iterator[Path]:
     import bz2
 
-    lines = bz2.open(dataset[0]).read().splitlines()[:300]
+    with bz2.open(dataset[0]) as handle:
+        lines = handle.read().splitlines()[:300]
     path = tmp_path / "small.jsonl"
     path.write_bytes(b"\n".join([*lines[:100], b"{this is not json", *lines[100:]]) + b"\n")
     yield path
