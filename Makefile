@@ -40,5 +40,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+## demo: generate a month of data, load it through the API, show three queries
+demo: install
+	bash scripts/demo.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
