@@ -9,7 +9,7 @@ from pathlib import Path
 CASSANDRA_VERSION = "5.0.9"  # the newest 5.0.x on Maven Central when pinned (5.0.10 is not published)
 DEFAULT_CQL_PORT = 9042
 STORAGE_PORT = 7000
-FIRST_JMX_PORT = 7100  # node i gets 7100 * i: 7100, 7200, 7300
+FIRST_JMX_PORT = 7100  # node i gets 7100 + 100 * (i - 1): 7100, 7200, 7300 (+ first_address - 1)
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
 MIN_FREE_DISK_BYTES = 2 * 1024**3
@@ -58,8 +58,10 @@ class LauncherConfig:
         return self.base_dir.resolve() / f"node{index}"
 
     def jmx_port(self, index: int) -> int:
-        # Local JMX always binds 127.0.0.1, so every node of every local cluster needs its own port.
-        return FIRST_JMX_PORT * index + self.first_address - 1
+        # Local JMX always binds 127.0.0.1, so every node of every local cluster needs its own port:
+        # node i of the cluster at first_address N gets 7100 + 100 * (i - 1) + (N - 1), e.g. 7110/7210/7310
+        # for N=11. (It was 7100 * i + N - 1, which gave node 2 port 14200 and node 3 port 21300.)
+        return FIRST_JMX_PORT + 100 * (index - 1) + self.first_address - 1
 
     def initial_token(self, index: int) -> str:
         return THREE_NODE_TOKENS[index - 1]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from player_sessions.cassandra_local.errors import LauncherError
 
 _COMPLETE_MARKER = ".complete"
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:2.8"
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -29,6 +31,22 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 """
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MAVEN_BOILERPLATE = ("To see the full", "Re-run Maven", "For more information", "[Help")
+
+
+def _maven_errors(output: str) -> str:
+    """Maven's [ERROR] lines without its boilerplate ("re-run with -e", help links), at most 10."""
+    # Even in batch mode (-B), Maven 3.8 writes ANSI reset sequences (ESC[0m) around its lines.
+    output = _ANSI.sub("", output)
+    errors = []
+    for line in output.splitlines():
+        text = line.removeprefix("[ERROR]").strip()
+        if line.startswith("[ERROR]") and text and not text.startswith(_MAVEN_BOILERPLATE):
+            errors.append(line)
+    return "\n".join(errors[:10] or output.strip().splitlines()[-15:])
+
+
 def jars_cached(jar_dir: Path) -> bool:
     return (jar_dir / _COMPLETE_MARKER).is_file()
 
@@ -42,9 +60,12 @@ def ensure_jars(version: str, jar_dir: Path, say: Callable[[str], None]) -> bool
     if jars_cached(jar_dir):
         return False
     if shutil.which("mvn") is None:
+        # Maven is only needed while the cache is empty: say which cache, so that pointing --cache-dir
+        # at a filled one (e.g. copied from another machine) is seen as the other way out.
         raise LauncherError(
-            "Maven (mvn) is not installed",
-            "install it (Debian: apt-get install maven) so the Cassandra jars can be resolved",
+            f"Maven (mvn) is not on PATH and the jar cache {jar_dir} is empty",
+            "install Maven (Debian: apt-get install maven) so the Cassandra jars can be resolved once, "
+            "or pass --cache-dir pointing at a filled cache",
         )
     jar_dir.parent.mkdir(parents=True, exist_ok=True)
     say(f"Resolving Apache Cassandra {version} jars with Maven into {jar_dir} (once, ~70 MB) ...")
@@ -55,7 +76,10 @@ def ensure_jars(version: str, jar_dir: Path, say: Callable[[str], None]) -> bool
         proc = subprocess.run(
             [
                 "mvn", "-B", "-q", "-f", str(work_dir / "pom.xml"),
-                "dependency:copy-dependencies",
+                # Fully qualified, not "dependency:copy-dependencies": with an unreachable Central the
+                # prefix form fails with the puzzling "No plugin found for prefix 'dependency'", this one
+                # with the transfer error. 2.8 is the version Maven 3.8's super-POM picks anyway.
+                f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={staging}",
             ],
@@ -64,11 +88,12 @@ def ensure_jars(version: str, jar_dir: Path, say: Callable[[str], None]) -> bool
             check=False,
         )
         if proc.returncode != 0 or not any(staging.glob("cassandra-all-*.jar")):
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise LauncherError(
-                f"Maven could not resolve org.apache.cassandra:cassandra-all:{version}",
-                "check that Maven Central is reachable (or pre-fill ~/.m2), then run `db start` again",
-                details=tail,
+                f"Maven could not resolve org.apache.cassandra:cassandra-all:{version} "
+                f"(mvn exit {proc.returncode})",
+                "check that Maven Central (https://repo.maven.apache.org) is reachable, or pre-fill ~/.m2, "
+                "then run `db start` again; Maven's errors are below",
+                details=_maven_errors(proc.stdout + proc.stderr),
             )
         (staging / _COMPLETE_MARKER).write_text(version + "\n")
         if jar_dir.exists():

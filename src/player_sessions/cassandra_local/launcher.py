@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from player_sessions.cassandra_local import preflight
 from player_sessions.cassandra_local.config import MIN_FREE_DISK_BYTES, STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.errors import LauncherError
 from player_sessions.cassandra_local.jars import ensure_jars
-from player_sessions.cassandra_local.node import Node, nodetool_up_count
+from player_sessions.cassandra_local.node import Node, nodetool_status
 from player_sessions.cassandra_local.probe import ask_cql
 
 Say = Callable[[str], None]
@@ -77,15 +78,20 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
         answer = ask_cql(first.address, config.cql_port, username=user, password=password)
         if answer is None:
             raise LauncherError(
-                f"port {config.cql_port} on {first.address} is taken by something that is not "
-                "Cassandra (or a Cassandra that refuses our query)",
-                "stop that process, or pass --cql-port to use another port",
+                f"port {config.cql_port} on {first.address} is taken by a process that does not answer "
+                "CQL (not Cassandra, or one that refuses our query, e.g. with password auth)",
+                f"stop it (`ss -ltnp 'sport = :{config.cql_port}'` shows it), or use other addresses "
+                "or ports with --first-address / --cql-port",
             )
         say(f"A Cassandra {answer.release_version} not started by this launcher already answers on "
             f"{first.address}:{config.cql_port}; using it.")
         return StartResult(False, time.monotonic() - began, False, answer.release_version)
 
-    preflight.check_java()
+    java = preflight.check_java()
+    if java > preflight.MAX_JAVA:
+        # Not refused: newer JDKs may work with extra flags, but a failure is then most likely this.
+        say(f"warning: Java {java} is newer than Cassandra 5.0 supports (11 or 17); if the node does "
+            "not start, put JDK 17 first on PATH")
     preflight.check_disk(config.base_dir.resolve(), MIN_FREE_DISK_BYTES)
     downloaded = ensure_jars(config.version, config.jar_dir, say)
     _state_file(config).parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +107,7 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
             say(f"Starting Cassandra {config.version} node {node.index} on {node.address}:"
                 f"{config.cql_port} (pid {pid}, heap {config.heap_size}, data in {node.dir}) ...")
         # Nodes join one at a time: the seed first, then each other node once the ring is stable.
-        answer = _wait_for_cql(node, config, began)
-        version = answer
+        version = _wait_for_cql(node, config, began)
     if len(nodes) > 1:
         _wait_for_ring(nodes, config, began, say)
     seconds = time.monotonic() - began
@@ -129,14 +134,17 @@ def _fail_start(node: Node, config: LauncherConfig, why: str) -> LauncherError:
     details = node.last_log_lines()
     for started in _nodes(config):
         started.kill()
-    return LauncherError(why, f"see {node.log_file} (the last lines are below)", details=details)
+    # Name the file the lines below come from (stdout.log when the JVM died before logging started).
+    return LauncherError(why, f"see {node.written_log()} (the last lines are below)", details=details)
 
 
 def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
     user, password = _credentials(config)
     while True:
         if not node.is_running():
-            raise _fail_start(node, config, f"Cassandra node {node.index} exited during start-up")
+            cause = node.fatal_cause()
+            raise _fail_start(node, config, f"Cassandra node {node.index} exited during start-up"
+                                            + (f" ({cause})" if cause else ""))
         if time.monotonic() - began > config.ready_timeout_s:
             raise _fail_start(node, config, f"Cassandra node {node.index} was not ready in "
                                             f"{config.ready_timeout_s:.0f}s")
@@ -148,14 +156,20 @@ def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
 
 
 def _wait_for_ring(nodes: list[Node], config: LauncherConfig, began: float, say: Say) -> None:
+    last_said = -1
     while True:
-        up = nodetool_up_count(nodes[0])
-        if up == len(nodes):
+        ring = nodetool_status(nodes[0])
+        if ring.up == len(nodes):
             return
         if time.monotonic() - began > config.ready_timeout_s:
-            raise _fail_start(nodes[0], config, f"only {up} of {len(nodes)} nodes are UN after "
-                                                f"{config.ready_timeout_s:.0f}s")
-        say(f"  {up} of {len(nodes)} nodes UN; waiting ...")
+            why = f"only {ring.up} of {len(nodes)} nodes are UN after {config.ready_timeout_s:.0f}s"
+            if ring.error:
+                # Without this, a nodetool that cannot run at all looked like "0 of 3 nodes are UN".
+                why += f" (nodetool failed: {ring.error.splitlines()[-1]})"
+            raise _fail_start(nodes[0], config, why)
+        if ring.up != last_said:  # one line per change, not one per second
+            say(f"  {ring.up} of {len(nodes)} nodes UN; waiting ...")
+            last_said = ring.up
         time.sleep(1.0)
 
 
@@ -163,10 +177,12 @@ def stop(config: LauncherConfig, say: Say = _print, wipe: bool = False) -> int:
     """Stop every node this launcher started (by recorded pid). Returns how many were running."""
     count = _recorded_node_count(config) or max(config.nodes, 3)
     was_running = 0
-    for node in reversed(_nodes(config, count)):
-        if not node.pid_file.exists():
-            continue
-        outcome = node.stop(config.stop_timeout_s)
+    nodes = [node for node in reversed(_nodes(config, count)) if node.pid_file.exists()]
+    # All nodes at once: a graceful stop takes ~5-7 s per node (drain, shutdown announcement over
+    # gossip), so one after the other a 3-node cluster took ~20 s to stop.
+    with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
+        outcomes = list(pool.map(lambda node: node.stop(config.stop_timeout_s), nodes))
+    for node, outcome in zip(nodes, outcomes, strict=True):
         if outcome != "not running":
             was_running += 1
         say(f"node {node.index} ({node.address}): {outcome}")

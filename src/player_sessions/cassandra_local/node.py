@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,6 +18,8 @@ from player_sessions.cassandra_local.jars import jamm_agent
 
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 NODETOOL_CLASS = "org.apache.cassandra.tools.NodeTool"
+# "org.apache.cassandra.exceptions.ConfigurationException: message" -> ("ConfigurationException", message)
+_EXCEPTION_LINE = re.compile(r"(?:[\w$]+\.)*(\w+(?:Exception|Error)): (.+)")
 
 
 def _template(name: str) -> str:
@@ -98,6 +102,9 @@ class Node:
             f"-Dlogback.configurationFile={self.conf_dir / 'logback.xml'}",
             f"-Dcassandra.jmx.local.port={self.jmx_port}",
             f"-Djna.tmpdir={self.dir / 'tmp'}",
+            # lz4-java and snappy unpack their native libraries into java.io.tmpdir, and a node that is
+            # SIGKILLed (a failed start) leaves them behind in /tmp; keep them in the node dir instead.
+            f"-Djava.io.tmpdir={self.dir / 'tmp'}",
             f"-Dcassandra.triggers_dir={self.conf_dir / 'triggers'}",
             "-cp",
             f"{self.conf_dir}:{jar_dir}/*",
@@ -110,7 +117,7 @@ class Node:
     def spawn(self) -> int:
         env = dict(os.environ, MALLOC_ARENA_MAX="4")
         with self.stdout_file.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
+            proc = subprocess.Popen(  # our own fixed command line, no shell
                 self.jvm_command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -155,6 +162,7 @@ class Node:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.is_running():
+                _wait_exited(pid)
                 self.pid_file.unlink(missing_ok=True)
                 return "stopped"
             _reap(pid)
@@ -163,6 +171,7 @@ class Node:
         while self.is_running():
             _reap(pid)
             time.sleep(0.1)
+        _wait_exited(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"killed after {timeout_s:.0f}s"
 
@@ -174,13 +183,46 @@ class Node:
             while self.is_running():
                 _reap(pid)
                 time.sleep(0.1)
+            _wait_exited(pid)
         self.pid_file.unlink(missing_ok=True)
 
-    def last_log_lines(self, count: int = 25) -> str:
+    def written_log(self) -> Path:
+        """system.log once logback has started; before that (a JVM that cannot even start, like one
+        with a bad -Xmx) the only output is the JVM's own, in stdout.log."""
         for source in (self.log_file, self.stdout_file):
             if source.is_file() and source.stat().st_size:
-                return "\n".join(source.read_text(errors="replace").splitlines()[-count:])
+                return source
+        return self.log_file
+
+    def last_log_lines(self, count: int = 25, width: int = 300) -> str:
+        source = self.written_log()
+        if source.is_file() and source.stat().st_size:
+            lines = source.read_text(errors="replace").splitlines()[-count:]
+            # Early in start-up the log holds the whole config and classpath on single ~10 KB lines.
+            return "\n".join(line if len(line) <= width else line[:width] + " [...]" for line in lines)
         return "(no log written yet)"
+
+    def fatal_cause(self) -> str:
+        """Why a node that exited during start-up died, in one line ("" if the log does not say).
+
+        Cassandra logs "ERROR ... Fatal exception during initialization" followed by the exception, e.g.
+        "ConfigurationException: Saved cluster name a != configured name b"; a JVM that never started
+        (bad -Xmx) only writes to stdout.log, and its last line is the reason.
+        """
+        source = self.written_log()
+        if not source.is_file():
+            return ""
+        lines = source.read_text(errors="replace").splitlines()[-300:]
+        if source == self.stdout_file:
+            return next((line.strip()[:200] for line in reversed(lines) if line.strip()), "")
+        for i in range(len(lines) - 1, -1, -1):
+            if lines[i].startswith("ERROR"):
+                for follow in lines[i + 1 : i + 3]:
+                    found = _EXCEPTION_LINE.match(follow.strip())
+                    if found:
+                        return f"{found.group(1)}: {found.group(2)}"[:200]
+                return lines[i].split(" - ", 1)[-1].strip()[:200]
+        return ""
 
     def data_bytes(self) -> int:
         total = 0
@@ -193,25 +235,73 @@ class Node:
 
 def _reap(pid: int) -> None:
     # When this process spawned the node (tests do), the dead JVM stays a zombie until waited for.
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent (or init) reaps it
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
-def nodetool_up_count(node: Node) -> int:
-    """How many nodes `nodetool status` shows as UN (up, normal)."""
+def _exited(pid: int) -> bool:
+    """True once every thread of `pid` has exited: the process is gone, or a zombie with no live thread."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("State", "").strip()[:1] in ("Z", "X") and int(fields.get("Threads", "1")) <= 1
+
+
+def _wait_exited(pid: int, timeout_s: float = 15.0) -> None:
+    """Wait until the JVM has closed its sockets, after is_running() has turned false.
+
+    is_running() goes false as soon as the JVM's main thread exits (its /proc cmdline empties), but the
+    other threads still hold the process's files: for ~0.2-0.4 s the CQL/JMX/storage ports stay bound,
+    and a `db start` right after `db stop` failed with "the JMX port 127.0.0.1:7120 ... is already taken".
+    The files are released with the last thread, when /proc/<pid>/status shows Threads: 1 (a zombie) or
+    the pid is gone. Bounded, and it never signals: after that the pid may belong to someone else.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not _exited(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.02)
+
+
+def _module_flags() -> list[str]:
+    """The JDK 17 --add-exports/--add-opens lines of jvm17.options.
+
+    Cassandra's tool classes need them as much as the daemon does: without them NodeTool dies in
+    FileUtils' static initialiser ("access to public member failed: sun.nio.ch.DirectBuffer.cleaner").
+    """
+    return [
+        line.strip()
+        for line in _template("jvm17.options").splitlines()
+        if line.strip().startswith(("--add-exports", "--add-opens"))
+    ]
+
+
+@dataclass(frozen=True)
+class NodetoolStatus:
+    up: int  # how many nodes `nodetool status` shows as UN (up, normal)
+    error: str  # "" when nodetool ran; otherwise the last lines of its output, for the error message
+
+
+def nodetool_status(node: Node) -> NodetoolStatus:
+    """Run `nodetool status` (over the node's local JMX port) and count the UN lines."""
     jar_dir = node.config.jar_dir
-    proc = subprocess.run(  # noqa: S603
-        [
-            "java", "-Xmx128m", "-cp", f"{node.conf_dir}:{jar_dir}/*",
-            f"-Dlogback.configurationFile={node.conf_dir / 'logback.xml'}",
-            f"-Dcassandra.logdir={node.log_dir}",
-            NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), "status",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    return sum(1 for line in proc.stdout.splitlines() if line.startswith("UN "))
+    command = [
+        "java", "-Xmx128m", *_module_flags(), "-cp", f"{node.conf_dir}:{jar_dir}/*",
+        f"-Dlogback.configurationFile={node.conf_dir / 'logback.xml'}",
+        # Not the node's own log dir: two JVMs appending to one rolling system.log interleave and
+        # fight over the roll-over. nodetool's own errors land in logs/nodetool/system.log.
+        f"-Dcassandra.logdir={node.log_dir / 'nodetool'}",
+        # NodeTool appends every command to ~/.cassandra/nodetool.history; keep it in the node dir.
+        f"-Duser.home={node.dir / 'tmp'}",
+        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), "status",
+    ]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        return NodetoolStatus(0, f"nodetool status on JMX port {node.jmx_port} took over 60s")
+    up = sum(1 for line in proc.stdout.splitlines() if line.startswith("UN "))
+    error = ""
+    if proc.returncode != 0:
+        error = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+    return NodetoolStatus(up, error)

@@ -18,7 +18,8 @@ def java_major_version() -> int:
     java = shutil.which("java")
     if java is None:
         raise LauncherError(
-            "Java is not installed", "install JDK 17 (Debian: apt-get install openjdk-17-jdk-headless)"
+            "Java (java) is not on PATH",
+            "install JDK 17 (Debian: apt-get install openjdk-17-jdk-headless) or put its bin/ on PATH",
         )
     proc = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
