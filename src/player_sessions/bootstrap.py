@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from player_sessions.config import Settings
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import refresh_recent
+from player_sessions.services.counts import refresh_backlog, refresh_recent
 from player_sessions.store.base import SessionStore
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger("player_sessions")
 RECONNECT_DELAY_S = 2.0
+BACKLOG_DAYS_PER_PASS = 200
 
 
 @dataclass
@@ -70,9 +71,16 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
 async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
     # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
     # case on fresh rollups. Older stale rollups are recounted by the first query that needs them.
+    # Older stale rollups (a bulk load, late events) are worked off in bounded passes, back to back
+    # while a backlog remains, so a year-long window soon reads fresh day rollups only.
+    backlog = 0
     while True:
-        await asyncio.sleep(runtime.settings.rollup_interval)
+        if backlog < BACKLOG_DAYS_PER_PASS:
+            await asyncio.sleep(runtime.settings.rollup_interval)
         try:
             await refresh_recent(store, runtime.clock, runtime.settings.retention)
+            backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
+                                            BACKLOG_DAYS_PER_PASS)
         except StoreError as exc:
+            backlog = 0
             log.warning("rollup refresh skipped: %s", exc)

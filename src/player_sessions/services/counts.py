@@ -154,7 +154,28 @@ class _Counter:
 
 
 async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta) -> None:
-    """The background task's one pass: recount the stale rollups of yesterday and today."""
+    """Recount the stale rollups of yesterday and today: the hours ingest keeps touching."""
     now = clock.now()
     frm = max(day_floor(now) - DAY, now - retention)
     await count_window(store, frm, now, now, retention)
+
+
+async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int) -> int:
+    """Recount up to `max_days` stale (day, country) rollups anywhere in the retention.
+
+    After a bulk load or late events into old days, this keeps long windows (e.g. a year) on fresh
+    day rollups instead of leaving their recount to the first query. Returns how many it recounted.
+    """
+    now = clock.now()
+    first = day_floor(now - retention)
+    last = day_floor(now)
+    stale: list[CountRow] = []
+    for year in range(first.year, last.year + 1):
+        lo = max(first, first.replace(year=year, month=1, day=1))
+        hi = min(last, last.replace(year=year, month=12, day=31))
+        stale += [row for row in await store.day_rows(year, lo, hi) if not row.fresh]
+        if len(stale) >= max_days:
+            break
+    counter = _Counter(store, now, retention)
+    await _all([partial(counter.recount_day, row) for row in stale[:max_days]])
+    return min(len(stale), max_days)
