@@ -144,7 +144,21 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
     ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
     ("--request-timeout", {"type": float, "help": "seconds before a request gives up with 503 (default 60)"}),
+    ("--body-timeout", {"type": float, "help": "seconds a request body may pause, and the grace before "
+                        "--body-min-rate applies; then 408 (default 30)"}),
+    ("--body-min-rate", {"type": float, "help": "bytes/s a body must average after --body-timeout "
+                         "(default 16384; 0 = none)"}),
+    ("--max-ingest-requests", {"type": int, "help": "POST /events requests parsed and stored at once per "
+                               "process; bounds memory (default 2)"}),
+    ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
+                         "before 503 + Retry-After (default 5)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),
+    ("--log-format", {"choices": ("text", "json"), "help": "log lines as readable text or one JSON object "
+                      "per line (default text)"}),
+    ("--api-keys-file", {"help": "file of `name:key` lines (see README, Operating); POST and DELETE then "
+                         "need `Authorization: Bearer <key>`"}),
+    ("--protect-reads", {"action": "store_const", "const": True,
+                         "help": "with --api-keys-file, GET routes (not /health) need a key too"}),
 ]
 
 

@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
     request_timeout: float = Field(60.0, gt=0, description="seconds a request may take before 503")
+    # Limits and back-pressure (docs/reliability.md)
+    body_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause, and the grace "
+                                "before --body-min-rate applies; 408 after")
+    body_min_rate: float = Field(16_384, ge=0, description="bytes/s a request body must average after "
+                                 "--body-timeout seconds (0: no minimum)")
+    max_ingest_requests: int = Field(2, ge=1, le=1000, description="POST /events bodies read, parsed and "
+                                     "stored at once per process (bounds memory)")
+    queue_timeout: float = Field(5.0, gt=0, description="seconds a request waits for an ingest slot or a "
+                                 "Cassandra write slot before 503 + Retry-After")
 
     # Cassandra
     contact_points: str = Field("127.0.0.1", description="comma-separated Cassandra addresses")
@@ -49,6 +58,12 @@ class Settings(BaseSettings):
     retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")
     clock: datetime | None = Field(None, description="freeze 'now' at this instant (replay old data)")
     rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
+
+    # Operations (issue 8): logs and API keys
+    log_format: Literal["text", "json"] = Field("text", description="log lines as readable text or JSON")
+    api_keys_file: str | None = Field(None, description="file of `name:key` lines; when set, POST and "
+                                      "DELETE need `Authorization: Bearer <key>`")
+    protect_reads: bool = Field(False, description="with --api-keys-file, GET routes need a key too")
 
     @field_validator("retention", mode="before")
     @classmethod

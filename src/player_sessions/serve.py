@@ -9,7 +9,7 @@ import sys
 import time
 
 from player_sessions.config import Settings
-from player_sessions.store.errors import SchemaError, StoreUnavailable
+from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreUnavailable
 
 SCHEMA_WAIT_S = 120.0
 
@@ -44,11 +44,38 @@ async def ensure_schema(settings: Settings, wait_s: float = SCHEMA_WAIT_S) -> No
 
 
 def run_server(settings: Settings) -> int:
+    from player_sessions import logsetup, metrics
+
+    logsetup.configure(settings.log_format)
+    # Before anything imports prometheus_client (the store does): with --workers N it then runs in
+    # multi-process mode here and in every worker, which inherit the variable.
+    metrics_dir = metrics.prepare_multiprocess_dir(settings.workers)
+    try:
+        return _run(settings)
+    finally:
+        metrics.remove_multiprocess_dir(metrics_dir)
+
+
+def _run(settings: Settings) -> int:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from player_sessions import logsetup
+    from player_sessions.api.auth import ApiKeysError, load_api_keys
+
+    if settings.api_keys_file:
+        try:
+            keys = load_api_keys(settings.api_keys_file)
+        except ApiKeysError as exc:
+            print(f"error: --api-keys-file: {exc}", file=sys.stderr)
+            return 1
+        logging.getLogger("player_sessions").info(
+            "API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
+            ", GET too" if settings.protect_reads else "")
     try:
         asyncio.run(ensure_schema(settings))
+    except StoreAuthFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (StoreUnavailable, SchemaError) as exc:
         print(f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
               file=sys.stderr)
@@ -67,5 +94,6 @@ def run_server(settings: Settings) -> int:
         http="httptools",
         log_level="warning",
         timeout_graceful_shutdown=10,
+        log_config=logsetup.log_config(settings.log_format),
     )
     return 0

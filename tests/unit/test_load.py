@@ -287,6 +287,7 @@ def test_unauthorised_stops_and_names_the_api_key(tmp_path: Path) -> None:
     assert summary.exit_code == 1
     assert summary.error is not None and "--api-key" in summary.error
     assert service.headers[0]["authorization"] == "Bearer secret"
+    assert "x-api-key" not in service.headers[0]  # the key travels in one header only
 
 
 def test_gives_up_after_continuous_failures(tmp_path: Path) -> None:

@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from player_sessions import __version__
+from player_sessions import __version__, metrics
+from player_sessions.api import dashboard
+from player_sessions.api import metrics as metrics_route
+from player_sessions.api.auth import AUTH_RESPONSES, authorize, load_api_keys
 from player_sessions.api.errors import install_error_handlers
 from player_sessions.api.models import EventIn, EventsIn
+from player_sessions.api.observe import ObserveMiddleware
 from player_sessions.api.responses import JsonResponse
 from player_sessions.api.routes import router
 from player_sessions.bootstrap import Runtime, build_runtime, start_runtime, stop_runtime
@@ -29,6 +33,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         finally:
             await stop_runtime(rt)
+            metrics.process_exiting()
 
     app = FastAPI(
         title="player-sessions",
@@ -38,7 +43,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    app.include_router(router)
+    # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
+    app.state.api_keys = load_api_keys(rt.settings.api_keys_file) if rt.settings.api_keys_file else None
+    app.state.protect_reads = rt.settings.protect_reads
+    app.include_router(router, dependencies=[Depends(authorize)], responses=AUTH_RESPONSES)
+    app.include_router(metrics_route.router, dependencies=[Depends(authorize)])
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
+    app.add_middleware(ObserveMiddleware)
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

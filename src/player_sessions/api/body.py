@@ -1,13 +1,26 @@
-"""Reading and decoding a POST /events body within limits (bytes, decompressed bytes, events)."""
+"""Reading and decoding a POST /events body within limits: bytes, decompressed bytes, events, time
+(a body that pauses or trickles in is refused with 408), and how many bodies one process holds at once
+(`ingest_slot`: the memory bound, 503 + Retry-After when every slot stays busy)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import zlib
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import orjson
+from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
-from player_sessions.api.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+from player_sessions.api.errors import (
+    BadRequest,
+    Busy,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMedia,
+)
 from player_sessions.services.ingest import NotJson
 
 JSON_TYPES = frozenset({"application/json"})
@@ -26,10 +39,63 @@ def media_type(content_type: str | None) -> str:
     )
 
 
+class IngestGate:
+    """At most `slots` POST /events requests of this process read, parse and store their body at once.
+
+    A 100,000-event body costs ~200 MB once parsed and while being written, so this count, not the
+    number of connections, is what bounds the process's memory. A request that finds no free slot
+    within `wait_s` is refused with 503 + Retry-After before its body is read: nothing was stored,
+    and the retry is safe. Waiting requests hold no body (the socket's flow control stops the sender).
+    """
+
+    def __init__(self, slots: int, wait_s: float) -> None:
+        self.slots = slots
+        self.wait_s = wait_s
+        self._free = asyncio.Semaphore(slots)
+
+    async def acquire(self) -> None:
+        if not self._free.locked():
+            await self._free.acquire()
+            return
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._free.acquire()
+        except TimeoutError:
+            raise Busy("request", f"all {self.slots} ingest slots of this process stayed busy for "
+                       f"{self.wait_s:g}s; nothing was stored, retry later") from None
+
+    def release(self) -> None:
+        self._free.release()
+
+
+async def ingest_slot(request: Request) -> AsyncIterator[None]:
+    """FastAPI dependency: holds one of the process's ingest slots for the duration of the request."""
+    state = request.app.state
+    gate: IngestGate | None = getattr(state, "ingest_gate", None)
+    if gate is None:
+        settings = state.runtime.settings
+        gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.queue_timeout)
+    await gate.acquire()
+    try:
+        yield
+    finally:
+        gate.release()
+
+
+IngestSlot = Annotated[None, Depends(ingest_slot)]
+
+
 async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None, encoding: str | None,
-                       max_bytes: int) -> bytes:
-    """The body, refused with 413 as soon as it (or its decompressed form) passes max_bytes."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
+                       max_bytes: int, *, body_timeout: float | None = None,
+                       min_rate: float = 0.0) -> bytes:
+    """The body, refused with 413 as soon as it (or its decompressed form) passes max_bytes.
+
+    With `body_timeout`, 408 when the next chunk takes longer than that, or when the body falls below
+    an average of `min_rate` bytes/s after a grace of `body_timeout` seconds (n bytes may take
+    body_timeout + n / min_rate seconds): a client that trickles its body cannot hold a slot forever.
+    """
+    declared = (content_length or "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
     enc = (encoding or "identity").strip().lower()
     if enc not in ("identity", "gzip", "deflate"):
@@ -39,8 +105,31 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
     parts: list[bytes] = []
     size = 0
     raw_size = 0
+    iterator = aiter(chunks)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
-        async for chunk in chunks:
+        while True:
+            try:
+                if body_timeout is None:
+                    chunk = await anext(iterator)
+                else:
+                    deadline = started + body_timeout + (raw_size / min_rate if min_rate > 0 else math.inf)
+                    wait = min(body_timeout, deadline - loop.time())
+                    if wait <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(wait):
+                        chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                rate = (f", at least {min_rate:g} bytes/s after the first {body_timeout:g}s"
+                        if min_rate > 0 else "")
+                raise RequestTimeout(
+                    "body", f"arrived too slowly ({raw_size} bytes in {loop.time() - started:.1f}s): "
+                    f"no pause over {body_timeout:g}s{rate}") from None
+            except ClientDisconnect:
+                raise BadRequest("body", "the client disconnected before sending the whole body") from None
             raw_size += len(chunk)
             if raw_size > max_bytes:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
@@ -55,6 +144,8 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
             size += len(tail)
             if size > max_bytes or inflater.unconsumed_tail:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes once decompressed")
+            if not inflater.eof:
+                raise BadRequest("body", f"truncated {enc} data")
             parts.append(tail)
     except zlib.error as exc:
         raise BadRequest("body", f"not valid {enc} data") from exc

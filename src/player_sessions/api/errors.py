@@ -3,8 +3,12 @@
     Exception
      ├── HttpError (this module)          request-level problems found by the HTTP layer
      │    ├── BadRequest          400     body not JSON/NDJSON, empty batch, wrong top level
+     │    ├── Unauthorized        401     API keys are on and no `Authorization: Bearer` was sent
+     │    ├── Forbidden           403     a Bearer key that is not in --api-keys-file
+     │    ├── RequestTimeout      408     the body paused or trickled (--body-timeout, --body-min-rate)
      │    ├── PayloadTooLarge     413     over max_events or max_body_bytes (also decompressed)
-     │    └── UnsupportedMedia    415     a content type other than JSON / NDJSON
+     │    ├── UnsupportedMedia    415     a content type other than JSON / NDJSON
+     │    └── Busy                503     + Retry-After: every ingest slot stayed busy (--queue-timeout)
      ├── domain.errors.InvalidRequest 400 a query parameter breaks a rule (field + rule)
      ├── store.errors.StoreUnavailable 503 + Retry-After: Cassandra can't take it now; retry is safe
      ├── store.errors.StoreError      500 a bug of ours in CQL: logged with its detail
@@ -29,6 +33,7 @@ RETRY_AFTER_S = 2
 
 class HttpError(Exception):
     status = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
@@ -40,12 +45,43 @@ class BadRequest(HttpError):
     status = 400
 
 
+class Unauthorized(HttpError):
+    status = 401
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(field, rule)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="player-sessions"'}
+
+
+class Forbidden(HttpError):
+    status = 403
+
+
+class RequestTimeout(HttpError):
+    status = 408
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(field, rule)
+        # The client is too slow to be worth waiting for: close instead of reading the rest of its body.
+        self.headers = {"Connection": "close"}
+
+
 class PayloadTooLarge(HttpError):
     status = 413
 
 
 class UnsupportedMedia(HttpError):
     status = 415
+
+
+class Busy(HttpError):
+    """Back-pressure: nothing was read or stored; the client retries after Retry-After."""
+
+    status = 503
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(field, rule)
+        self.headers = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 def error_body(message: str, field: str | None = None, **extra: object) -> dict[str, object]:
@@ -59,7 +95,7 @@ def error_body(message: str, field: str | None = None, **extra: object) -> dict[
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _http_error(_: Request, exc: HttpError) -> JsonResponse:
-        return JsonResponse(error_body(str(exc), exc.field), status_code=exc.status)
+        return JsonResponse(error_body(str(exc), exc.field), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest) -> JsonResponse:

@@ -20,7 +20,7 @@ class EventIn(BaseModel):
 
 
 class EventsIn(BaseModel):
-    events: list[EventIn]
+    events: list[EventIn] = Field(min_length=1, max_length=100_000)
 
 
 class EventErrorOut(BaseModel):
@@ -77,3 +77,11 @@ class HealthOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     field: str | None = None
+
+
+class ErasedPlayerOut(BaseModel):
+    player_id: str
+    removed: dict[str, int] = Field(description="rows deleted per table", examples=[{
+        "session_halves": 3, "sessions_by_player": 2, "starts_by_country_hour": 3,
+        "player_sessions_index": 3}])
+    rollups_marked_stale: int = Field(description="(country, hour) counts recounted at the next query")

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from player_sessions.api.body import decode_events, media_type, read_limited
+from player_sessions import metrics
+from player_sessions.api.body import IngestSlot, decode_events, media_type, read_limited
 from player_sessions.api.errors import error_body
 from player_sessions.api.models import (
     CountryStartsOut,
+    ErasedPlayerOut,
     ErrorOut,
     HealthOut,
     IngestResultOut,
@@ -21,6 +23,7 @@ from player_sessions.api.models import (
 from player_sessions.api.responses import JsonResponse
 from player_sessions.bootstrap import Runtime
 from player_sessions.services.counts import starts_per_country
+from player_sessions.services.erase import erase_player
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.services.sessions import last_sessions
 from player_sessions.services.starts import country_starts
@@ -69,16 +72,20 @@ _EVENTS_BODY = {
     openapi_extra=_EVENTS_BODY,
     responses={
         **ERRORS,
+        408: {"model": ErrorOut, "description": "the body paused or arrived too slowly"},
         413: {"model": ErrorOut, "description": "too many events or too many bytes"},
         415: {"model": ErrorOut, "description": "content type is not JSON or NDJSON"},
     },
 )
-async def post_events(request: Request, rt: RuntimeDep) -> JsonResponse:
+async def post_events(request: Request, rt: RuntimeDep, _slot: IngestSlot) -> JsonResponse:
     settings = rt.settings
     kind = media_type(request.headers.get("content-type"))
     body = await read_limited(request.stream(), request.headers.get("content-length"),
-                              request.headers.get("content-encoding"), settings.max_body_bytes)
+                              request.headers.get("content-encoding"), settings.max_body_bytes,
+                              body_timeout=settings.body_timeout, min_rate=settings.body_min_rate)
     events = decode_events(body, kind, settings.max_events)
+    request.state.events = len(events)  # for the access log line
+    del body  # up to max_body_bytes: not held while the events are stored
     store = rt.require_store()
     try:
         result = await asyncio.wait_for(
@@ -87,6 +94,8 @@ async def post_events(request: Request, rt: RuntimeDep) -> JsonResponse:
         )
     except TimeoutError as exc:
         raise StoreUnavailable(f"the batch was not acknowledged in {settings.request_timeout:.0f}s") from exc
+    metrics.record_ingest(result.stored, result.expired, ((e.field, e.rule) for _, e in result.errors),
+                          result.received)
     return JsonResponse({
         "received": result.received,
         "stored": result.stored,
@@ -112,6 +121,14 @@ async def get_player_sessions(
             for s in sessions
         ],
     })
+
+
+@router.delete("/players/{player_id}", response_model=ErasedPlayerOut, status_code=202, responses=ERRORS,
+               summary="Erase a player: their events and sessions from every table, and from the counts")
+async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
+    erased = await erase_player(rt.require_store(), rt.clock, rt.settings.retention, player_id)
+    return JsonResponse({"player_id": erased.player_id, "removed": erased.removed,
+                         "rollups_marked_stale": erased.rollups_marked_stale}, status_code=202)
 
 
 @router.get("/session-starts", response_model=StartCountsOut, responses=ERRORS,

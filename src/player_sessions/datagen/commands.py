@@ -162,7 +162,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-request timeout")
     # No default shown: it would print the key from the environment in --help.
     parser.add_argument("--api-key", default=None, metavar="KEY",
-                        help="sent as 'Authorization: Bearer KEY' and 'X-API-Key'; "
+                        help="sent as 'Authorization: Bearer KEY'; "
                         "falls back to $PLAYER_SESSIONS_API_KEY")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="a live progress line on stderr")

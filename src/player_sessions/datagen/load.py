@@ -548,7 +548,6 @@ class _Loader:
         headers = {"Content-Type": _CONTENT_TYPE, "Accept": "application/json"}
         if self.o.api_key:
             headers["Authorization"] = f"Bearer {self.o.api_key}"
-            headers["X-API-Key"] = self.o.api_key
         timeout = httpx.Timeout(self.o.timeout, connect=min(10.0, self.o.timeout))
         limits = httpx.Limits(max_connections=self.o.concurrency,
                               max_keepalive_connections=self.o.concurrency)

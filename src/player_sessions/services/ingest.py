@@ -1,7 +1,8 @@
 """Ingest a batch: validate every event, store the valid ones idempotently, pair halves into sessions.
 
 Order of writes (each step awaits Cassandra's acknowledgement before the next):
-1. every event's half-row and every start's raw row (concurrently);
+1. every event's half-row, every start's raw row and the player index row of each session
+   (player_sessions_index: what DELETE /players/{id} needs to find them), concurrently;
 2. the hour count marks, then the day count marks (hour first: a day recount that sees the day's new
    mark must also see the hour's, see services/counts.py);
 3. the pairing read of every session not completed inside the batch (write-then-read: of two halves
@@ -109,7 +110,7 @@ async def store_events(events: Sequence[Event], store: SessionStore, now: dateti
         for e in events
         if e.kind is EventKind.START and e.country is not None
     ]
-    await asyncio.gather(store.put_halves(halves), store.put_starts(starts))
+    await asyncio.gather(store.put_halves(halves), store.put_starts(starts), store.index_sessions(halves))
 
     if starts:
         touches = {

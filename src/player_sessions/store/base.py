@@ -72,6 +72,16 @@ class StartRow:
     player_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class PlayerFootprint:
+    """Everything one player has stored, as found by DELETE /players/{player_id} before it deletes."""
+
+    indexed_sessions: int  # rows in player_sessions_index
+    complete_sessions: int  # rows in sessions_by_player
+    session_ids: frozenset[uuid.UUID]  # every session (index and sessions_by_player): session_halves keys
+    starts: frozenset[tuple[str, datetime, uuid.UUID]]  # (country, ts, session_id): raw start rows
+
+
 class SessionStore(Protocol):
     async def ping(self) -> None: ...
 
@@ -81,6 +91,12 @@ class SessionStore(Protocol):
     async def put_sessions(self, writes: Sequence[SessionWrite]) -> None: ...
     async def put_starts(self, writes: Sequence[StartWrite]) -> None: ...
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
+    async def index_sessions(self, writes: Sequence[HalfWrite]) -> None: ...
+
+    # erase a player
+    async def player_footprint(self, player_id: str) -> PlayerFootprint: ...
+    async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None: ...
+    async def drop_player_index(self, player_id: str) -> None: ...
 
     # sessions
     async def last_sessions(self, player_id: str, horizon: datetime, limit: int) -> list[Session]: ...

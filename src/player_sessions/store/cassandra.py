@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from cassandra import ConsistencyLevel, DriverException, InvalidRequest
+from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import (
@@ -26,6 +26,7 @@ from cassandra.policies import (
 )
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
 from player_sessions.config import Settings
 from player_sessions.domain.sessions import Session as PlayerSession
@@ -35,11 +36,12 @@ from player_sessions.store.base import (
     CountRow,
     CountTouch,
     HalfWrite,
+    PlayerFootprint,
     SessionWrite,
     StartRow,
     StartWrite,
 )
-from player_sessions.store.errors import SchemaError, StoreError, StoreUnavailable
+from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class CassandraStore:
         self._settings = settings
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._prepare(settings.keyspace)
+        self._prepare_erase(settings.keyspace)
+        metrics.instrument_session(session)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -83,6 +87,7 @@ class CassandraStore:
                 await loop.run_in_executor(None, _ensure_schema, session, settings)
             return cls(cluster, session, settings)
         except NoHostAvailable as exc:
+            _raise_if_auth_failed(exc, settings)
             raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
         except DriverException as exc:
             raise SchemaError(f"could not create the schema: {exc}") from exc
@@ -145,27 +150,90 @@ class CassandraStore:
             "WHERE country = ? AND hour = ? AND ts >= ? AND (ts, session_id) < (?, ?) LIMIT ?")
         self._ping = idem("SELECT release_version FROM system.local")
 
+    def _prepare_erase(self, ks: str) -> None:
+        """The player index (written at ingest) and the statements of DELETE /players/{player_id}."""
+
+        def idem(cql: str, unpaged: bool = False) -> PreparedStatement:
+            stmt = self._session.prepare(cql)
+            stmt.is_idempotent = True
+            if unpaged:
+                # One player's partition, bounded by the TTL to one retention of that player's sessions.
+                stmt.fetch_size = None
+            return stmt
+
+        self._index_start = idem(
+            f"UPDATE {ks}.player_sessions_index USING TTL ? SET starts[?] = ? "
+            "WHERE player_id = ? AND session_id = ?")
+        self._index_end = idem(
+            f"UPDATE {ks}.player_sessions_index USING TTL ? SET end_ts = ? "
+            "WHERE player_id = ? AND session_id = ?")
+        # Both halves in one request: one statement. TTL = the longer of the two, so the index row
+        # outlives neither half (a start entry may outlive its raw row by the session's length: harmless).
+        self._index_both = idem(
+            f"UPDATE {ks}.player_sessions_index USING TTL ? SET starts[?] = ?, end_ts = ? "
+            "WHERE player_id = ? AND session_id = ?")
+        self._get_index = idem(
+            f"SELECT session_id, starts FROM {ks}.player_sessions_index WHERE player_id = ?", unpaged=True)
+        self._get_all_sessions = idem(
+            f"SELECT start_ts, session_id, country FROM {ks}.sessions_by_player WHERE player_id = ?",
+            unpaged=True)
+        self._del_halves = idem(f"DELETE FROM {ks}.session_halves WHERE player_id = ? AND session_id = ?")
+        self._del_start = idem(
+            f"DELETE FROM {ks}.starts_by_country_hour "
+            "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
+        self._del_sessions = idem(f"DELETE FROM {ks}.sessions_by_player WHERE player_id = ?")
+        self._del_index = idem(f"DELETE FROM {ks}.player_sessions_index WHERE player_id = ?")
+
     # --- execution ------------------------------------------------------------------------------
+
+    async def _slot(self) -> None:
+        """Back-pressure: wait at most --queue-timeout for one of the --max-in-flight statement slots.
+
+        When Cassandra is slow every slot stays taken; the request then fails with 503 + Retry-After
+        (its writes are idempotent, the retry is safe) instead of queueing without bound.
+        """
+        if not self._in_flight.locked():
+            await self._in_flight.acquire()
+            return
+        wait_s = self._settings.queue_timeout
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(f"overloaded: all {self._settings.max_in_flight} Cassandra statement "
+                                   f"slots stayed busy for {wait_s:g}s") from None
+
+    def _release_slot(self, answered: asyncio.Future[list[Any]]) -> None:
+        if not answered.cancelled():
+            answered.exception()  # retrieved here too: its waiter may have been cancelled
+        self._in_flight.release()
 
     async def _execute(self, statement: Any, params: Sequence[Any] | None = None) -> list[Any]:
         loop = asyncio.get_running_loop()
-        async with self._in_flight:
-            future: asyncio.Future[list[Any]] = loop.create_future()
+        await self._slot()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        # The slot is given back when the driver answers, not when the waiter gives up: a timed-out
+        # request's statements keep occupying Cassandra until they finish, and so keep their slots.
+        future.add_done_callback(self._release_slot)
 
-            def ok(rows: Any) -> None:
-                loop.call_soon_threadsafe(_resolve, future, list(rows or ()))
+        def ok(rows: Any) -> None:
+            loop.call_soon_threadsafe(_resolve, future, list(rows or ()))
 
-            def failed(exc: BaseException) -> None:
-                loop.call_soon_threadsafe(_reject, future, exc)
+        def failed(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_reject, future, exc)
 
-            # The driver raises outside its DriverException tree too (NoHostAvailable,
-            # OperationTimedOut, ConnectionException): every failure is translated here, once.
-            try:
-                response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
-                response.add_callbacks(ok, failed)
-                return await future
-            except Exception as exc:
-                raise _translate(exc) from exc
+        # The driver raises outside its DriverException tree too (NoHostAvailable,
+        # OperationTimedOut, ConnectionException): every failure is translated here, once.
+        try:
+            response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
+            response.add_callbacks(ok, failed)
+        except Exception as exc:
+            future.cancel()
+            raise _translate(exc) from exc
+        try:
+            return await asyncio.shield(future)
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     async def _execute_all(self, calls: Iterable[tuple[Any, Sequence[Any] | None]]) -> None:
         """Run every statement, at most max_in_flight at once; the first failure fails the whole."""
@@ -304,6 +372,70 @@ class CassandraStore:
                                        (country, hour, lo, before[0], before[1], limit))
         return [StartRow(hour, _must_utc(r.ts), r.session_id, r.player_id) for r in rows]
 
+    # --- the player index and erasing a player --------------------------------------------------
+
+    async def index_sessions(self, writes: Sequence[HalfWrite]) -> None:
+        """Record every session id of each player, and each start's ts -> country, in
+        player_sessions_index: one statement per session (more only for a start re-sent with another
+        ts), one unlogged batch per player partition of at most 100 statements."""
+        starts: dict[tuple[str, uuid.UUID], dict[datetime, HalfWrite]] = defaultdict(dict)
+        ends: dict[tuple[str, uuid.UUID], HalfWrite] = {}
+        for w in writes:
+            if w.is_start:
+                starts[(w.player_id, w.session_id)][w.ts] = w
+            else:
+                ends[(w.player_id, w.session_id)] = w
+        by_player: dict[str, list[tuple[PreparedStatement, tuple[Any, ...]]]] = defaultdict(list)
+        for key in starts.keys() | ends.keys():
+            player_id, session_id = key
+            end = ends.get(key)
+            pending = list(starts.get(key, {}).values())
+            if end is not None and pending:
+                first = pending.pop()
+                by_player[player_id].append((self._index_both, (
+                    max(first.ttl, end.ttl), first.ts, first.country, end.ts, player_id, session_id)))
+            elif end is not None:
+                by_player[player_id].append((self._index_end, (end.ttl, end.ts, player_id, session_id)))
+            for w in pending:
+                by_player[player_id].append(
+                    (self._index_start, (w.ttl, w.ts, w.country, player_id, session_id)))
+        await self._execute_all(
+            _as_batch(group[i:i + PARTITION_BATCH_ROWS])
+            for group in by_player.values() for i in range(0, len(group), PARTITION_BATCH_ROWS))
+
+    async def player_footprint(self, player_id: str) -> PlayerFootprint:
+        indexed, complete = await asyncio.gather(
+            self._execute(self._get_index, (player_id,)),
+            self._execute(self._get_all_sessions, (player_id,)))
+        sessions: set[uuid.UUID] = set()
+        starts: set[tuple[str, datetime, uuid.UUID]] = set()
+        for r in indexed:
+            sessions.add(r.session_id)
+            for ts, country in (r.starts or {}).items():
+                starts.add((country, _must_utc(ts), r.session_id))
+        # Sessions stored before the index existed are known here (with their start) too.
+        for r in complete:
+            sessions.add(r.session_id)
+            if r.country is not None:
+                starts.add((r.country, _must_utc(r.start_ts), r.session_id))
+        return PlayerFootprint(len(indexed), len(complete), frozenset(sessions), frozenset(starts))
+
+    async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None:
+        """Delete the player's halves, raw starts and complete sessions (the index goes last, in
+        drop_player_index, so a failed erase can be retried and still finds everything)."""
+        start_rows = (
+            ((country, _hour_of(ts)), (country, _hour_of(ts), ts, session_id))
+            for country, ts, session_id in footprint.starts
+        )
+        await self._execute_all([
+            *((self._del_halves, (player_id, session_id)) for session_id in footprint.session_ids),
+            *self._partition_batches(start_rows, self._del_start),
+            (self._del_sessions, (player_id,)),
+        ])
+
+    async def drop_player_index(self, player_id: str) -> None:
+        await self._execute(self._del_index, (player_id,))
+
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -326,6 +458,20 @@ def _as_batch(statements: list[tuple[PreparedStatement, tuple[Any, ...]]]) -> tu
     for statement, params in statements:
         batch.add(statement, params)
     return batch, None
+
+
+def _hour_of(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _raise_if_auth_failed(exc: NoHostAvailable, settings: Settings) -> None:
+    errors = getattr(exc, "errors", None) or {}
+    refused = [e for e in errors.values() if isinstance(e, AuthenticationFailed)]
+    if refused:
+        who = f"user {settings.username!r}" if settings.username else "no credentials"
+        raise StoreAuthFailed(
+            f"Cassandra at {settings.contact_points} refused the login ({who}): {refused[0]}; "
+            "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)") from exc
 
 
 def _translate(exc: BaseException) -> StoreError:

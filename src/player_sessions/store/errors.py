@@ -3,7 +3,8 @@
     StoreError
      ├── StoreUnavailable   Cassandra cannot take or serve the request now (down, timeout,
      │                      not enough replicas): the client retries later -> HTTP 503
-     └── SchemaError        the keyspace/tables could not be created or do not match
+     ├── SchemaError        the keyspace/tables could not be created or do not match
+     └── StoreAuthFailed    Cassandra refused our credentials (--username/--password): not retried
 """
 
 from __future__ import annotations
@@ -19,3 +20,7 @@ class StoreUnavailable(StoreError):
 
 class SchemaError(StoreError):
     """The schema could not be created or migrated."""
+
+
+class StoreAuthFailed(StoreError):
+    """Cassandra refused the username/password (or requires them and none were given)."""

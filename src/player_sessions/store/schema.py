@@ -49,6 +49,16 @@ TABLES: dict[str, str] = {
             country text, hour timestamp,
             PRIMARY KEY ((country), hour)
         ) WITH CLUSTERING ORDER BY (hour DESC) AND {TWCS}""",
+    # Every session id a player has (open starts and orphan ends too), with each start's ts -> country:
+    # what DELETE /players/{id} needs to find the player's rows in session_halves and
+    # starts_by_country_hour. Written at ingest like the halves (idempotent, each cell TTL'd like its
+    # event); a partition holds one retention of one player's sessions, like sessions_by_player.
+    "player_sessions_index": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.player_sessions_index (
+            player_id text, session_id uuid,
+            starts map<timestamp, text>, end_ts timestamp,
+            PRIMARY KEY ((player_id), session_id)
+        ) WITH {TWCS}""",
     # Per-country counts of an hour. `touched` is a fresh token written by every ingest that adds starts
     # to the hour; `counted` is the token a recount read *before* counting the raw rows, so the count
     # `n` is exact iff counted == touched. Recounts overwrite `n`: idempotent, unlike counters.

@@ -1,0 +1,73 @@
+"""Erase a player: remove their events and sessions from every table, so nothing of theirs can be
+returned or counted any more.
+
+1. Find what the player has: `player_sessions_index` (every session id, with each start's ts and
+   country, written at ingest) and `sessions_by_player` (complete sessions, also those stored before
+   the index existed).
+2. Delete the session halves (partition per session), the raw start rows of starts_by_country_hour
+   (the rows every per-country count is made from) and the sessions_by_player partition.
+3. Mark the hour and day rollups of every hour that lost a start stale, with a new `touched` token, as
+   ingest does: the deletions are acknowledged before the token is written, so a recount that reads the
+   new token counts without the deleted rows, and one that read an older token is seen as stale
+   (services/counts.py). The counts drop by exactly the player's starts at the next query.
+4. Delete the index partition last, so an erase that failed half-way can simply be retried.
+
+Every step is idempotent. Events of the player that arrive afterwards are stored again: stop sending
+them first. Rows of `country_hours` are left: they may be shared with other players and an hour
+without starts only costs pagination one empty read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from player_sessions import metrics
+from player_sessions.domain.clock import Clock
+from player_sessions.domain.retention import ttl_seconds
+from player_sessions.domain.validation import check_player_id
+from player_sessions.domain.windows import day_floor, hour_floor
+from player_sessions.store.base import CountTouch, SessionStore
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ErasedPlayer:
+    player_id: str
+    removed: dict[str, int]  # rows deleted per table
+    rollups_marked_stale: int  # (country, hour) rollups whose count will be recounted
+
+
+async def erase_player(store: SessionStore, clock: Clock, retention: timedelta,
+                       player_id: str) -> ErasedPlayer:
+    check_player_id(player_id)
+    now = clock.now()
+    footprint = await store.player_footprint(player_id)
+    await store.erase_player_rows(player_id, footprint)
+
+    horizon = now - retention
+    touches = {
+        (country, hour_floor(ts)): CountTouch(
+            country, hour_floor(ts),
+            ttl=ttl_seconds(hour_floor(ts) + HOUR, now, retention),
+            day_ttl=ttl_seconds(day_floor(ts) + DAY, now, retention),
+        )
+        for country, ts, _ in footprint.starts
+        if hour_floor(ts) + HOUR > horizon  # an hour wholly out of retention is never counted again
+    }
+    if touches:
+        await store.touch_counts(list(touches.values()), uuid.uuid4())
+    await store.drop_player_index(player_id)
+
+    removed = {
+        "session_halves": len(footprint.session_ids),
+        "sessions_by_player": footprint.complete_sessions,
+        "starts_by_country_hour": len(footprint.starts),
+        "player_sessions_index": footprint.indexed_sessions,
+    }
+    for table, n in removed.items():
+        metrics.ERASED_ROWS.labels(table).inc(n)
+    return ErasedPlayer(player_id, removed, len(touches))

@@ -1,0 +1,146 @@
+"""Optional API keys: POST and DELETE need `Authorization: Bearer <key>`, GET too with --protect-reads;
+keys never reach the logs; the loader sends its key in that one header."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from player_sessions.datagen.load import LoadOptions, run_load
+from tests.e2e.conftest import ROOT, ServiceProcess, start_service
+from tests.e2e.factories import NOW, iso, new_player, session_pair
+
+LOADER_KEY = "ld-" + uuid.uuid4().hex  # in the file as is
+DASHBOARD_KEY = "db-" + uuid.uuid4().hex  # in the file only as its SHA-256
+WRONG_KEY = "wr-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "api-keys"
+    digest = hashlib.sha256(DASHBOARD_KEY.encode()).hexdigest()
+    path.write_text(f"# name:key, one per line\nloader:{LOADER_KEY}\n\ndashboard:sha256:{digest}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def services(cassandra_node: str, test_keyspace_name: str, keys_file: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+    logs = tmp_path_factory.mktemp("auth-logs")
+    keyspace = f"{test_keyspace_name}_auth"
+    started = {
+        "writes": start_service(keyspace, logs, {"--clock": iso(NOW), "--api-keys-file": str(keys_file)}),
+        "reads": start_service(keyspace, logs, {"--clock": iso(NOW), "--api-keys-file": str(keys_file),
+                                                "--protect-reads": ""}),
+    }
+    yield started
+    for service in started.values():
+        service.stop()
+
+
+def announce_huge_body(url: str) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000000000000\r\n\r\n[")
+        return sock.recv(4096)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_writes_need_a_valid_key_reads_stay_open(services: dict[str, ServiceProcess]) -> None:
+    url = services["writes"].url
+    player = new_player()
+    batch = list(session_pair(player, NOW - timedelta(hours=1)))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        missing = client.post("/events", json=batch)
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert missing.json() == {"error": "authorization: send `Authorization: Bearer <api key>`",
+                                  "field": "authorization"}
+        assert client.post("/events", json=batch, headers={"Authorization": f"Basic {LOADER_KEY}"}
+                           ).status_code == 401
+        assert client.post("/events", json=batch, headers={"X-API-Key": LOADER_KEY}).status_code == 401
+        wrong = client.post("/events", json=batch, headers=bearer(WRONG_KEY))
+        assert wrong.status_code == 403 and wrong.json()["field"] == "authorization"
+        # Refused before the body is read: a terabyte announced and none sent still gets 401, not 413.
+        assert announce_huge_body(url).startswith(b"HTTP/1.1 401 ")
+
+        assert client.post("/events", json=batch, headers=bearer(LOADER_KEY)).json()["stored"] == 2
+        assert len(client.get(f"/players/{player}/sessions").json()["sessions"]) == 1  # reads open
+        assert client.get("/session-starts", params={"hours": 2}).status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/health").status_code == 200
+
+        assert client.delete(f"/players/{player}").status_code == 401
+        assert client.delete(f"/players/{player}", headers=bearer(WRONG_KEY)).status_code == 403
+        assert client.delete(f"/players/{player}", headers=bearer(DASHBOARD_KEY)).status_code == 202
+
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        assert {"401", "403"} <= schema["paths"]["/events"]["post"]["responses"].keys()
+
+
+def test_protect_reads_closes_every_get_but_health_and_the_page(services: dict[str, ServiceProcess]) -> None:
+    with httpx.Client(base_url=services["reads"].url, timeout=30) as client:
+        for path in (f"/players/{new_player()}/sessions", "/session-starts?hours=1",
+                     "/session-starts/FI?hours=1", "/metrics"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers=bearer(WRONG_KEY)).status_code == 403, path
+            assert client.get(path, headers=bearer(DASHBOARD_KEY)).status_code == 200, path
+        assert client.get("/health").status_code == 200
+        page = client.get("/")
+        assert page.status_code == 200 and "player-sessions" in page.text
+        assert client.get("/static/app.js").status_code == 200
+
+
+def test_the_loader_sends_its_key_as_bearer(services: dict[str, ServiceProcess], tmp_path: Path) -> None:
+    url = services["writes"].url
+    events = tmp_path / "events.jsonl"
+    player = new_player()
+    events.write_text("\n".join(httpx.Request("POST", "/", json=e).content.decode()
+                                for e in session_pair(player, NOW - timedelta(hours=3))) + "\n")
+    options = {"input": events, "url": url, "progress": False, "quiet": True, "handle_sigint": False}
+    refused = run_load(LoadOptions(**options))  # type: ignore[arg-type]
+    assert not refused.complete and refused.error is not None and "--api-key" in refused.error
+    loaded = run_load(LoadOptions(**options, api_key=LOADER_KEY))  # type: ignore[arg-type]
+    assert loaded.complete and loaded.stored == 2
+
+
+def test_logs_name_the_key_and_never_show_it(services: dict[str, ServiceProcess]) -> None:
+    service = services["writes"]
+    httpx.post(f"{service.url}/events", json=list(session_pair(new_player(), NOW - timedelta(hours=1))),
+               headers={**bearer(LOADER_KEY), "X-Request-ID": "auth-log-check"}, timeout=30)
+    log = service.log_path.read_text()
+    line = next(line for line in log.splitlines() if "id=auth-log-check" in line)
+    # Text format (the default): readable, one line per request.
+    assert "player_sessions.access: POST /events 200 in " in line and "2 events" in line
+    assert line.endswith("[id=auth-log-check key=loader]")
+    for secret in (LOADER_KEY, DASHBOARD_KEY, WRONG_KEY):
+        assert secret not in log
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("loader:short\n", "line 1 (loader): the key must be 16-256"),
+    ("a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb\n", "line 2: the name 'a' is used twice"),
+    ("# only a comment\n", "no keys"),
+    ("no colon here\n", "line 1: expected `name:key`"),
+])
+def test_a_bad_keys_file_stops_serve_with_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "keys"
+    path.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "player_sessions.cli", "serve", "--api-keys-file", str(path),
+                           "--port", "1"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 1
+    assert message in done.stderr and "bbbbbbbbbbbbbbbbbbbb" not in done.stderr
