@@ -40,6 +40,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+## bench: benchmark against the local Cassandra (~20-30 min); BENCH_ARGS=--quick for < 3 min
+bench: install
+	$(PS) db start
+	$(PS) bench $(BENCH_ARGS)
+
 ## demo: generate a month of data, load it through the API, show three queries
 demo: install
 	bash scripts/demo.sh

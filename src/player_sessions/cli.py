@@ -206,6 +206,15 @@ def _add_datagen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="stream a JSON-lines file (.jsonl, .gz, .bz2 or -) into the service's POST /events"))
 
 
+# --- bench ---------------------------------------------------------------------------------------
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.bench.cli import DESCRIPTION, HELP, add_arguments
+
+    # No defaults formatter: the help texts state their defaults.
+    add_arguments(commands.add_parser("bench", help=HELP, description=DESCRIPTION))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(commands)
     _add_serve(commands)
     _add_datagen(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -229,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_db(args)
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "bench":
+            from player_sessions.bench.cli import run
+
+            return run(args)
         if args.command == "generate":
             from player_sessions.datagen.commands import run_generate_command
 

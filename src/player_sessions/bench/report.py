@@ -1,0 +1,407 @@
+"""Pure rendering of a benchmark result (the JSON document) into docs/performance.md.
+
+The renderer reads only the JSON-able dict the runner produces, so a report can be re-rendered from a
+saved JSON file (`python -m player_sessions.bench --render results.json`), and it is unit tested
+without Cassandra.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+__all__ = ["feasibility_notes", "observations", "render_markdown", "to_json"]
+
+BUDGET_S = 30 * 60
+REFERENCE_SIZE = 10_000_000
+DASH = "-"
+
+
+def to_json(results: dict[str, Any]) -> str:
+    return orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+                        default=str).decode() + "\n"
+
+
+# --- formatting ------------------------------------------------------------------------------------
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def ms(value: float | None) -> str:
+    if _missing(value):
+        return DASH
+    assert value is not None
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    if _missing(value):
+        return DASH
+    assert value is not None
+    return f"{value:,.{digits}f}"
+
+
+def pct(value: float | None) -> str:
+    return DASH if _missing(value) else f"{value:.0f} %"
+
+
+def mib(value: float | None) -> str:
+    return DASH if _missing(value) else f"{(value or 0) / 2**20:,.1f}"
+
+
+def size_label(n: int) -> str:
+    if n >= 1_000_000 and n % 100_000 == 0:
+        return f"{n / 1_000_000:g}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000:g}k"
+    return f"{n:,}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], align: str = "") -> list[str]:
+    """A Markdown table; `align` has one letter per column, l or r (default: first l, others r)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = [":---" if a == "l" else "---:" for a in align]
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _errors(cell: dict[str, Any]) -> str:
+    errors: dict[str, int] = cell.get("errors") or {}
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(errors.items())) or "0"
+
+
+# --- derived text ------------------------------------------------------------------------------------
+
+def _best_load_rate(results: dict[str, Any]) -> float | None:
+    rates = [s["load"]["events_per_second"] for s in results.get("sizes", []) if s["load"]["seconds"] > 1]
+    return max(rates) if rates else None
+
+
+def feasibility_notes(results: dict[str, Any]) -> list[str]:
+    """What sizes fit the default run's 30-minute budget at the measured bulk-load rate."""
+    rate = _best_load_rate(results)
+    if not rate:
+        return []
+    ten_million = REFERENCE_SIZE / rate
+    notes = [
+        f"Bulk load measured at {rate:,.0f} events/s (generation + validation + writes, "
+        f"{results['options']['loaders']} writer processes): {size_label(REFERENCE_SIZE)} events would take "
+        f"~{ten_million / 60:,.0f} min to load on this machine"
+        + (" — more than the 30-minute budget of the default run on its own, so the default sizes are "
+           "smaller; pass `--sizes 1000000,10000000` to measure 10M anyway." if ten_million > BUDGET_S * 0.6
+           else ".")
+    ]
+    return notes
+
+
+def observations(results: dict[str, Any]) -> list[str]:
+    """Automatic reading of where the time went (CPU of the service, Cassandra, the machine)."""
+    out: list[str] = []
+    api = results.get("api_ingest")
+    cores = results.get("machine", {}).get("cores") or 0
+    if api and api["cells"]:
+        best = max(api["cells"], key=lambda c: c["events_per_second"])
+        service = best["service"]["cpu_percent_of_one_core"]
+        workers = results.get("options", {}).get("service_workers", 1)
+        clients = f"{best['concurrency']} client{'s' if best['concurrency'] != 1 else ''}"
+        out.append(
+            f"Best API ingest cell (batch {best['batch_size']:,}, {clients}): the service used "
+            f"{service:.0f} % of one core ({workers} worker process{'es' if workers != 1 else ''}), "
+            f"Cassandra {pct(best.get('cassandra_cpu_percent'))} of one core, the whole machine "
+            f"{pct(best.get('machine_cpu_percent'))} of its {cores} cores; the clients "
+            f"{pct(best.get('client_cpu_percent'))} of one core."
+        )
+        if service >= 80 * workers:
+            out.append("The service process is CPU-bound: a Python process runs on one core, so more "
+                       "events/s need more worker processes (`--workers`) or cheaper per-statement work.")
+        if (best.get("machine_cpu_percent") or 0) >= 90:
+            out.append("The machine's CPUs were saturated: the service, Cassandra and the clients compete "
+                       "for the same cores, so neither side can go faster without the other slowing down.")
+    shed = sum(n for c in (api or {}).get("cells", []) for k, n in (c.get("errors") or {}).items()
+               if k in ("HTTP 503", "HTTP 429"))
+    if shed:
+        out.append(f"{shed:,} ingest requests were answered 503 (load shed): more concurrent POST /events "
+                   "than the service admits per process (`serve --max-ingest-requests`) wait up to "
+                   "`--queue-timeout` for a slot, then get 503 + Retry-After. `bench --serve-args` changes "
+                   "those flags.")
+    ceiling = results.get("ceiling")
+    if ceiling:
+        by_path = ceiling["best_by_path"]
+        rate = {path: max(float(t["events_per_second"]), 1e-9) for path, t in by_path.items()}
+        if "store" in rate and "raw-batched" in rate:
+            ratio = rate["raw-batched"] / rate["store"]
+            out.append(f"Direct writes: the raw batched path ran at {ratio:.1f}x the service's own "
+                       "`store_events` path; the difference is work the service does per request (the "
+                       "pairing read-back of halves, re-touching rollups) and asyncio bookkeeping.")
+        if "raw" in rate and "raw-batched" in rate:
+            ratio = rate["raw-batched"] / rate["raw"]
+            out.append(f"One statement per row (`raw`) was {ratio:.1f}x slower than single-partition batches "
+                       "(`raw-batched`): the Python driver's cost is per statement, not per row.")
+    sizes = results.get("sizes") or []
+    for entry in sizes[-1:]:
+        alone = _query_p50(entry, "player (random)", False)
+        loaded = _query_p50(entry, "player (random)", True)
+        if alone and loaded and loaded > 2 * alone:
+            out.append(f"Concurrent ingest slowed GET /players/{{id}}/sessions from p50 {ms(alone)} ms to "
+                       f"{ms(loaded)} ms: queries and ingest share each service process's event loop and "
+                       "core, so a request waits while a batch is parsed, validated and its statements are "
+                       "built; separate ingest and query processes (or more `--workers`) isolate them.")
+        cold = {c["query"]: c["seconds"] for c in entry.get("cold", [])}
+        year = cold.get("starts hours=8760")
+        if year is not None and year > 1:
+            out.append(f"The first year-long count after the bulk load took {year:,.1f} s: loading marks "
+                       "every touched hour's rollup stale, and the first query recounts them (raw "
+                       "count(*) per country-hour) and writes them back; later queries read the fresh "
+                       "rollups.")
+    return out
+
+
+# --- sections --------------------------------------------------------------------------------------------
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for t in results.get("targets", []):
+        limit = f"{'<' if t['kind'] == 'max' else '>='} {num(t['limit'])} {t['unit']}"
+        measured = DASH if t["measured"] is None else f"{ms(t['measured'])} {t['unit']}"
+        verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        detail = t["verdict"] if t["met"] is False else ""
+        rows.append((t["name"], measured, limit, verdict + (f": {detail}" if detail else "")))
+    out = ["## Summary: targets", ""]
+    out += table(("target", "measured", "goal", "verdict"), rows, "lrrl")
+    out += ["", "Player and session-starts targets are read at the largest size, without concurrent ingest."]
+    return out
+
+
+def _machine(results: dict[str, Any]) -> list[str]:
+    m = results.get("machine", {})
+    rows = [
+        ("CPU", f"{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores"),
+        ("RAM", f"{m.get('ram_gb', 0):.1f} GB"),
+        ("OS", m.get("kernel", "?")),
+        ("Python", m.get("python", "?")),
+        ("Cassandra", f"{m.get('cassandra_version', '?')}, heap {m.get('cassandra_heap', '?')}"
+                      f"{'' if m.get('cassandra_local') else ' (not a local node: disk use not measured)'}"),
+        ("Other load before the run", f"{m.get('background_cpu_percent', 0):.0f} % of all cores"),
+        ("Started", results.get("started_at", "?")),
+        ("Duration", f"{results.get('duration_seconds', 0) / 60:.1f} min"),
+        ("Service", f"`{results.get('service_command', '?')}`"),
+    ]
+    out = ["## Machine and command", ""]
+    out += table(("", ""), rows, "ll")
+    out += ["", "Command:", "", "```", results.get("command") or "player-sessions bench", "```"]
+    return out
+
+
+def _method(results: dict[str, Any]) -> list[str]:
+    o = results.get("options", {})
+    return [
+        "## How it is measured",
+        "",
+        "- Events come from `player_sessions.datagen.generate` (realistic rhythms, session lengths and "
+        "its anomalies: duplicates, late and out-of-order events, orphan ends, open starts, ~0.5 % "
+        "invalid and ~0.5 % expired). Ingest scenarios send *live* traffic: the last "
+        f"{o.get('ingest_days', 2):g} days before the service's fixed clock "
+        f"(`--clock {o.get('clock', '?')}`), in time order; query scenarios load a year of history, and "
+        "the ingest that runs during queries sends the last hour's events.",
+        "- Scenario 1 writes the service's rows straight from Python writer processes (their events are "
+        "generated and validated before the clock starts): `store` = `services.ingest.store_events` on "
+        "`CassandraStore` (the service's own write path, batches of 1,000 events); `raw` = one prepared "
+        "statement per row with `cassandra.concurrent.execute_concurrent`; `raw-batched` = the same rows "
+        "in single-partition unlogged batches. The raw paths pair halves in memory (no read-back) and "
+        "touch each rollup once: they write the same rows with less work. The best trial is the ceiling.",
+        "- Scenario 2 posts JSON arrays from separate client processes (raw keep-alive HTTP/1.1 sockets, "
+        "bodies serialised beforehand; one connection per client, closed loop). events/s = events "
+        "acknowledged / (last answer - first send). CPU and RSS of the service (all its processes) and "
+        "Cassandra's CPU are read from /proc; CPU is in % of ONE core.",
+        "- Scenario 3 bulk-loads each size through the fastest direct path of scenario 1, flushes, then "
+        "measures each query for a fixed time at a fixed client concurrency, first alone, then while "
+        "clients post live events (batches of "
+        f"{o.get('background_batch', 1000):,}, {o.get('background_concurrency', 2)} connections). "
+        "\"cold\" is the first count after a load: it recounts the rollups the load left stale.",
+        "- Percentiles are nearest-rank over every request of the cell (no interpolation); with < 100 "
+        "requests the p99 is the maximum.",
+    ]
+
+
+def _ceiling(results: dict[str, Any]) -> list[str]:
+    ceiling = results.get("ceiling")
+    if not ceiling:
+        return []
+    best = ceiling["best"]
+    rows = []
+    for t in ceiling["trials"]:
+        mark = " **(ceiling)**" if t == best else ""
+        statements = num(t["statements"]) if t["statements"] else DASH
+        rows.append((f"{t['path']}{mark}", t["processes"], t["concurrency"], num(t["events"]),
+                     num(t["seconds"], 1), num(t["events_per_second"]), statements, t["retries"]))
+    out = ["## 1. Ingest ceiling: the same rows written directly", "",
+           f"~{ceiling['events_per_trial']:,} live events per trial. Concurrency is batches of 1,000 events "
+           "per process for `store`, statements in flight per process for the raw paths.", ""]
+    out += table(("path", "processes", "concurrency", "events", "seconds", "events/s", "statements",
+                  "retries"), rows)
+    processes = f"{best['processes']} process{'es' if best['processes'] != 1 else ''}"
+    out += ["", f"Ceiling: **{num(best['events_per_second'])} events/s** ({best['path']}, {processes}, "
+                f"concurrency {best['concurrency']})."]
+    return out
+
+
+def _api(results: dict[str, Any]) -> list[str]:
+    api = results.get("api_ingest")
+    if not api:
+        return []
+    rows = []
+    for c in api["cells"]:
+        lat = c["latency"]
+        rows.append((num(c["batch_size"]), c["concurrency"], num(c["requests"]), num(c["events_per_second"]),
+                     pct(c.get("ratio_to_ceiling")), ms(lat["p50_ms"]), ms(lat["p90_ms"]), ms(lat["p99_ms"]),
+                     pct(c["service"]["cpu_percent_of_one_core"]), num(c["service"]["rss_peak_mb"]),
+                     pct(c.get("cassandra_cpu_percent")), pct(c.get("machine_cpu_percent")), _errors(c)))
+    out = ["## 2. Ingest through the API", ""]
+    out += table(("batch", "clients", "requests", "events/s", "of ceiling", "p50 ms", "p90 ms", "p99 ms",
+                  "service CPU", "service RSS MB", "Cassandra CPU", "machine CPU", "errors"), rows)
+    low = api["low_load"]
+    lat = low["latency"]
+    out += ["", f"Low load: one connection posting 10 events {low['rate_per_second']:g} times a second: "
+                f"{num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, p90 {ms(lat['p90_ms'])} ms, "
+                f"p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms (errors {_errors(low)})."]
+    if any(c.get("wrapped") for c in api["cells"]):
+        out += ["", "Some cells ran out of fresh events and re-sent earlier batches (idempotent upserts)."]
+    return out
+
+
+def _size_section(entry: dict[str, Any]) -> list[str]:
+    load = entry["load"]
+    disk = entry["disk"]
+    out = [f"### {size_label(entry['size'])} events ({num(entry['events_total'])} in the keyspace)", "",
+           f"Loaded {num(load['events'])} events ({num(load['stored'])} stored, "
+           f"{num(load['expired'])} expired, {num(load['rejected'])} rejected) through "
+           f"`{load['path']}` with {load['processes']} processes in "
+           f"{num(load['seconds'], 1)} s = {num(load['events_per_second'])} events/s including generation; "
+           f"{num(load['players'])} players, {load['whales']} whales. Disk: {mib(disk.get('bytes'))} MiB "
+           f"({num(disk.get('mib_per_million_events'), 1)} MiB per million events; {disk['method']}).", ""]
+    if entry.get("cold"):
+        out += table(("cold query (first after the load)", "seconds"),
+                     [(c["query"], num(c["seconds"], 2)) for c in entry["cold"]])
+        out.append("")
+    by_query: dict[str, dict[bool, dict[str, Any]]] = {}
+    for q in entry["queries"]:
+        by_query.setdefault(q["query"], {})[q["with_ingest"]] = q
+    rows = []
+    for name, cells in by_query.items():
+        row: list[str] = [name]
+        for with_ingest in (False, True):
+            cell = cells.get(with_ingest)
+            if cell is None:
+                row += [DASH] * 4
+                continue
+            lat = cell["latency"]
+            row += [num(cell["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
+                    ms(lat["p99_ms"]) + ("" if not cell.get("errors") else f" ({_errors(cell)} errors)")]
+        rows.append(row)
+    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms",
+                  "req/s (ingest)", "p50 ms (ingest)", "p90 ms (ingest)", "p99 ms (ingest)"), rows)
+    ingest = entry.get("ingest_during_queries") or {}
+    if ingest:
+        lat = ingest["latency"]
+        out += ["", f"Concurrent ingest meanwhile: {num(ingest['events_per_second'])} events/s "
+                    f"(batches of {num(ingest['batch_size'])}, {ingest['concurrency']} connections), "
+                    f"p99 {ms(lat['p99_ms'])} ms, errors {_errors(ingest)}."]
+    return out
+
+
+def _queries(results: dict[str, Any]) -> list[str]:
+    sizes = results.get("sizes")
+    if not sizes:
+        return []
+    o = results.get("options", {})
+    out = ["## 3. Queries under data", "",
+           f"{o.get('query_concurrency', '?')} concurrent clients per query for "
+           f"{o.get('query_seconds', '?')} s; random players are up to {o.get('query_players', 0):,} "
+           "players sampled from the loaded ones; whales have "
+           f"~{o.get('whale_days', 365) * 45:,.0f} sessions each (datagen's whale model over "
+           f"{o.get('whale_days', 365):g} days). Latency in ms.", ""]
+    for entry in sizes:
+        out += [*_size_section(entry), ""]
+    return out[:-1]
+
+
+def _query_p50(entry: dict[str, Any], name: str, with_ingest: bool) -> float | None:
+    for q in entry["queries"]:
+        if q["query"] == name and q["with_ingest"] == with_ingest:
+            value: float = q["latency"]["p50_ms"]
+            return None if _missing(value) else value
+    return None
+
+
+def _query_p99(entry: dict[str, Any], name: str, with_ingest: bool = False) -> float | None:
+    for q in entry["queries"]:
+        if q["query"] == name and q["with_ingest"] == with_ingest:
+            value: float = q["latency"]["p99_ms"]
+            return value
+    return None
+
+
+def _growth(results: dict[str, Any]) -> list[str]:
+    sizes = results.get("sizes") or []
+    if not sizes:
+        return []
+    rows = []
+    for e in sizes:
+        cold = {c["query"]: c["seconds"] for c in e.get("cold", [])}
+        rows.append((size_label(e["size"]), num(e["events_total"]), num(e["load"]["events_per_second"]),
+                     mib(e["disk"].get("bytes")), num(e["disk"].get("mib_per_million_events"), 1),
+                     ms(_query_p99(e, "player (random)")), ms(_query_p99(e, "player (whale)")),
+                     ms(_query_p99(e, "starts hours=24")), ms(_query_p99(e, "starts hours=8760")),
+                     num(cold.get("starts hours=8760"), 2),
+                     num((e.get("ingest_during_queries") or {}).get("events_per_second"))))
+    out = ["## 4. Growth", ""]
+    out += table(("size", "events", "load events/s", "disk MiB", "MiB per M events", "player p99",
+                  "whale p99", "starts 24 h p99", "starts 8760 h p99", "cold 8760 h s",
+                  "ingest events/s (with queries)"), rows)
+    if len(sizes) > 1:
+        first, last = sizes[0], sizes[-1]
+        changes = []
+        for label, name in (("player p99", "player (random)"), ("whale p99", "player (whale)"),
+                            ("starts 24 h p99", "starts hours=24"),
+                            ("starts 8760 h p99", "starts hours=8760")):
+            a, b = _query_p99(first, name), _query_p99(last, name)
+            if a and b and not (_missing(a) or _missing(b)):
+                changes.append(f"{label} x{b / a:.2f}")
+        la, lb = first["load"]["events_per_second"], last["load"]["events_per_second"]
+        if la and lb:
+            changes.append(f"load rate x{lb / la:.2f}")
+        factor = last["events_total"] / max(first["events_total"], 1)
+        out += ["", f"From {size_label(first['size'])} to {size_label(last['size'])} (x{factor:.1f} events): "
+                    + ", ".join(changes) + "."]
+    return out
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    quick = results.get("quick")
+    lines = ["# Performance", "",
+             "Generated by `player-sessions bench` (src/player_sessions/bench); re-run it to refresh this "
+             "page. Every figure below comes from the run described under *Machine and command*."]
+    if quick:
+        lines += ["", "> **Quick run** (`--quick`): small sizes and short measurements that prove the "
+                      "benchmark works; the figures are noisy and not representative. Run "
+                      "`player-sessions bench` for the real numbers."]
+    lines.append("")
+    for section in (_summary(results), _machine(results), _method(results), _ceiling(results),
+                    _api(results), _queries(results), _growth(results)):
+        if section:
+            lines += [*section, ""]
+    notes = observations(results)
+    if notes:
+        lines += ["## What limits throughput", ""] + [f"- {n}" for n in notes] + [""]
+    if results.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(lines).rstrip() + "\n"

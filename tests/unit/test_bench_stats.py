@@ -1,0 +1,224 @@
+"""The benchmark's pure parts: percentiles, summaries, targets, option parsing, report rendering."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from player_sessions.bench import report
+from player_sessions.bench.dataset import plan_tranches
+from player_sessions.bench.options import BenchOptions, parse_int_list
+from player_sessions.bench.rows import PairingState, partition_groups, raw_rows
+from player_sessions.bench.stats import Target, evaluate, percentile, summarise
+from player_sessions.domain.events import Event, EventKind
+
+# --- percentiles ---------------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 90) == 90.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile(values, 0) == 1.0
+
+
+def test_percentile_with_few_samples_is_conservative() -> None:
+    values = [1.0, 2.0, 3.0, 10.0]
+    assert percentile(values, 99) == 10.0  # the maximum, never an interpolation below it
+    assert percentile(values, 50) == 2.0
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_of_nothing_is_nan_and_range_is_checked() -> None:
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summarise_converts_seconds_to_milliseconds() -> None:
+    stats = summarise([0.003, 0.001, 0.002, 0.010])  # unsorted on purpose
+    assert stats.count == 4
+    assert stats.p50_ms == pytest.approx(2.0)
+    assert stats.p99_ms == pytest.approx(10.0)
+    assert stats.max_ms == pytest.approx(10.0)
+    assert stats.mean_ms == pytest.approx(4.0)
+    assert summarise([]).count == 0 and math.isnan(summarise([]).p99_ms)
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+def test_target_met_and_missed_by_how_much() -> None:
+    latency = Target("p99", "max", 10.0, "ms")
+    assert evaluate(latency, 9.9).met is True
+    missed = evaluate(latency, 15.0)
+    assert missed.met is False
+    assert "5.0 ms" in missed.verdict and "50 % over" in missed.verdict
+    ratio = Target("ratio", "min", 50.0, "%")
+    assert evaluate(ratio, 50.0).met is True
+    short = evaluate(ratio, 30.0)
+    assert short.met is False and "20 percentage points" in short.verdict
+    assert evaluate(ratio, None).met is None
+    assert evaluate(ratio, math.nan).verdict == "not measured"
+
+
+# --- options and data plan -------------------------------------------------------------------------
+
+
+def test_parse_int_list_accepts_suffixes() -> None:
+    assert parse_int_list("1000000,10000000") == (1_000_000, 10_000_000)
+    assert parse_int_list("20k, 1.5M") == (20_000, 1_500_000)
+    for bad in ("", "x", "-5", "1.5"):
+        with pytest.raises(ValueError):
+            parse_int_list(bad)
+
+
+def test_options_validate_sizes_and_prefix() -> None:
+    assert BenchOptions.quick_preset().quick
+    with pytest.raises(ValueError):
+        BenchOptions(sizes=(60_000, 20_000))
+    with pytest.raises(ValueError):
+        BenchOptions(keyspace_prefix="ps-bench")
+
+
+def test_tranches_grow_and_put_whales_first() -> None:
+    until = datetime(2016, 12, 1, tzinfo=UTC)
+    tranches = plan_tranches([100_000, 300_000], until=until, seed=1, whales=2, whale_days=30)
+    assert len(tranches) == 2
+    assert tranches[0][0].whales and not any(s.whales for s in tranches[1])
+    first = sum(s.expected_events for s in tranches[0])
+    second = sum(s.expected_events for s in tranches[1])
+    assert first == pytest.approx(100_000, rel=0.05)
+    assert second == pytest.approx(200_000, rel=0.05)
+    seeds = [s.seed for t in tranches for s in t]
+    assert len(seeds) == len(set(seeds))
+    # Deterministic: the same sizes give the same shards.
+    assert plan_tranches([100_000, 300_000], until=until, seed=1, whales=2, whale_days=30) == tranches
+
+
+# --- the raw rows ---------------------------------------------------------------------------------------
+
+
+def test_raw_rows_pair_across_calls_and_touch_each_hour_once() -> None:
+    now = datetime(2016, 12, 1, 12, tzinfo=UTC)
+    sid = uuid.uuid4()
+    other = uuid.uuid4()
+    start = Event(EventKind.START, "p1", sid, now - timedelta(hours=2), "FI")
+    second = Event(EventKind.START, "p1", other, now - timedelta(hours=2, minutes=-5), "FI")
+    end = Event(EventKind.END, "p1", sid, now - timedelta(hours=1), None)
+    state = PairingState()
+    first_rows = raw_rows([start, second], now, timedelta(days=365), state)
+    assert len(first_rows.by_statement["start"]) == 2
+    assert len(first_rows.by_statement["touch_hour"]) == 1  # both starts in the same country-hour
+    assert first_rows.by_statement["session"] == []
+    later = raw_rows([end], now, timedelta(days=365), state)
+    (session,) = later.by_statement["session"]
+    assert session[:5] == ("p1", start.ts, sid, end.ts, "FI")
+    assert (("p1", sid)) not in state.open
+    groups = partition_groups(first_rows)
+    assert sum(len(g) for g in groups) == first_rows.count()
+    assert all(len(g) <= 100 for g in groups)
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+
+def _latency(p99: float) -> dict[str, float]:
+    return {"count": 100, "mean_ms": p99 / 3, "p50_ms": p99 / 4, "p90_ms": p99 / 2, "p99_ms": p99,
+            "max_ms": p99 * 1.5}
+
+
+def _query(name: str, with_ingest: bool, p99: float) -> dict[str, Any]:
+    return {"query": name, "with_ingest": with_ingest, "requests": 100, "requests_per_second": 50.0,
+            "latency": _latency(p99), "errors": {}}
+
+
+def _size(size: int, events: int, player_p99: float) -> dict[str, Any]:
+    queries = [_query(n, w, player_p99 * (1 + 3 * w) * k)
+               for w in (False, True)
+               for n, k in (("player (random)", 1), ("player (whale)", 1.2), ("starts hours=24", 5),
+                            ("starts hours=8760", 40))]
+    return {
+        "size": size, "events_total": events,
+        "load": {"path": "raw-batched", "processes": 2, "concurrency": 64, "events": events, "stored": events,
+                 "expired": 0, "rejected": 0, "retries": 0, "seconds": events / 5_000,
+                 "events_per_second": 5_000.0, "players": 10, "whales": 2},
+        "disk": {"bytes": events * 150, "mib_per_million_events": 143.0, "method": "flushed"},
+        "cold": [{"query": "starts hours=8760", "seconds": 12.5, "status": 200}],
+        "queries": queries,
+        "ingest_during_queries": {"events_per_second": 1_200.0, "batch_size": 1_000, "concurrency": 2,
+                                  "latency": _latency(900.0), "errors": {}},
+    }
+
+
+def _results() -> dict[str, Any]:
+    trial = {"path": "raw-batched", "processes": 2, "concurrency": 64, "events": 10_000, "statements": 9_000,
+             "retries": 0, "seconds": 2.0, "events_per_second": 5_000.0}
+    store = {**trial, "path": "store", "concurrency": 4, "statements": 0, "events_per_second": 2_500.0}
+    cell = {"batch_size": 1_000, "concurrency": 2, "requests": 10, "events_per_second": 1_500.0,
+            "ratio_to_ceiling": 30.0, "latency": _latency(800.0), "errors": {"HTTP 503": 1},
+            "service": {"cpu_percent_of_one_core": 95.0, "rss_peak_mb": 120.0},
+            "cassandra_cpu_percent": 50.0, "machine_cpu_percent": 97.0, "client_cpu_percent": 2.0}
+    return {
+        "format": 1, "quick": True, "command": "player-sessions bench --quick",
+        "started_at": "2026-01-01T00:00:00Z",
+        "duration_seconds": 170.0, "service_command": "python -m player_sessions.cli serve --port 1",
+        "options": BenchOptions.quick_preset().as_dict(),
+        "machine": {"cpu_model": "AMD EPYC", "cores": 2, "ram_gb": 23.5, "kernel": "Linux 6",
+                    "python": "CPython 3.11",
+                    "cassandra_version": "5.0.9", "cassandra_heap": "1g", "cassandra_local": True,
+                    "background_cpu_percent": 5.0},
+        "ceiling": {"trials": [store, trial], "best": trial,
+                    "best_by_path": {"store": store, "raw-batched": trial}, "events_per_trial": 10_000},
+        "api_ingest": {"cells": [cell], "low_load": {"rate_per_second": 20.0, "requests": 60,
+                                                     "latency": _latency(25.0), "errors": {}}},
+        "sizes": [_size(10_000, 10_500, 8.0), _size(30_000, 31_000, 12.0)],
+        "targets": [evaluate(Target("player p99", "max", 10.0, "ms"), 12.0).as_dict(),
+                    evaluate(Target("ratio", "min", 50.0, "%"), 30.0).as_dict()],
+        "notes": ["a note"],
+    }
+
+
+def test_report_renders_every_section() -> None:
+    results = _results()
+    text = report.render_markdown(results)
+    for heading in ("# Performance", "## Summary: targets", "## Machine and command", "## 1. Ingest ceiling",
+                    "## 2. Ingest through the API", "## 3. Queries under data", "## 4. Growth",
+                    "## What limits throughput", "## Notes"):
+        assert heading in text
+    assert "**Quick run**" in text
+    assert "AMD EPYC, 2 cores" in text and "5.0.9, heap 1g" in text
+    assert "player-sessions bench --quick" in text
+    assert "raw-batched **(ceiling)**" in text
+    assert "**missed**: missed by 2.0 ms" in text
+    assert "HTTP 503: 1" in text
+    assert "From 10k to 30k" in text and "player p99 x1.50" in text
+    assert "service process is CPU-bound" in text
+    assert "1 ingest requests were answered 503" in text
+    assert "Concurrent ingest slowed" in text
+    # Every table row has as many cells as its header.
+    for block in text.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows:
+            assert len({row.count("|") for row in rows}) == 1, block
+
+
+def test_report_tolerates_missing_scenarios_and_round_trips_json() -> None:
+    results = _results()
+    for key in ("ceiling", "api_ingest", "sizes"):
+        results.pop(key)
+    text = report.render_markdown(results)
+    assert "## 1. Ingest ceiling" not in text and "## 4. Growth" not in text
+    assert orjson.loads(report.to_json(_results()))["sizes"][1]["size"] == 30_000
+
+
+def test_feasibility_note_projects_ten_million() -> None:
+    notes = report.feasibility_notes(_results())
+    assert len(notes) == 1 and "10M events would take ~33 min" in notes[0]
