@@ -216,8 +216,16 @@ class CassandraStore:
         # request's statements keep occupying Cassandra until they finish, and so keep their slots.
         future.add_done_callback(self._release_slot)
 
+        pages: list[Any] = []
+
         def ok(rows: Any) -> None:
-            loop.call_soon_threadsafe(_resolve, future, list(rows or ()))
+            # A result over the fetch size (5,000 rows, e.g. a year of day_counts) comes in pages: the
+            # callback gets one page at a time and must ask for the next, or the rest is silently lost.
+            pages.extend(rows or ())
+            if response.has_more_pages:
+                response.start_fetching_next_page()
+            else:
+                loop.call_soon_threadsafe(_resolve, future, pages)
 
         def failed(exc: BaseException) -> None:
             loop.call_soon_threadsafe(_reject, future, exc)
@@ -318,11 +326,14 @@ class CassandraStore:
         )
         day_rows = ((day.year, (ttl, token, day.year, day, country)) for (country, day), ttl in days.items())
         country_rows = ((t.country, (t.country, t.hour, t.ttl)) for t in hours.values())
+        # Hours strictly before days: a day recount that reads the day's new token must then find its
+        # hours stale too (services/counts.py). Written together, a recount between the two writes
+        # could store the day's old total under its new token, and the day would look fresh.
         await self._execute_all([
             *self._partition_batches(hour_rows, self._touch_hour),
-            *self._partition_batches(day_rows, self._touch_day),
             *self._partition_batches(country_rows, self._put_country_hour),
         ])
+        await self._execute_all(self._partition_batches(day_rows, self._touch_day))
 
     # --- sessions -------------------------------------------------------------------------------
 
