@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PS := $(BIN)/player-sessions
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint typecheck db-start db-stop clean bench demo fuzz
+.PHONY: install run test test-unit lint typecheck db-start db-stop clean bench demo fuzz faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ typecheck: install
 bench: install
 	$(PS) db start
 	$(PS) bench $(BENCH_ARGS)
+
+## fuzz: schemathesis from /openapi.json, 2,500 examples per operation (> 10,000 requests, ~5 min)
+fuzz: install
+	$(PS) db start
+	PS_FUZZ_MAX_EXAMPLES=$${PS_FUZZ_MAX_EXAMPLES:-2500} $(BIN)/pytest -q -s tests/e2e/test_fuzz.py; \
+	status=$$?; $(PS) db stop; exit $$status
+
+## faults: the fault and limit tests at the sizes of docs/reliability.md (~15 min)
+faults: install
+	$(PS) db start
+	PS_FAULTS_SCALE=full $(BIN)/pytest -q -s -m faults tests/faults; status=$$?; $(PS) db stop; exit $$status
 
 ## demo: generate a month of data, load it through the API, show three queries
 demo: install

@@ -1,0 +1,416 @@
+"""Fault tests: the real `serve` as a process we can SIGKILL and restart on its port, Cassandra nodes of
+our own (127.0.0.51, and a 3-node cluster on 127.0.0.61-63 in its test), a recording transport for the
+loader, and the checks that the answers equal the generator's truth and that acknowledged events are
+in Cassandra.
+
+Sizes: `PS_FAULTS_SCALE=full` (the `make faults` run) uses the sizes of docs/reliability.md; the
+default keeps the whole `faults` marker within a few minutes of CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from player_sessions.cassandra_local import LauncherConfig, start, stop
+from player_sessions.datagen.generate import GenerateOptions, generate
+from player_sessions.datagen.load import LoadOptions, LoadSummary, run_load
+from player_sessions.datagen.truth import Truth, load_truth, parse_ts, starts_in_window
+from player_sessions.domain.events import EventKind, InvalidEvent
+from player_sessions.domain.retention import is_expired
+from player_sessions.domain.validation import validate_event
+from tests.e2e.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"
+NOW = "2016-12-01T00:00:00Z"
+NOW_DT = datetime(2016, 12, 1, tzinfo=UTC)
+RETENTION = timedelta(days=365)
+OWN_NODE_FIRST_ADDRESS = 51  # 127.0.0.51, JMX 7150: beside the dev node and the other tests' nodes
+MS = timedelta(milliseconds=1)
+
+
+def say(message: str) -> None:
+    """Progress lines, visible with `pytest -s` and in the captured output of a failure."""
+    print(f"[faults {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- the service as a process ------------------------------------------------------------------------
+
+class Service:
+    """`player-sessions serve` on a fixed port: SIGKILL it and start it again on the same port."""
+
+    def __init__(self, keyspace: str, log_dir: Path, flags: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.keyspace = keyspace
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"serve-{keyspace}-{self.port}.log"
+        self.args = [sys.executable, "-m", "player_sessions.cli", "serve", "--port", str(self.port),
+                     "--keyspace", keyspace, "--clock", NOW, "--rollup-interval", "1"]
+        for flag, value in (flags or {}).items():
+            self.args += [flag, value]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start and wait until /health answers 200; returns the seconds that took."""
+        began = time.monotonic()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYER_SESSIONS_")}
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts + 1}: {' '.join(self.args)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        self.starts += 1
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return time.monotonic() - began
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"serve was not healthy after {timeout}s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, requests in flight are cut."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def memory_kb(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the service process, in KiB."""
+        values = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0])
+        return values["VmRSS"], values["VmHWM"]
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture()
+def service_logs(tmp_path: Path) -> Path:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    return folder
+
+
+# --- our own Cassandra node --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfig]:
+    """A single node on 127.0.0.51 that the fault tests may stop and start (never the dev node)."""
+    config = LauncherConfig(base_dir=tmp_path_factory.mktemp("faults-node") / "cassandra",
+                            first_address=OWN_NODE_FIRST_ADDRESS, heap="768m")
+    try:
+        result = start(config, say=lambda line: say(f"node: {line}"))
+        # A Cassandra that some other run left on this address would be "used", and stopping it would
+        # then do nothing: the fault would silently not happen.
+        assert result.started, f"something else already answers on {config.address(1)}: stop it first"
+        say(f"own node 127.0.0.{OWN_NODE_FIRST_ADDRESS} up in {result.seconds:.1f}s")
+        yield config
+    finally:
+        stop(config, wipe=True, say=lambda line: None)
+
+
+# --- recording what the loader sent and got ------------------------------------------------------
+
+@dataclass
+class Exchange:
+    began: float
+    seconds: float
+    method: str
+    path: str
+    status: int | None
+    error: str | None = None
+    retry_after: str | None = None
+    body: bytes | None = None  # the request body of an acknowledged POST /events
+
+
+@dataclass
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Wraps the loader's HTTP transport: every exchange, and the body of every acknowledged batch."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    _inner: httpx.AsyncHTTPTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        began = time.monotonic()
+        try:
+            response = await self._inner.handle_async_request(request)
+            await response.aread()
+        except Exception as exc:
+            self._add(Exchange(began, time.monotonic() - began, request.method, request.url.path, None,
+                               error=type(exc).__name__))
+            raise
+        acked = request.method == "POST" and response.status_code == 200
+        self._add(Exchange(began, time.monotonic() - began, request.method, request.url.path,
+                           response.status_code, retry_after=response.headers.get("retry-after"),
+                           body=request.content if acked else None))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def _add(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.exchanges.append(exchange)
+
+    def snapshot(self) -> list[Exchange]:
+        with self._lock:
+            return list(self.exchanges)
+
+    def acknowledged(self) -> int:
+        return sum(1 for e in self.snapshot() if e.body is not None)
+
+    def statuses(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.snapshot():
+            key = str(e.status) if e.status is not None else e.error or "error"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class BackgroundLoad:
+    """`run_load` of a file into a URL, in a thread, through a RecordingTransport."""
+
+    def __init__(self, events: Path, url: str, batch_size: int = 1000, concurrency: int = 4,
+                 timeout: float = 60.0) -> None:
+        self.transport = RecordingTransport()
+        self.options = LoadOptions(input=events, url=url, batch_size=batch_size, concurrency=concurrency,
+                                   progress=False, quiet=True, handle_sigint=False, give_up_after=240,
+                                   backoff_initial=0.2, backoff_max=2.0, timeout=timeout,
+                                   transport=self.transport)
+        self.summary: LoadSummary | None = None
+        self.error: BaseException | None = None
+        self.began = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="fault-load", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.summary = run_load(self.options)
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> BackgroundLoad:
+        self.began = time.monotonic()
+        self.thread.start()
+        return self
+
+    def wait_acknowledged(self, batches: int, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.transport.acknowledged() < batches:
+            assert self.thread.is_alive() or self.transport.acknowledged() >= batches, (
+                f"the load ended early: {self.summary} {self.error}")
+            assert time.monotonic() < deadline, f"fewer than {batches} batches acknowledged in {timeout}s"
+            time.sleep(0.05)
+
+    def join(self, timeout: float = 600.0) -> LoadSummary:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the load did not finish in {timeout}s"
+        if self.error is not None:
+            raise self.error
+        assert self.summary is not None
+        return self.summary
+
+
+# --- datasets and truth ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dataset:
+    events: Path
+    truth: Truth
+    lines: int
+    generate_seconds: float
+
+
+def make_dataset(folder: Path, players: int, days: float, seed: int) -> Dataset:
+    folder.mkdir(parents=True, exist_ok=True)
+    events, truth_path = folder / "events.jsonl", folder / "truth.json"
+    began = time.monotonic()
+    options = GenerateOptions(players=players, days=days, until=NOW_DT, seed=seed, truth_starts=True)
+    summary = generate(options, events, truth_path, quiet=True)
+    return Dataset(events, load_truth(truth_path), summary.events, time.monotonic() - began)
+
+
+def windows(truth: Truth) -> list[float]:
+    span_hours = (truth.now - truth.window_start) / timedelta(hours=1)
+    return [1, 6.5, 24, 100, span_hours, 8760]
+
+
+def assert_load_matches_truth(summary: LoadSummary, dataset: Dataset) -> None:
+    truth = dataset.truth
+    assert summary.complete, summary.format()
+    assert summary.not_json == 0
+    assert summary.sent == truth.events == dataset.lines
+    assert summary.rejected == truth.invalid
+    assert summary.expired == truth.expired
+    assert summary.stored + summary.expired + summary.rejected == summary.sent
+
+
+@dataclass
+class TruthCheck:
+    players: int = 0
+    windows: int = 0
+    retried_503: int = 0
+    seconds: float = 0.0
+
+
+def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> TruthCheck:
+    """Every player's last 20 sessions and the starts per country of several windows equal the truth.
+
+    A 503 (Cassandra busy or a node just lost) is retried, as a client would; anything else fails.
+    """
+    check = TruthCheck()
+    began = time.monotonic()
+
+    async def get(client: httpx.AsyncClient, path: str, params: dict[str, Any] | None = None) -> Any:
+        for _ in range(30):
+            r = await client.get(path, params=params)
+            if r.status_code != 503:
+                assert r.status_code == 200, f"GET {path} {params}: {r.status_code} {r.text[:300]}"
+                return r.json()
+            check.retried_503 += 1
+            await asyncio.sleep(1)
+        raise AssertionError(f"GET {path}: still 503 after 30 tries")
+
+    async def main() -> list[str]:
+        wrong: list[str] = []
+        slots = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            async def player(pid: str) -> None:
+                async with slots:
+                    got = (await get(client, f"/players/{pid}/sessions"))["sessions"]
+                expected = truth.players[pid][:20]
+                mine = [(s["session_id"], s["country"], parse_ts(s["start"]), parse_ts(s["end"]),
+                         s["duration_seconds"]) for s in got]
+                theirs = [(s.session_id, s.country, s.start, s.end, s.duration_seconds) for s in expected]
+                if mine != theirs:
+                    wrong.append(f"player {pid}: got {mine[:3]}..., expected {theirs[:3]}...")
+
+            await asyncio.gather(*(player(pid) for pid in truth.players))
+            for hours in windows(truth):
+                frm = truth.now - timedelta(hours=hours)
+                expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MS).items() if n}
+                got = (await get(client, "/session-starts", {"hours": hours}))
+                if got["countries"] != expected or got["total"] != sum(expected.values()):
+                    wrong.append(f"starts in {hours}h: got {got['total']}, expected {sum(expected.values())}")
+        return wrong
+
+    wrong = asyncio.run(main())
+    assert not wrong, f"{len(wrong)} answers differ from the truth, e.g. {wrong[:5]}"
+    check.players = len(truth.players)
+    check.windows = len(windows(truth))
+    check.seconds = time.monotonic() - began
+    return check
+
+
+# --- acknowledged means stored ------------------------------------------------------------------------
+
+def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[bytes],
+                 consistency: str = "ONE") -> tuple[int, list[str]]:
+    """Reads back, straight from Cassandra, every valid in-retention event of the given acknowledged
+    request bodies: its half of `session_halves` must hold its ts. Returns (events checked, missing)."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.concurrent import execute_concurrent_with_args
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    wanted: dict[tuple[str, Any], set[tuple[bool, datetime]]] = {}
+    for body in bodies:
+        for line in body.splitlines():
+            try:
+                event = validate_event(orjson.loads(line), NOW_DT)
+            except (orjson.JSONDecodeError, InvalidEvent):
+                continue
+            if is_expired(event.ts, NOW_DT, RETENTION):
+                continue
+            wanted.setdefault((event.player_id, event.session_id), set()).add(
+                (event.kind is EventKind.START, event.ts))
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(contact_points),
+                               consistency_level=getattr(ConsistencyLevel, consistency), request_timeout=30)
+    cluster = Cluster(contact_points, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=4)
+    try:
+        session = cluster.connect()
+        select = session.prepare(f"SELECT start_ts, end_ts FROM {keyspace}.session_halves "
+                                 "WHERE player_id = ? AND session_id = ?")
+        keys = list(wanted)
+        results = execute_concurrent_with_args(session, select, keys, concurrency=64,
+                                               raise_on_first_error=True)
+        missing: list[str] = []
+        checked = 0
+        for key, (ok, rows) in zip(keys, results, strict=True):
+            row = rows.one() if ok else None
+            for is_start, ts in wanted[key]:
+                checked += 1
+                value = None if row is None else (row.start_ts if is_start else row.end_ts)
+                if value is None or value.replace(tzinfo=UTC) != ts:
+                    missing.append(f"{key} {'start' if is_start else 'end'} {ts.isoformat()}: {value}")
+        return checked, missing
+    finally:
+        cluster.shutdown()
+
+
+def bodies_acknowledged_between(transport: RecordingTransport, frm: float, to: float) -> list[bytes]:
+    return [e.body for e in transport.snapshot()
+            if e.body is not None and frm <= e.began + e.seconds <= to]
+
+
+def all_bodies(transport: RecordingTransport) -> list[bytes]:
+    return [e.body for e in transport.snapshot() if e.body is not None]
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float, interval: float = 0.2) -> float:
+    began = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - began < timeout, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(interval)
+    return time.monotonic() - began
+
+
+def health(url: str) -> int:
+    try:
+        return httpx.get(f"{url}/health", timeout=10).status_code
+    except httpx.HTTPError:
+        return 0
