@@ -16,6 +16,10 @@ from player_sessions.store.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger("player_sessions")
 RECONNECT_DELAY_S = 2.0
+# How long a process waits for its first connection before it serves requests anyway (with 503s
+# until Cassandra answers): with `serve --workers N` each worker connects on its own, and one that
+# took requests before connecting would answer them 503 while its siblings answer 200.
+FIRST_CONNECT_WAIT_S = 15.0
 BACKLOG_DAYS_PER_PASS = 200
 
 
@@ -28,6 +32,7 @@ class Runtime:
     rules: ValidationRules
     store: SessionStore | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     def require_store(self) -> SessionStore:
         if self.store is None:
@@ -39,9 +44,16 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, clock=settings.make_clock(), rules=ValidationRules())
 
 
-async def start_runtime(runtime: Runtime, ensure_schema: bool = False) -> None:
-    """Connect (retrying in the background if Cassandra is down) and start the rollup refresher."""
+async def start_runtime(runtime: Runtime, ensure_schema: bool = False,
+                        first_connect_wait_s: float = FIRST_CONNECT_WAIT_S) -> None:
+    """Connect (retrying in the background if Cassandra is down) and start the rollup refresher.
+
+    Returns once connected, or after `first_connect_wait_s` if Cassandra does not answer by then.
+    """
     runtime._tasks.append(asyncio.create_task(_connect_forever(runtime, ensure_schema)))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(first_connect_wait_s):
+            await runtime._connected.wait()
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -61,6 +73,7 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
     while runtime.store is None:
         try:
             runtime.store = await CassandraStore.connect(runtime.settings, ensure_schema=ensure_schema)
+            runtime._connected.set()
             log.info("connected to Cassandra at %s", runtime.settings.contact_points)
         except StoreError as exc:
             log.warning("Cassandra not reachable yet (%s); retrying in %.0fs", exc, RECONNECT_DELAY_S)
@@ -70,9 +83,9 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
 
 async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
     # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
-    # case on fresh rollups. Older stale rollups are recounted by the first query that needs them.
-    # Older stale rollups (a bulk load, late events) are worked off in bounded passes, back to back
-    # while a backlog remains, so a year-long window soon reads fresh day rollups only.
+    # case on fresh rollups. Older stale rollups (a bulk load, late events) are worked off in bounded
+    # passes, back to back while a backlog remains, so a year-long window soon reads fresh day
+    # rollups only.
     backlog = 0
     while True:
         if backlog < BACKLOG_DAYS_PER_PASS:

@@ -148,8 +148,11 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                         "--body-min-rate applies; then 408 (default 30)"}),
     ("--body-min-rate", {"type": float, "help": "bytes/s a body must average after --body-timeout "
                          "(default 16384; 0 = none)"}),
-    ("--max-ingest-requests", {"type": int, "help": "POST /events requests parsed and stored at once per "
-                               "process; bounds memory (default 2)"}),
+    ("--max-ingest-requests", {"type": int, "help": "POST /events requests read, parsed and stored at once "
+                               "per process (default 64)"}),
+    ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
+                               "progress per process; bounds memory (default 32 MiB: two 100,000-event "
+                               "batches; a chunked or compressed body counts half)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),

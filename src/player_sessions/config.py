@@ -31,8 +31,11 @@ class Settings(BaseSettings):
                                 "before --body-min-rate applies; 408 after")
     body_min_rate: float = Field(16_384, ge=0, description="bytes/s a request body must average after "
                                  "--body-timeout seconds (0: no minimum)")
-    max_ingest_requests: int = Field(2, ge=1, le=1000, description="POST /events bodies read, parsed and "
-                                     "stored at once per process (bounds memory)")
+    max_ingest_requests: int = Field(64, ge=1, le=10_000, description="POST /events requests read, parsed "
+                                     "and stored at once per process")
+    ingest_budget_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
+                                     "POST /events requests in progress per process (bounds memory; a body "
+                                     "of unknown size counts half)")
     queue_timeout: float = Field(5.0, gt=0, description="seconds a request waits for an ingest slot or a "
                                  "Cassandra write slot before 503 + Retry-After")
 

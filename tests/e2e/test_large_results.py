@@ -7,6 +7,7 @@ page to the callback separately; reading only the first would undercount silentl
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,11 +39,17 @@ def test_a_window_over_more_rollup_rows_than_one_page_counts_every_start(
     assert len(COUNTRIES) * per_country == len(starts) > 10_000
     url = service_factory("pages", clock=NOW)
     with httpx.Client(base_url=url, timeout=300) as client:
+        t0 = time.monotonic()
         r = client.post("/events", json=starts)
+        print(f"post: {r.status_code} in {time.monotonic() - t0:.1f}s")
         assert r.status_code == 200 and r.json()["stored"] == len(starts), r.text[:300]
         for hours in (8760, (DAYS + 2) * 24):
             for _ in range(2):  # the first query recounts the rollups, the second reads them fresh
-                got = client.get("/session-starts", params={"hours": hours}).json()
+                t0 = time.monotonic()
+                r = client.get("/session-starts", params={"hours": hours})
+                print(f"hours={hours}: {r.status_code} in {time.monotonic() - t0:.1f}s")
+                assert r.status_code == 200, r.text
+                got = r.json()
                 assert got["total"] == len(starts)
                 assert got["countries"] == dict.fromkeys(COUNTRIES, per_country)
         busy = client.get("/session-starts", params={"hours": 72}).json()  # only the busy day

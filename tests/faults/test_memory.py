@@ -1,8 +1,9 @@
 """Eight clients post 100,000-event batches at once: the service's memory stays bounded.
 
-Two bounds keep it so: at most --max-ingest-requests (default 2) bodies are read, parsed and stored at
-once per process (the others wait --queue-timeout, then get 503 + Retry-After before their body is
-read), and at most --max-in-flight Cassandra statements are outstanding. The clients retry as the
+Two bounds keep it so: the POST /events requests in progress in a process weigh at most
+--ingest-budget-bytes of body together (default 32 MiB: two of these 12.8 MiB batches; the others
+wait --queue-timeout, then get 503 + Retry-After before their body is read), and at most
+--max-in-flight Cassandra statements are outstanding. The clients retry as the
 loader does, so every batch is stored in the end.
 
 The service's RSS (VmRSS sampled every 50 ms, and the kernel's high-water mark VmHWM) must stay under
@@ -36,9 +37,9 @@ CLIENTS = 8
 EVENTS = 100_000
 REPEATS = 1 if FULL else 10
 RSS_BOUND_MB = 600
-# For comparison runs only (docs/reliability.md): e.g. PS_FAULTS_MAX_INGEST=8 admits all eight at once;
-# the bound is then reported, not asserted.
-MAX_INGEST = os.environ.get("PS_FAULTS_MAX_INGEST")
+# For comparison runs only (docs/reliability.md): e.g. PS_FAULTS_INGEST_BUDGET=134217728 admits all
+# eight at once; the bound is then reported, not asserted.
+MAX_INGEST = os.environ.get("PS_FAULTS_INGEST_BUDGET")
 
 
 def batch(seed: int) -> bytes:
@@ -98,7 +99,7 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
     bodies = [batch(seed) for seed in range(CLIENTS)]
     flags = {"--contact-points": own_node.address(1)}
     if MAX_INGEST:
-        flags["--max-ingest-requests"] = MAX_INGEST
+        flags["--ingest-budget-bytes"] = MAX_INGEST
     service = Service(f"ps_faults_mem_{uuid.uuid4().hex[:8]}", service_logs, flags)
     service.start()
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -40,46 +41,100 @@ def media_type(content_type: str | None) -> str:
 
 
 class IngestGate:
-    """At most `slots` POST /events requests of this process read, parse and store their body at once.
+    """Bounds what this process's POST /events requests hold at once: at most `slots` requests, whose
+    bodies weigh at most `budget` bytes together.
 
-    A 100,000-event body costs ~200 MB once parsed and while being written, so this count, not the
-    number of connections, is what bounds the process's memory. A request that finds no free slot
-    within `wait_s` is refused with 503 + Retry-After before its body is read: nothing was stored,
-    and the retry is safe. Waiting requests hold no body (the socket's flow control stops the sender).
+    A 100,000-event body (~13 MB of JSON) costs ~200 MB once parsed and while it is written, so the
+    bytes of the bodies in progress, not the number of connections, are what bound the process's
+    memory; weighing each request by its size lets many small batches run side by side while only a
+    couple of huge ones do. A request whose size is unknown before it is read (chunked or compressed)
+    weighs half the budget. Waiters are admitted in arrival order, so a large batch is not starved by a
+    stream of small ones. A request not admitted within `wait_s` gets 503 + Retry-After before its
+    body is read: nothing was stored and the retry is safe. Waiting requests hold no body (the
+    socket's flow control stops the sender).
     """
 
-    def __init__(self, slots: int, wait_s: float) -> None:
+    def __init__(self, slots: int, budget: int, wait_s: float) -> None:
         self.slots = slots
+        self.budget = budget
         self.wait_s = wait_s
-        self._free = asyncio.Semaphore(slots)
+        self._requests = 0
+        self._bytes = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    async def acquire(self) -> None:
-        if not self._free.locked():
-            await self._free.acquire()
+    def weigh(self, content_length: str | None, encoding: str | None) -> int:
+        declared = (content_length or "").strip()
+        identity = (encoding or "identity").strip().lower() == "identity"
+        if identity and declared.isascii() and declared.isdigit():
+            return min(max(int(declared), MIN_WEIGHT), self.budget)
+        return max(self.budget // 2, 1)
+
+    def _fits(self, weight: int) -> bool:
+        return self._requests < self.slots and self._bytes + weight <= self.budget
+
+    def _take(self, weight: int) -> None:
+        self._requests += 1
+        self._bytes += weight
+
+    async def acquire(self, weight: int) -> None:
+        if not self._waiters and self._fits(weight):
+            self._take(weight)
             return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((weight, waiter))
         try:
             async with asyncio.timeout(self.wait_s):
-                await self._free.acquire()
-        except TimeoutError:
-            raise Busy("request", f"all {self.slots} ingest slots of this process stayed busy for "
-                       f"{self.wait_s:g}s; nothing was stored, retry later") from None
+                await waiter
+        except BaseException as exc:
+            # Timed out or cancelled (the client went away): give back a grant that raced in, or
+            # leave the queue, and let whoever is next in.
+            if waiter.done() and not waiter.cancelled():
+                self.release(weight)
+            else:
+                waiter.cancel()
+                self._waiters = deque(w for w in self._waiters if w[1] is not waiter)
+                self._admit()
+            if isinstance(exc, TimeoutError):
+                raise Busy("request", f"this process's ingest stayed at its limit ({self.slots} requests, "
+                           f"{self.budget} body bytes) for {self.wait_s:g}s; nothing was stored, "
+                           "retry later") from None
+            raise
 
-    def release(self) -> None:
-        self._free.release()
+    def release(self, weight: int) -> None:
+        self._requests -= 1
+        self._bytes -= weight
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiters:
+            weight, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if not self._fits(weight):
+                return
+            self._waiters.popleft()
+            self._take(weight)
+            waiter.set_result(None)
+
+
+MIN_WEIGHT = 64 * 1024  # a small batch still costs its request's working set
 
 
 async def ingest_slot(request: Request) -> AsyncIterator[None]:
-    """FastAPI dependency: holds one of the process's ingest slots for the duration of the request."""
+    """FastAPI dependency: holds this request's share of the process's ingest limits while it runs."""
     state = request.app.state
     gate: IngestGate | None = getattr(state, "ingest_gate", None)
     if gate is None:
         settings = state.runtime.settings
-        gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.queue_timeout)
-    await gate.acquire()
+        gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.ingest_budget_bytes,
+                                              settings.queue_timeout)
+    weight = gate.weigh(request.headers.get("content-length"), request.headers.get("content-encoding"))
+    await gate.acquire(weight)
     try:
         yield
     finally:
-        gate.release()
+        gate.release(weight)
 
 
 IngestSlot = Annotated[None, Depends(ingest_slot)]

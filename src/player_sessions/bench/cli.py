@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--clock", default=None, help="the service's fixed 'now' (default 2016-12-01T12:34:56Z)")
     add("--service-workers", type=int, default=None, help="`serve --workers` (default 1)")
     add("--serve-args", type=_flags, default=None, metavar="'FLAGS'",
-        help="more `serve` flags for the bench's services, e.g. '--max-ingest-requests 8'")
+        help="more `serve` flags for the bench's services, e.g. '--ingest-budget-bytes 134217728'")
     add("--ceiling-events", type=int, default=None, help="events per ceiling trial (default 50000)")
     add("--batch-sizes", type=_ints, default=None, metavar="N,N",
         help="API batch sizes (default 10,1000,10000)")

@@ -129,8 +129,9 @@ def observations(results: dict[str, Any]) -> list[str]:
     shed = sum(n for c in (api or {}).get("cells", []) for k, n in (c.get("errors") or {}).items()
                if k in ("HTTP 503", "HTTP 429"))
     if shed:
-        out.append(f"{shed:,} ingest requests were answered 503 (load shed): more concurrent POST /events "
-                   "than the service admits per process (`serve --max-ingest-requests`) wait up to "
+        out.append(f"{shed:,} ingest requests were answered 503 (load shed): more POST /events "
+                   "than the service admits per process (`serve --ingest-budget-bytes`, "
+                   "`--max-ingest-requests`) wait up to "
                    "`--queue-timeout` for a slot, then get 503 + Retry-After. `bench --serve-args` changes "
                    "those flags.")
     ceiling = results.get("ceiling")

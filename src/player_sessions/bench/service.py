@@ -53,7 +53,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     rollup_interval: float | None = None
-    extra_args: tuple[str, ...] = ()  # more `serve` flags, e.g. ("--max-ingest-requests", "8")
+    extra_args: tuple[str, ...] = ()  # more `serve` flags, e.g. ("--ingest-budget-bytes", "134217728")
 
     def command(self, port: int) -> list[str]:
         command = [

@@ -13,6 +13,7 @@ missed a raw row was therefore written with a token older than that row's touch.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,9 @@ from player_sessions.store.base import CountRow, SessionStore
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MS = timedelta(milliseconds=1)
+# Count and recount statements one query keeps in flight: bounded across the whole query (a year's
+# recount nests days in hours), so it never holds the store's statement slots long enough to make
+# its own or other requests' statements time out waiting for one.
 RAW_COUNTS_IN_FLIGHT = 64
 
 
@@ -104,14 +108,10 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
         hour = lo.replace(minute=0, second=0, microsecond=0)
         for row in await counter.hour_rows(day_floor(hour)):
             if row.start == hour:
-                jobs.append(partial(_raw_count, store, row, lo, hi))
+                jobs.append(partial(counter.raw_count, row, lo, hi))
     for country, n in await _all(jobs):
         totals[country] += n
     return totals
-
-
-async def _raw_count(store: SessionStore, row: CountRow, lo: datetime, hi: datetime) -> tuple[str, int]:
-    return row.country, await store.count_raw(row.country, row.start, lo, hi)
 
 
 async def _all(jobs: list[Callable[[], Awaitable[tuple[str, int]]]]) -> list[tuple[str, int]]:
@@ -125,31 +125,39 @@ class _Counter:
         self._store = store
         self._now = now
         self._retention = retention
-        self._hour_rows: dict[datetime, list[CountRow]] = {}
+        self._hour_rows: dict[datetime, asyncio.Future[list[CountRow]]] = {}
+        self._statements = asyncio.Semaphore(RAW_COUNTS_IN_FLIGHT)
 
     async def hour_rows(self, day: datetime) -> list[CountRow]:
+        # One read per day however many (day, country) recounts ask for it at once.
         if day not in self._hour_rows:
-            self._hour_rows[day] = await self._store.hour_rows(day)
-        return self._hour_rows[day]
+            self._hour_rows[day] = asyncio.ensure_future(self._store.hour_rows(day))
+        return await self._hour_rows[day]
+
+    async def raw_count(self, row: CountRow, lo: datetime, hi: datetime) -> tuple[str, int]:
+        async with self._statements:
+            return row.country, await self._store.count_raw(row.country, row.start, lo, hi)
 
     async def hour_total(self, row: CountRow) -> tuple[str, int]:
         if row.fresh:
             return row.country, row.n or 0
-        n = await self._store.count_raw(row.country, row.start, row.start, row.start + HOUR - MS)
-        await self._store.save_hour_count(
-            CountRow(row.start, row.country, n, row.touched, row.touched),
-            ttl_seconds(row.start + HOUR, self._now, self._retention),
-        )
+        async with self._statements:
+            n = await self._store.count_raw(row.country, row.start, row.start, row.start + HOUR - MS)
+            await self._store.save_hour_count(
+                CountRow(row.start, row.country, n, row.touched, row.touched),
+                ttl_seconds(row.start + HOUR, self._now, self._retention),
+            )
         return row.country, n
 
     async def recount_day(self, day_row: CountRow) -> tuple[str, int]:
         # The day's hour rows are read after the day row itself (see the module docstring).
         hours = [r for r in await self.hour_rows(day_row.start) if r.country == day_row.country]
-        n = sum(count for _, count in await _all([partial(self.hour_total, r) for r in hours]))
-        await self._store.save_day_count(
-            CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
-            ttl_seconds(day_row.start + DAY, self._now, self._retention),
-        )
+        n = sum(count for _, count in await asyncio.gather(*(self.hour_total(r) for r in hours)))
+        async with self._statements:
+            await self._store.save_day_count(
+                CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
+                ttl_seconds(day_row.start + DAY, self._now, self._retention),
+            )
         return day_row.country, n
 
 
