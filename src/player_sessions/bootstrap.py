@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from player_sessions.config import Settings
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import refresh_backlog, refresh_recent
+from player_sessions.services.counts import RecountFlights, refresh_backlog, refresh_recent
 from player_sessions.store.base import SessionStore
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
@@ -31,6 +31,7 @@ class Runtime:
     clock: Clock
     rules: ValidationRules
     store: SessionStore | None = None
+    recounts: RecountFlights = field(default_factory=RecountFlights)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _connected: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -91,9 +92,9 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
         if backlog < BACKLOG_DAYS_PER_PASS:
             await asyncio.sleep(runtime.settings.rollup_interval)
         try:
-            await refresh_recent(store, runtime.clock, runtime.settings.retention)
+            await refresh_recent(store, runtime.clock, runtime.settings.retention, runtime.recounts)
             backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
-                                            BACKLOG_DAYS_PER_PASS)
+                                            BACKLOG_DAYS_PER_PASS, runtime.recounts)
         except StoreError as exc:
             backlog = 0
             log.warning("rollup refresh skipped: %s", exc)

@@ -143,7 +143,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                               "help": "do not create the keyspace (managed services)"}),
     ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
     ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
-    ("--request-timeout", {"type": float, "help": "seconds before a request gives up with 503 (default 60)"}),
+    ("--request-timeout", {"type": float,
+                           "help": "seconds before a request gives up with 503 (default 120)"}),
     ("--body-timeout", {"type": float, "help": "seconds a request body may pause, and the grace before "
                         "--body-min-rate applies; then 408 (default 30)"}),
     ("--body-min-rate", {"type": float, "help": "bytes/s a body must average after --body-timeout "
@@ -151,8 +152,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--max-ingest-requests", {"type": int, "help": "POST /events requests read, parsed and stored at once "
                                "per process (default 64)"}),
     ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
-                               "progress per process; bounds memory (default 32 MiB: two 100,000-event "
-                               "batches; a chunked or compressed body counts half)"}),
+                               "progress per process; bounds memory (default 16 MiB: one 100,000-event "
+                               "batch beside small ones; a chunked or compressed body counts half)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from itertools import chain, islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -12,11 +13,14 @@ T = TypeVar("T")
 async def gather_bounded(factories: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
     """Await every factory's coroutine with at most `limit` pending; results keep the input order.
 
-    Workers pull from one iterator, so a 100,000-statement batch never creates 100,000 tasks (only
-    100,000 small callables), and the first failure cancels the rest and propagates.
+    Workers pull from one iterator, so a 100,000-statement batch never creates 100,000 tasks nor
+    holds 100,000 callables, and the first failure cancels the rest and propagates.
     """
-    pending = list(factories)
-    indexed = enumerate(pending)
+    # Pulled lazily: a factory (and the statement it builds) exists only shortly before it runs, so
+    # a 100,000-event request never holds all its bound statements at once.
+    iterator = iter(factories)
+    head = list(islice(iterator, limit))
+    indexed = enumerate(chain(head, iterator))
     results: dict[int, T] = {}
 
     async def worker() -> None:
@@ -24,7 +28,7 @@ async def gather_bounded(factories: Iterable[Callable[[], Awaitable[T]]], limit:
             results[index] = await factory()
 
     # Never more workers than work: three statements must not cost 256 task creations.
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(limit, len(pending))))]
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, len(head)))]
     try:
         await asyncio.gather(*workers)
     except BaseException:

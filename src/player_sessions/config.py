@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
-    request_timeout: float = Field(60.0, gt=0, description="seconds a request may take before 503")
+    request_timeout: float = Field(120.0, gt=0, description="seconds a request may take before 503")
     # Limits and back-pressure (docs/reliability.md)
     body_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause, and the grace "
                                 "before --body-min-rate applies; 408 after")
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
                                  "--body-timeout seconds (0: no minimum)")
     max_ingest_requests: int = Field(64, ge=1, le=10_000, description="POST /events requests read, parsed "
                                      "and stored at once per process")
-    ingest_budget_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
+    ingest_budget_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
                                      "POST /events requests in progress per process (bounds memory; a body "
                                      "of unknown size counts half)")
     queue_timeout: float = Field(5.0, gt=0, description="seconds a request waits for an ingest slot or a "

@@ -89,7 +89,7 @@ async def post_events(request: Request, rt: RuntimeDep, _slot: IngestSlot) -> Js
     store = rt.require_store()
     try:
         result = await asyncio.wait_for(
-            ingest_batch(events, store, rt.clock, settings.retention, rt.rules),
+            ingest_batch(events, store, rt.clock, settings.retention, rt.rules, consume=True),
             timeout=settings.request_timeout,
         )
     except TimeoutError as exc:
@@ -134,7 +134,8 @@ async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_lengt
 @router.get("/session-starts", response_model=StartCountsOut, responses=ERRORS,
             summary="Session starts per country in the last `hours` hours")
 async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> JsonResponse:
-    counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours)
+    counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours,
+                                      rt.recounts)
     return JsonResponse({"from": rfc3339(counts.frm), "to": rfc3339(counts.to), "hours": counts.hours,
                            "total": counts.total, "countries": counts.countries})
 

@@ -37,6 +37,27 @@ MS = timedelta(milliseconds=1)
 RAW_COUNTS_IN_FLIGHT = 64
 
 
+class RecountFlights:
+    """The recounts running in this process, shared: a query (or the background refresher) that needs
+    a rollup another is already recounting awaits that recount instead of repeating it. Keyed by the
+    rollup and its `touched` token, so an ingest that touches the rollup again starts a new one."""
+
+    def __init__(self) -> None:
+        self._running: dict[tuple[object, ...], asyncio.Future[int]] = {}
+
+    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[int]]) -> int:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(recount())
+            self._running[key] = running
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+        # Shielded: a waiter that gives up (its client went away) does not cancel the others' recount.
+        return await asyncio.shield(running)
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+
 @dataclass(frozen=True)
 class StartCounts:
     frm: datetime
@@ -62,18 +83,18 @@ def window_for(hours: float, now: datetime) -> tuple[datetime, datetime]:
 
 
 async def starts_per_country(store: SessionStore, clock: Clock, retention: timedelta,
-                             hours: float) -> StartCounts:
+                             hours: float, flights: RecountFlights | None = None) -> StartCounts:
     hours = parse_hours(hours, retention)
     now = clock.now()
     frm, to = window_for(hours, now)
-    counts = await count_window(store, frm, to, now, retention)
+    counts = await count_window(store, frm, to, now, retention, flights)
     return StartCounts(frm, to, hours, {c: n for c, n in sorted(counts.items()) if n > 0})
 
 
 async def count_window(store: SessionStore, frm: datetime, to: datetime, now: datetime,
-                       retention: timedelta) -> Counter[str]:
+                       retention: timedelta, flights: RecountFlights | None = None) -> Counter[str]:
     plan = plan_window(frm, to)
-    counter = _Counter(store, now, retention)
+    counter = _Counter(store, now, retention, flights)
     totals: Counter[str] = Counter()
 
     # Whole days: fresh day rollups, else recount the day (country by country) from its hours.
@@ -121,8 +142,10 @@ async def _all(jobs: list[Callable[[], Awaitable[tuple[str, int]]]]) -> list[tup
 class _Counter:
     """Recounts of stale rollups for one query, writing each result back (idempotent overwrite)."""
 
-    def __init__(self, store: SessionStore, now: datetime, retention: timedelta) -> None:
+    def __init__(self, store: SessionStore, now: datetime, retention: timedelta,
+                 flights: RecountFlights | None = None) -> None:
         self._store = store
+        self._flights = flights or RecountFlights()
         self._now = now
         self._retention = retention
         self._hour_rows: dict[datetime, asyncio.Future[list[CountRow]]] = {}
@@ -141,15 +164,23 @@ class _Counter:
     async def hour_total(self, row: CountRow) -> tuple[str, int]:
         if row.fresh:
             return row.country, row.n or 0
+        key = ("hour", row.country, row.start, row.touched)
+        return row.country, await self._flights.run(key, partial(self._recount_hour, row))
+
+    async def _recount_hour(self, row: CountRow) -> int:
         async with self._statements:
             n = await self._store.count_raw(row.country, row.start, row.start, row.start + HOUR - MS)
             await self._store.save_hour_count(
                 CountRow(row.start, row.country, n, row.touched, row.touched),
                 ttl_seconds(row.start + HOUR, self._now, self._retention),
             )
-        return row.country, n
+        return n
 
     async def recount_day(self, day_row: CountRow) -> tuple[str, int]:
+        key = ("day", day_row.country, day_row.start, day_row.touched)
+        return day_row.country, await self._flights.run(key, partial(self._recount_day, day_row))
+
+    async def _recount_day(self, day_row: CountRow) -> int:
         # The day's hour rows are read after the day row itself (see the module docstring).
         hours = [r for r in await self.hour_rows(day_row.start) if r.country == day_row.country]
         n = sum(count for _, count in await asyncio.gather(*(self.hour_total(r) for r in hours)))
@@ -158,17 +189,19 @@ class _Counter:
                 CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
                 ttl_seconds(day_row.start + DAY, self._now, self._retention),
             )
-        return day_row.country, n
+        return n
 
 
-async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta) -> None:
+async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta,
+                         flights: RecountFlights | None = None) -> None:
     """Recount the stale rollups of yesterday and today: the hours ingest keeps touching."""
     now = clock.now()
     frm = max(day_floor(now) - DAY, now - retention)
-    await count_window(store, frm, now, now, retention)
+    await count_window(store, frm, now, now, retention, flights)
 
 
-async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int) -> int:
+async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int,
+                          flights: RecountFlights | None = None) -> int:
     """Recount up to `max_days` stale (day, country) rollups anywhere in the retention.
 
     After a bulk load or late events into old days, this keeps long windows (e.g. a year) on fresh
@@ -184,6 +217,6 @@ async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelt
         stale += [row for row in await store.day_rows(year, lo, hi) if not row.fresh]
         if len(stale) >= max_days:
             break
-    counter = _Counter(store, now, retention)
+    counter = _Counter(store, now, retention, flights)
     await _all([partial(counter.recount_day, row) for row in stale[:max_days]])
     return min(len(stale), max_days)

@@ -1,14 +1,17 @@
 """Ingest a batch: validate every event, store the valid ones idempotently, pair halves into sessions.
 
-Order of writes (each step awaits Cassandra's acknowledgement before the next):
+Order of writes:
 1. every event's half-row, every start's raw row and the player index row of each session
-   (player_sessions_index: what DELETE /players/{id} needs to find them), concurrently;
-2. the hour count marks, then the day count marks (hour first: a day recount that sees the day's new
-   mark must also see the hour's, see services/counts.py);
-3. the pairing read of every session not completed inside the batch (write-then-read: of two halves
-   arriving at once in different requests, at least one sees the other at QUORUM/QUORUM);
-4. the complete sessions.
-Only then is the response sent, so a 200 means everything stored is durable at the consistency level.
+   (player_sessions_index: what DELETE /players/{id} needs to find them), concurrently, all
+   acknowledged before anything else starts;
+2. then two chains side by side:
+   a. the hour count marks, then the day count marks (hour first: a day recount that sees the day's
+      new mark must also see the hour's; raw rows first: see services/counts.py);
+   b. the pairing read of every session not completed inside the batch (write-then-read: of two
+      halves arriving at once in different requests, at least one sees the other at QUORUM/QUORUM),
+      then the complete sessions.
+Only when both chains are acknowledged is the response sent, so a 200 means everything stored is
+durable at the consistency level. Running the chains side by side saves two round trips a batch.
 """
 
 from __future__ import annotations
@@ -83,7 +86,9 @@ def classify(raw_events: Sequence[object], now: datetime, retention: timedelta,
 
 
 async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock: Clock,
-                       retention: timedelta, rules: ValidationRules) -> IngestResult:
+                       retention: timedelta, rules: ValidationRules, consume: bool = False) -> IngestResult:
+    """Validate and store a request's events. With `consume`, a list of raw events is emptied once
+    validated: its parsed JSON (~70 MB for 100,000 events) is not held while the batch is written."""
     now = clock.now()
     if len(raw_events) < OFFLOAD_EVENTS:
         classified = classify(raw_events, now, retention, rules)
@@ -91,6 +96,8 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
         # Validating 100,000 events takes ~0.4 s of CPU: in a thread, the event loop keeps serving
         # other requests in between (the GIL is handed over every few milliseconds).
         classified = await asyncio.to_thread(classify, raw_events, now, retention, rules)
+    if consume and isinstance(raw_events, list):
+        raw_events.clear()
     events = classified.valid
     if events:
         await store_events(events, store, now, retention)
@@ -111,7 +118,12 @@ async def store_events(events: Sequence[Event], store: SessionStore, now: dateti
         if e.kind is EventKind.START and e.country is not None
     ]
     await asyncio.gather(store.put_halves(halves), store.put_starts(starts), store.index_sessions(halves))
+    await asyncio.gather(_touch_counts(starts, store, now, retention),
+                         _pair_sessions(events, store, now, retention))
 
+
+async def _touch_counts(starts: Sequence[StartWrite], store: SessionStore, now: datetime,
+                        retention: timedelta) -> None:
     if starts:
         touches = {
             (s.country, s.hour): CountTouch(
@@ -123,6 +135,9 @@ async def store_events(events: Sequence[Event], store: SessionStore, now: dateti
         }
         await store.touch_counts(list(touches.values()), uuid.uuid4())
 
+
+async def _pair_sessions(events: Sequence[Event], store: SessionStore, now: datetime,
+                         retention: timedelta) -> None:
     in_batch = pair_in_batch(events)
     sessions: list[Session] = []
     to_read: list[tuple[str, uuid.UUID]] = []

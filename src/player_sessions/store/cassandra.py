@@ -11,7 +11,7 @@ import logging
 import ssl
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -252,19 +252,18 @@ class CassandraStore:
 
     def _partition_batches(
         self, rows: Iterable[tuple[Any, tuple[Any, ...]]], statement: PreparedStatement
-    ) -> list[tuple[Any, None]]:
-        """Group bound rows by partition key into unlogged single-partition batches."""
-        batches: list[tuple[Any, None]] = []
+    ) -> Iterator[tuple[Any, None]]:
+        """Group bound rows by partition key into unlogged single-partition batches, built lazily:
+        a batch is bound (its values serialised) only when its turn to be sent comes."""
         for params in _chunks_by_key(rows, PARTITION_BATCH_ROWS):
             if len(params) == 1:
-                batches.append((statement.bind(params[0]), None))
+                yield statement.bind(params[0]), None
                 continue
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             batch.is_idempotent = True
             for p in params:
                 batch.add(statement, p)
-            batches.append((batch, None))
-        return batches
+            yield batch, None
 
     # --- ingest ---------------------------------------------------------------------------------
 

@@ -1,0 +1,74 @@
+"""RecountFlights: one recount per rollup and token however many queries need it at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from player_sessions.services.counts import RecountFlights
+
+
+async def test_concurrent_needs_of_one_rollup_share_one_recount() -> None:
+    flights = RecountFlights()
+    calls = 0
+    release = asyncio.Event()
+
+    async def recount() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    waiters = [asyncio.create_task(flights.run(("hour", "FI", 1, "t1"), recount)) for _ in range(5)]
+    await asyncio.sleep(0)
+    assert len(flights) == 1
+    release.set()
+    assert await asyncio.gather(*waiters) == [42] * 5
+    assert calls == 1
+    assert len(flights) == 0  # forgotten once done: a later need recounts (the rollup may be stale again)
+    assert await flights.run(("hour", "FI", 1, "t1"), recount) == 42
+    assert calls == 2
+
+
+async def test_a_new_touch_token_is_a_new_recount() -> None:
+    flights = RecountFlights()
+    seen: list[str] = []
+
+    async def recount(token: str) -> int:
+        seen.append(token)
+        await asyncio.sleep(0.01)
+        return len(seen)
+
+    await asyncio.gather(flights.run(("day", "SE", 1, "a"), lambda: recount("a")),
+                         flights.run(("day", "SE", 1, "b"), lambda: recount("b")))
+    assert sorted(seen) == ["a", "b"]
+
+
+async def test_a_waiter_that_gives_up_does_not_cancel_the_others() -> None:
+    flights = RecountFlights()
+    release = asyncio.Event()
+
+    async def recount() -> int:
+        await release.wait()
+        return 7
+
+    impatient = asyncio.create_task(flights.run(("hour", "US", 2, "t"), recount))
+    patient = asyncio.create_task(flights.run(("hour", "US", 2, "t"), recount))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    release.set()
+    assert await patient == 7
+
+
+async def test_a_failed_recount_fails_its_waiters_and_is_not_kept() -> None:
+    flights = RecountFlights()
+
+    async def broken() -> int:
+        raise RuntimeError("Cassandra went away")
+
+    with pytest.raises(RuntimeError):
+        await flights.run(("day", "FI", 3, "t"), broken)
+    assert len(flights) == 0
