@@ -36,7 +36,7 @@ pytestmark = pytest.mark.faults
 CLIENTS = 8
 EVENTS = 100_000
 REPEATS = 1 if FULL else 10
-RSS_BOUND_MB = 600
+RSS_BOUND_MB = 400
 # For comparison runs only (docs/reliability.md): e.g. PS_FAULTS_INGEST_BUDGET=134217728 admits all
 # eight at once; the bound is then reported, not asserted.
 MAX_INGEST = os.environ.get("PS_FAULTS_INGEST_BUDGET")
