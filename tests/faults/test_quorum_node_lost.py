@@ -8,24 +8,32 @@ The cluster is our own (127.0.0.61-63, JMX 7160/7260/7360), beside the developme
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
+from tests.e2e.factories import session_pair
 from tests.faults.conftest import (
     FULL,
+    NOW_DT,
     BackgroundLoad,
     Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
     bodies_acknowledged_between,
+    health,
     make_dataset,
     say,
     stored_check,
@@ -35,8 +43,9 @@ from tests.faults.conftest import (
 pytestmark = pytest.mark.faults
 
 FIRST_ADDRESS = 61
-PLAYERS, DAYS = (2_000, 21) if FULL else (200, 21)
-BATCH = 500
+# CI: ~18,000 events in ~90 batches, so the load is still running while node 3 is down.
+PLAYERS, DAYS = (2_000, 21) if FULL else (600, 21)
+BATCH = 500 if FULL else 200
 
 
 def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
@@ -63,9 +72,11 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         stopped = node3.stop(config.stop_timeout_s)
         assert stopped == "stopped"
         stopped_at = time.monotonic()
-        say(f"node 3 {stopped} at {down_at}/{batches} batches acknowledged")
+        acked_at_stop = load.transport.acknowledged()
+        say(f"node 3 {stopped} at {down_at}/{batches} batches acknowledged ({acked_at_stop} once down)")
+        assert acked_at_stop < batches, "the load ended before node 3 was down: use a larger dataset"
 
-        load.wait_acknowledged(2 * batches // 3)
+        load.wait_acknowledged(min(batches, max(2 * batches // 3, acked_at_stop + 3)))
         start(config, say=lambda line: None)  # starts only the missing node
         back_at = time.monotonic()
         say(f"node 3 back after {back_at - stopped_at:.1f}s, at {load.transport.acknowledged()}/{batches} "
@@ -100,7 +111,75 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
                             ("acknowledged_events_checked", checked),
                             ("read_503s_retried", all_up.retried_503 + two_up.retried_503)):
             record_property(name, value)
+
+        write_timeouts_become_503_then_the_retry_stores_all(service, config, record_property)
     finally:
+        resume(Node(3, config))
         if service is not None:
             service.stop()
         stop(config, wipe=True, say=lambda line: None)
+
+
+def write_timeouts_become_503_then_the_retry_stores_all(
+    service: Service, config: LauncherConfig, record_property: Callable[[str, object], None],
+) -> None:
+    """Fault 4 on the real cluster: node 2 is down (known), node 3 is frozen with SIGSTOP (still
+    believed up), so a QUORUM write reaches node 1 and waits for node 3 until Cassandra's own
+    write_request_timeout (5 s): a real WriteTimeout. The batch must get 503 + Retry-After, never a
+    200; once the nodes are back, the client's retry of the same batch is stored whole."""
+    player = f"timeout-{uuid.uuid4().hex[:12]}"
+    began = NOW_DT - timedelta(hours=5)
+    batch = [e for i in range(10) for e in session_pair(player, began + timedelta(minutes=15 * i))]
+    node3 = Node(3, config)
+    pid = node3.recorded_pid()
+    assert pid is not None
+    before = scrape_errors(service.url)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        answers = []
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            for _ in range(2):
+                t0 = time.monotonic()
+                r = client.post("/events", json=batch)
+                answers.append((r.status_code, round(time.monotonic() - t0, 1), r.headers.get("retry-after")))
+        say(f"node 2 down, node 3 frozen: POST /events answered {answers}")
+        assert all(status == 503 and retry and int(retry) > 0 for status, _, retry in answers), answers
+        assert all(seconds < 15 + 5 for _, seconds, _ in answers), answers
+        errors = {k: v - before.get(k, 0) for k, v in scrape_errors(service.url).items()}
+        say(f"Cassandra errors seen by the service meanwhile: {errors}")
+        assert any(v > 0 for k, v in errors.items() if "Timeout" in k or "Timed" in k), errors
+    finally:
+        resume(node3)
+    start(config, say=lambda line: None)  # node 2 again
+    wait_until(lambda: health(service.url) == 200, "/health 200 with the nodes back", 60)
+    with httpx.Client(base_url=service.url, timeout=60) as client:
+        for _ in range(30):  # the client's retry, as the loader would do it
+            r = client.post("/events", json=batch)
+            if r.status_code != 503:
+                break
+            time.sleep(1)
+        assert r.status_code == 200 and r.json()["stored"] == len(batch), r.text
+        got = client.get(f"/players/{player}/sessions").json()["sessions"]
+    assert len(got) == 10
+    record_property("write_timeout_answers", answers)
+
+
+def resume(node: Node) -> None:
+    pid = node.recorded_pid()
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def scrape_errors(url: str) -> dict[str, float]:
+    """player_sessions_cassandra_errors_total by driver error name, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "player_sessions_cassandra_errors_total":
+                key = sample.labels.get("error", "?")
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts
