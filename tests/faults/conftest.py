@@ -33,7 +33,7 @@ from player_sessions.datagen.truth import Truth, load_truth, parse_ts, starts_in
 from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"
@@ -104,13 +104,8 @@ class Service:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def memory_kb(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the service process, in KiB."""
