@@ -159,18 +159,36 @@ def _wait_for_ring(nodes: list[Node], config: LauncherConfig, began: float, say:
     last_said = -1
     while True:
         ring = nodetool_status(nodes[0])
-        if ring.up == len(nodes):
+        all_up = ring.up == len(nodes)
+        if all_up and _peers_known(nodes, config):
             return
         if time.monotonic() - began > config.ready_timeout_s:
-            why = f"only {ring.up} of {len(nodes)} nodes are UN after {config.ready_timeout_s:.0f}s"
+            why = (f"all {len(nodes)} nodes are UN, but not every one lists the others in "
+                   f"system.peers_v2 after {config.ready_timeout_s:.0f}s" if all_up else
+                   f"only {ring.up} of {len(nodes)} nodes are UN after {config.ready_timeout_s:.0f}s")
             if ring.error:
                 # Without this, a nodetool that cannot run at all looked like "0 of 3 nodes are UN".
                 why += f" (nodetool failed: {ring.error.splitlines()[-1]})"
             raise _fail_start(nodes[0], config, why)
         if ring.up != last_said:  # one line per change, not one per second
-            say(f"  {ring.up} of {len(nodes)} nodes UN; waiting ...")
+            say(f"  all {ring.up} nodes UN; waiting for each to list the others as peers ..." if all_up
+                else f"  {ring.up} of {len(nodes)} nodes UN; waiting ...")
             last_said = ring.up
         time.sleep(1.0)
+
+
+def _peers_known(nodes: list[Node], config: LauncherConfig) -> bool:
+    """Every node lists every other one in system.peers_v2, where drivers learn the ring from.
+
+    Gossip (nodetool's UN) runs ahead of that table: a CI run once found the seed's system.peers_v2
+    still empty right after all three nodes were UN, so a driver connected to it saw a 1-node ring.
+    """
+    user, password = _credentials(config)
+    for node in nodes:
+        answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+        if answer is None or answer.peers_listed != len(nodes) - 1:
+            return False
+    return True
 
 
 def stop(config: LauncherConfig, say: Say = _print, wipe: bool = False) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class CqlAnswer:
     release_version: str
-    peers_up: int  # other nodes this node's driver session sees as up
+    peers_listed: int  # rows in this node's system.peers_v2 (system.peers before 4.0): the ring drivers see
 
 
 def _quiet_driver() -> None:
@@ -28,6 +28,7 @@ def ask_cql(
 ) -> CqlAnswer | None:
     """`SELECT release_version FROM system.local` on exactly this node; None if it does not answer."""
     _quiet_driver()
+    from cassandra import InvalidRequest
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
@@ -47,8 +48,11 @@ def ask_cql(
     try:
         session = cluster.connect()
         row = session.execute("SELECT release_version FROM system.local").one()
-        peers = session.execute("SELECT peer FROM system.peers").all()
-        return CqlAnswer(release_version=str(row.release_version), peers_up=len(peers))
+        try:
+            peers = session.execute("SELECT peer FROM system.peers_v2").all()
+        except InvalidRequest:  # a Cassandra older than 4.0 (only as a foreign node on the port)
+            peers = session.execute("SELECT peer FROM system.peers").all()
+        return CqlAnswer(release_version=str(row.release_version), peers_listed=len(peers))
     except Exception:  # any failure means "not answering yet"
         return None
     finally:
