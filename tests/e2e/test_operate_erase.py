@@ -88,11 +88,10 @@ def test_erasing_a_player_removes_their_data_and_exactly_their_starts(erase_clie
     body = r.json()
     assert body["player_id"] == victim
     assert body["removed"] == {
-        "session_halves": 12,  # 9 complete + open start + orphan end + the re-sent one
-        "sessions_by_player": 10,
+        "player_events": 23,  # 9 complete x 2 + open start + orphan end + 2 tries and the end of the re-sent
         "starts_by_country_hour": 12,  # 9 + open start + both tries of the re-sent start
-        "player_sessions_index": 12,
     }
+    assert body["sessions"] == 12  # 9 complete + open start + orphan end + the re-sent one
     assert body["rollups_marked_stale"] == len({(s["country"], s["ts"][:13]) for s in victim_starts})
 
     assert client.get(f"/players/{victim}/sessions").json()["sessions"] == []
@@ -112,7 +111,7 @@ def test_erasing_a_player_removes_their_data_and_exactly_their_starts(erase_clie
     assert set(again["removed"].values()) == {0} and again["rollups_marked_stale"] == 0
 
 
-def test_erasing_finds_sessions_stored_before_the_index_existed(
+def test_an_erase_stopped_half_way_is_finished_by_a_retry(
         erase_client: httpx.Client, cql: Any, test_keyspace_name: str) -> None:
     client = erase_client
     player = new_player()
@@ -120,12 +119,17 @@ def test_erasing_finds_sessions_stored_before_the_index_existed(
               *session_pair(player, NOW - timedelta(days=2), country="SE")]
     client.post("/events", json=events)
     before = {h: counts(client, h) for h in (4, 72)}
-    # As if these rows had been written by a version without the index.
-    cql.execute(f"DELETE FROM {test_keyspace_name}_operate.player_sessions_index WHERE player_id = %s",
-                (player,))
+    # As if an erase had deleted the raw starts and then failed: player_events (deleted last) remains.
+    for e in events[::2]:
+        ts = ts_of(e)
+        hour = ts.replace(minute=0, second=0, microsecond=0)
+        cql.execute(f"DELETE FROM {test_keyspace_name}_operate.starts_by_country_hour WHERE country = %s "
+                    "AND hour = %s AND ts = %s AND session_id = %s",
+                    (e["country"], hour, ts, uuid.UUID(e["session_id"])))
     body = client.delete(f"/players/{player}").json()
-    assert body["removed"]["sessions_by_player"] == 2 and body["removed"]["starts_by_country_hour"] == 2
+    assert body["removed"] == {"player_events": 4, "starts_by_country_hour": 2} and body["sessions"] == 2
     assert client.get(f"/players/{player}/sessions").json()["sessions"] == []
+    # The retry marked the rollups stale: the counts drop by exactly the player's starts.
     assert before[4].get("FI", 0) - counts(client, 4).get("FI", 0) == 1
     after = counts(client, 72)
     assert (before[72]["FI"] - after.get("FI", 0), before[72]["SE"] - after.get("SE", 0)) == (1, 1)

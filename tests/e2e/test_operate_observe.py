@@ -95,7 +95,7 @@ def test_metrics_count_requests_events_and_cassandra_work_over_both_workers(
     assert delta("player_sessions_ingest_batch_events_count") == 1
     assert delta("player_sessions_ingest_batch_events_sum") == len(batch)
     assert delta("player_sessions_ingest_batch_events_bucket", le="10.0") == 1
-    assert delta("player_sessions_cassandra_write_duration_seconds_count") >= 4  # halves, start, index, ...
+    assert delta("player_sessions_cassandra_write_duration_seconds_count") >= 3  # rows, hour and day marks
     assert delta("player_sessions_cassandra_read_duration_seconds_count") >= 12
     assert value(after, "player_sessions_cassandra_writes_in_flight") == 0  # livesum over live workers
     assert ("player_sessions_cassandra_errors_total", ()) not in after  # labelled only once one happens

@@ -5,8 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from player_sessions.domain.events import Event, EventKind
-from player_sessions.domain.sessions import Session, SessionHalves, newest_first, pair, pair_in_batch
+from player_sessions.domain.sessions import (
+    MAX_END_BEFORE_START,
+    LatestSessions,
+    Session,
+    StoredEvent,
+    newest_first,
+)
 
 T0 = datetime(2016, 12, 1, tzinfo=UTC)
 S1 = uuid.UUID("00000000-0000-0000-0000-000000000001")
@@ -23,16 +28,6 @@ def session(
 ) -> Session:
     finish = end if end is not None else start + timedelta(hours=1)
     return Session(session_id, player_id, country, start, finish)
-
-
-def start(session_id: uuid.UUID = S1, ts: datetime = T0, player_id: str = "p1", country: str = "FI") -> Event:
-    return Event(EventKind.START, player_id, session_id, ts, country)
-
-
-def end(
-    session_id: uuid.UUID = S1, ts: datetime = T0, player_id: str = "p1", country: str | None = None
-) -> Event:
-    return Event(EventKind.END, player_id, session_id, ts, country)
 
 
 # --- Session.duration_seconds ----------------------------------------------------------------------
@@ -93,59 +88,83 @@ def test_newest_first_accepts_any_iterable() -> None:
     assert newest_first((session(s) for s in (S2, S1)), 5) == [session(S1), session(S2)]
 
 
-# --- pair ------------------------------------------------------------------------------------------
+# --- LatestSessions ------------------------------------------------------------------------------
 
 
-def test_pair_with_both_halves_gives_the_session() -> None:
-    halves = SessionHalves(start=T0, end=T0 + timedelta(minutes=5), country="SE")
-    assert pair("p1", S1, halves) == Session(S1, "p1", "SE", T0, T0 + timedelta(minutes=5))
+def stored(session_id: uuid.UUID, ts: datetime, is_start: bool, country: str | None = "FI") -> StoredEvent:
+    return StoredEvent(ts, session_id, is_start, country if is_start else None)
 
 
-@pytest.mark.parametrize(
-    "halves", [SessionHalves(T0, None, "SE"), SessionHalves(None, T0, None), SessionHalves(None, None, None)]
-)
-def test_pair_with_a_missing_half_gives_none(halves: SessionHalves) -> None:
-    assert pair("p1", S1, halves) is None
+def newest_order(events: list[StoredEvent]) -> list[StoredEvent]:
+    # The store's read order: ts, session_id, is_start all descending.
+    return sorted(events, key=lambda e: (e.ts, str(e.session_id), e.is_start), reverse=True)
 
 
-# --- pair_in_batch ---------------------------------------------------------------------------------
+def latest(events: list[StoredEvent], limit: int = 20) -> list[Session]:
+    pairing = LatestSessions("p1", limit)
+    pairing.add(newest_order(events))
+    return pairing.newest()
 
 
-def test_start_and_end_in_one_batch_are_merged() -> None:
-    later = T0 + timedelta(minutes=30)
-    assert pair_in_batch([end(ts=later), start(ts=T0, country="SE")]) == {
-        ("p1", S1): SessionHalves(T0, later, "SE")
-    }
+def test_a_start_and_its_end_make_a_session_with_the_start_country() -> None:
+    five = T0 + timedelta(minutes=5)
+    assert latest([stored(S1, T0, True, "SE"), stored(S1, five, False)]) == [
+        Session(S1, "p1", "SE", T0, five)]
 
 
-def test_lone_halves_in_a_batch_are_kept_with_the_other_half_missing() -> None:
-    assert pair_in_batch([start(S1), end(S2, ts=T0)]) == {
-        ("p1", S1): SessionHalves(T0, None, "FI"),
-        ("p1", S2): SessionHalves(None, T0, None),
-    }
+@pytest.mark.parametrize("only_start", [True, False])
+def test_a_lone_half_is_no_session(only_start: bool) -> None:
+    assert latest([stored(S1, T0, only_start)]) == []
 
 
-def test_later_duplicate_of_the_same_kind_overwrites_the_earlier() -> None:
-    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
-    merged = pair_in_batch([start(ts=T0, country="FI"), end(ts=t2), start(ts=t1, country="SE"), end(ts=t1)])
-    assert merged == {("p1", S1): SessionHalves(t1, t1, "SE")}
+def test_an_end_slightly_before_its_start_still_pairs_with_duration_zero() -> None:
+    (paired,) = latest([stored(S1, T0, True), stored(S1, T0 - timedelta(minutes=59), False)])
+    assert paired.duration_seconds == 0
 
 
-def test_same_session_id_for_different_players_is_two_sessions() -> None:
-    merged = pair_in_batch([start(player_id="a"), end(player_id="b", ts=T0)])
-    assert merged == {("a", S1): SessionHalves(T0, None, "FI"), ("b", S1): SessionHalves(None, T0, None)}
+def test_an_end_more_than_the_bound_before_its_start_does_not_pair() -> None:
+    early = T0 - MAX_END_BEFORE_START - timedelta(seconds=1)
+    assert latest([stored(S1, T0, True), stored(S1, early, False)]) == []
 
 
-def test_country_comes_from_the_start_not_the_end() -> None:
-    merged = pair_in_batch([start(country="FI"), end(ts=T0, country="SE")])
-    assert merged[("p1", S1)].country == "FI"
+def test_the_newest_start_and_end_win_over_resent_ones() -> None:
+    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=9)
+    events = [stored(S1, T0, True, "FI"), stored(S1, t1, True, "SE"), stored(S1, t1, False),
+              stored(S1, t2, False)]
+    assert latest(events) == [Session(S1, "p1", "SE", t1, t2)]
 
 
-def test_empty_batch_pairs_nothing() -> None:
-    assert pair_in_batch([]) == {}
+def test_sessions_come_newest_start_first_and_cut_to_the_limit() -> None:
+    events = []
+    for minute, sid in ((0, S1), (10, S2), (20, S3)):
+        events += [stored(sid, T0 + timedelta(minutes=minute), True),
+                   stored(sid, T0 + timedelta(minutes=minute + 1), False)]
+    assert [s.session_id for s in latest(events, limit=2)] == [S3, S2]
 
 
-def test_batch_halves_pair_into_sessions() -> None:
-    merged = pair_in_batch([start(S1), end(S1, ts=T0 + timedelta(seconds=42)), start(S2)])
-    paired = [pair(p, s, h) for (p, s), h in merged.items()]
-    assert [s.duration_seconds for s in paired if s is not None] == [42]
+def test_settled_only_once_every_event_that_could_change_the_answer_is_read() -> None:
+    pairing = LatestSessions("p1", limit=1)
+    pairing.add([stored(S1, T0 + timedelta(minutes=5), False), stored(S1, T0, True)])
+    # An end of a session starting at T0 may lie up to MAX_END_BEFORE_START before it.
+    assert not pairing.settled(read_down_to=T0 - timedelta(minutes=30))
+    assert not pairing.settled(read_down_to=T0 - MAX_END_BEFORE_START)
+    assert pairing.settled(read_down_to=T0 - MAX_END_BEFORE_START - timedelta(milliseconds=1))
+
+
+def test_not_settled_with_fewer_complete_sessions_than_the_limit() -> None:
+    pairing = LatestSessions("p1", limit=2)
+    pairing.add([stored(S1, T0 + timedelta(minutes=5), False), stored(S1, T0, True)])
+    assert not pairing.settled(read_down_to=T0 - timedelta(days=30))
+
+
+def test_a_later_page_can_still_complete_a_session_seen_on_an_earlier_one() -> None:
+    pairing = LatestSessions("p1", limit=1)
+    pairing.add([stored(S1, T0 + timedelta(hours=2), False)])
+    assert pairing.newest() == []
+    pairing.add([stored(S1, T0, True)])
+    assert pairing.newest() == [Session(S1, "p1", "FI", T0, T0 + timedelta(hours=2))]
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        LatestSessions("p1", 0)

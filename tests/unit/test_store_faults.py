@@ -86,6 +86,13 @@ class FakeSession:
         self.futures: list[FakeFuture] = []
         self._cql: dict[bytes, str] = {}
 
+    @property
+    def metadata(self) -> FakeSession:
+        return self  # the cluster's metadata, as far as `_replica_batches` asks
+
+    def get_replicas(self, keyspace: str, routing_key: bytes | None) -> list[Any]:
+        return []  # no token map: every row in one group
+
     def add_request_init_listener(self, listener: Callable[..., None]) -> None:
         pass  # metrics hook of the real Session
 
@@ -123,7 +130,7 @@ def events(sessions: int = 30) -> list[dict[str, str]]:
         began = NOW - timedelta(hours=i + 1)
         out.append({"event": "start", "player_id": player, "session_id": sid, "country": "FI",
                     "ts": began.isoformat()})
-        if i % 3:  # some sessions end in this batch, the others are read back for pairing
+        if i % 3:  # some sessions end in this batch, the others stay open
             out.append({"event": "end", "player_id": player, "session_id": sid,
                         "ts": (began + timedelta(minutes=5)).isoformat()})
     return out
@@ -146,14 +153,15 @@ async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> 
     assert len(prepared) >= 15 and all(p.is_idempotent for p in prepared)
     result = await ingest(store, events())
     assert result.stored == len(events())
-    assert len(session.sent) > 10
+    # Rows, then hour marks, then day marks: at least 3 requests, each a batch of many rows.
+    assert len(session.sent) >= 3
     assert all(idempotent for _, idempotent in session.sent), [c for c, i in session.sent if not i]
-    batches = [cql for cql, _ in session.sent if len(cql) > 1]
-    assert batches, "a session's halves go as one batch"
+    rows = sum(len(cql) for cql, _ in session.sent)
+    assert rows >= len(events()) and len(session.sent) < rows / 4, "rows go in batches, not one by one"
 
 
-@pytest.mark.parametrize("table", ["session_halves", "starts_by_country_hour", "hour_counts", "day_counts",
-                                   "country_hours", "sessions_by_player"])
+@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "hour_counts", "day_counts",
+                                   "country_hours"])
 async def test_a_write_timeout_in_any_table_fails_the_whole_batch(table: str) -> None:
     session = FakeSession(lambda cql: write_timeout() if cql.startswith(("UPDATE", "INSERT"))
                           and f"ks.{table} " in cql else None)
@@ -162,17 +170,18 @@ async def test_a_write_timeout_in_any_table_fails_the_whole_batch(table: str) ->
     assert any(f"ks.{table} " in c for cql, _ in session.sent for c in cql), "the failing table was written"
 
 
-async def test_a_read_timeout_of_the_pairing_read_fails_the_batch() -> None:
+async def test_ingest_reads_nothing_so_a_read_timeout_cannot_fail_it() -> None:
     session = FakeSession(lambda cql: ReadTimeout("timed out", consistency=ConsistencyLevel.QUORUM,
                                                   required_responses=2, received_responses=1,
                                                   data_retrieved=False) if cql.startswith("SELECT") else None)
-    with pytest.raises(StoreUnavailable, match="ReadTimeout"):
-        await ingest(store_over(session), events())
+    result = await ingest(store_over(session), events())
+    assert result.stored == len(events())
+    assert not [c for cql, _ in session.sent for c in cql if c.startswith("SELECT")]
 
 
 async def test_a_client_side_timeout_fails_the_batch() -> None:
     session = FakeSession(lambda cql: OperationTimedOut("errors={}, last_host=127.0.0.1:9042")
-                          if "sessions_by_player" in cql else None)
+                          if "player_events" in cql else None)
     with pytest.raises(StoreUnavailable, match="OperationTimedOut"):
         await ingest(store_over(session), events())
 

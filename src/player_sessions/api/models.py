@@ -82,6 +82,6 @@ class ErrorOut(BaseModel):
 class ErasedPlayerOut(BaseModel):
     player_id: str
     removed: dict[str, int] = Field(description="rows deleted per table", examples=[{
-        "session_halves": 3, "sessions_by_player": 2, "starts_by_country_hour": 3,
-        "player_sessions_index": 3}])
+        "player_events": 6, "starts_by_country_hour": 3}])
+    sessions: int = Field(description="distinct sessions (complete or not) the deleted events belonged to")
     rollups_marked_stale: int = Field(description="(country, hour) counts recounted at the next query")

@@ -128,6 +128,7 @@ async def get_player_sessions(
 async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
     erased = await erase_player(rt.require_store(), rt.clock, rt.settings.retention, player_id)
     return JsonResponse({"player_id": erased.player_id, "removed": erased.removed,
+                         "sessions": erased.sessions,
                          "rollups_marked_stale": erased.rollups_marked_stale}, status_code=202)
 
 

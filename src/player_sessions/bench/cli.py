@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--hours", type=_floats, default=None, metavar="H,H",
         help="windows of GET /session-starts (default 1,24,720,8760)")
     add("--loaders", type=int, default=None, help="writer processes for the bulk load (default 2)")
-    add("--load-path", choices=("auto", "store", "raw", "raw-batched"), default=None,
+    add("--load-path", choices=("auto", "store", "raw", "raw-batched", "raw-grouped"), default=None,
         help="bulk-load path (default auto: the fastest of scenario 1)")
     add("--whales", type=int, default=None, help="whale players in the data (default 3; --quick 2)")
     add("--whale-days", type=float, default=None,

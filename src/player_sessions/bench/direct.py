@@ -1,15 +1,21 @@
 """Writer processes that write events' rows straight to Cassandra (scenario 1, and bulk loading).
 
-Two paths, both from validated `Event`s (validation itself is done before the clock starts in the
-ceiling trials, and counted in bulk loads):
+Four paths, all from validated `Event`s (validation itself is done before the clock starts in the
+ceiling trials, and counted in bulk loads), all writing the same rows in the service's order (raw rows
+acknowledged, then hour touches, then day touches):
 
-- `store`: `services.ingest.store_events` on a `CassandraStore` (the service's own write code, with
-  its unlogged single-partition batches, the pairing read-back and `--max-in-flight` 256), on batches
+- `store`: `services.ingest.store_events` on a `CassandraStore` (the service's own write code: its
+  unlogged replica-grouped batches, rollup touches per request and `--max-in-flight` 256), on batches
   of 1,000 events, `concurrency` batches at a time per process;
 - `raw`: one prepared statement per row (`rows.raw_rows`), sent with the driver's
   `cassandra.concurrent.execute_concurrent` at `concurrency` statements in flight per process;
-- `raw-batched`: the same rows grouped into single-partition unlogged batches of <= 100 rows (as the
-  store groups them), sent the same way. No read-back and one touch per (country, hour) per stream.
+- `raw-batched`: the same rows grouped into single-partition unlogged batches of <= 100 rows, sent the
+  same way;
+- `raw-grouped`: the same rows in unlogged batches of rows that share their replicas, cut at 4 KiB of
+  values or 100 rows (`store.cassandra.replica_batches`, what the store sends), sent the same way.
+
+The raw paths touch each (country, hour) once per stream (a ceiling trial, or a writer's bulk load)
+instead of once per request. Their statement count is requests sent: a batch counts as one.
 
 Each writer is a spawned process with its own connections; the parent drives it over a pipe.
 """
@@ -33,9 +39,11 @@ from typing import Any, Literal
 
 from player_sessions.bench.dataset import ShardSpec, generate_lines, iter_line_chunks
 
-__all__ = ["DbTarget", "LoadResult", "Path_", "TrialResult", "WriterPool"]
+__all__ = ["PATHS", "RAW_PATHS", "DbTarget", "LoadResult", "Path_", "TrialResult", "WriterPool"]
 
-Path_ = Literal["store", "raw", "raw-batched"]
+Path_ = Literal["store", "raw", "raw-batched", "raw-grouped"]
+RAW_PATHS: tuple[Path_, ...] = ("raw", "raw-batched", "raw-grouped")
+PATHS: tuple[Path_, ...] = ("store", *RAW_PATHS)
 STORE_BATCH = 1_000
 CHUNK_EVENTS = 10_000
 RETRIES = 5
@@ -75,10 +83,15 @@ class _Writer:
         self._session: Any = None
         self._cluster: Any = None
         self._prepared: dict[str, Any] = {}
-        from player_sessions.bench.rows import PairingState
+        from player_sessions.bench.rows import TouchState
         from player_sessions.domain.validation import ValidationRules
-        self.state = PairingState()
+        self.state = TouchState()
         self.rules = ValidationRules()
+
+    def new_stream(self) -> None:
+        """A new stream of events (a ceiling trial, a bulk load): its rollups are touched afresh."""
+        from player_sessions.bench.rows import TouchState
+        self.state = TouchState()
 
     # --- connections --------------------------------------------------------------------------
 
@@ -152,7 +165,7 @@ class _Writer:
         counts.rejected += classified.result.rejected
         return classified.valid
 
-    # --- the two paths ----------------------------------------------------------------------------
+    # --- the paths ----------------------------------------------------------------------------------
 
     def write(self, path: Path_, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
         if not events:
@@ -160,7 +173,7 @@ class _Writer:
         if path == "store":
             self._write_store(events, concurrency, counts)
         else:
-            self._write_raw(events, concurrency, counts, batched=path == "raw-batched")
+            self._write_raw(path, events, concurrency, counts)
 
     def _write_store(self, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
         from player_sessions.concurrency import gather_bounded
@@ -183,18 +196,37 @@ class _Writer:
         batches = [events[i:i + STORE_BATCH] for i in range(0, len(events), STORE_BATCH)]
         self.loop().run_until_complete(gather_bounded((partial(one, b) for b in batches), concurrency))
 
-    def _write_raw(self, events: Sequence[Any], concurrency: int, counts: _Counts, batched: bool) -> None:
-        from cassandra.concurrent import execute_concurrent
-        from cassandra.query import BatchStatement, BatchType
-
-        from player_sessions.bench.rows import partition_groups, raw_rows
+    def _write_raw(self, path: Path_, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
+        """Phase by phase, as the service: each phase's statements all acknowledged before the next."""
+        from player_sessions.bench.rows import raw_rows
         session = self.session()
         rows = raw_rows(events, self.target.now, self.target.retention, self.state)
+        for pending in self._phase_statements(path, rows):
+            if pending:
+                counts.statements += len(pending)
+                self._execute(session, pending, concurrency, counts)
+
+    def _phase_statements(self, path: Path_, rows: Any) -> list[list[tuple[Any, Any]]]:
+        """The (statement, parameters) to send, per write phase, for one of the raw paths."""
+        from cassandra.query import BatchStatement, BatchType
+
+        from player_sessions.bench.rows import phase_groups, phase_rows
+        from player_sessions.store.cassandra import replica_batches
         prepared = self._prepared
-        pending: list[tuple[Any, Any]]
-        if batched:
-            pending = []
-            for group in partition_groups(rows):
+        if path == "raw":
+            return [[(prepared[name], params) for name, params in phase] for phase in phase_rows(rows)]
+        if path == "raw-grouped":
+            metadata = self._cluster.metadata
+            keyspace = self.target.keyspace
+            return [[(statement, None) for statement in replica_batches(
+                        metadata, keyspace, ((prepared[name], params) for name, params in phase))]
+                    for phase in phase_rows(rows)]
+        if path != "raw-batched":
+            raise ValueError(f"unknown write path {path!r}")
+        out: list[list[tuple[Any, Any]]] = []
+        for groups in phase_groups(rows):
+            pending: list[tuple[Any, Any]] = []
+            for group in groups:
                 if len(group) == 1:
                     pending.append((prepared[group[0][0]], group[0][1]))
                     continue
@@ -203,9 +235,13 @@ class _Writer:
                 for name, params in group:
                     batch.add(prepared[name], params)
                 pending.append((batch, None))
-        else:
-            pending = [(prepared[name], params) for name, params in rows.ordered()]
-        counts.statements += len(pending)
+            out.append(pending)
+        return out
+
+    @staticmethod
+    def _execute(session: Any, pending: list[tuple[Any, Any]], concurrency: int, counts: _Counts) -> None:
+        """Send every statement (`concurrency` in flight); re-send the failed ones (idempotent writes)."""
+        from cassandra.concurrent import execute_concurrent
         for attempt in range(RETRIES + 1):
             results = execute_concurrent(session, pending, concurrency=concurrency,
                                          raise_on_first_error=False)
@@ -249,6 +285,7 @@ def _worker_main(conn: Connection, target: DbTarget, index: int, progress: Any, 
                 elif command == "run":
                     path, concurrency = args
                     counts = _Counts()
+                    writer.new_stream()  # each trial is a stream of its own: its rollups touched afresh
                     started = time.monotonic()
                     writer.write(path, prepared, concurrency, counts)
                     elapsed = time.monotonic() - started
@@ -256,6 +293,7 @@ def _worker_main(conn: Connection, target: DbTarget, index: int, progress: Any, 
                     prepared = []
                 elif command == "stream":
                     path, concurrency = args
+                    writer.new_stream()
                     counts = _stream(writer, path, concurrency, shard_queue, progress, index)
                     counts.players.difference_update(counts.whales)
                     conn.send(("ok", counts))
@@ -296,7 +334,6 @@ def _stream(writer: _Writer, path: Path_, concurrency: int, shard_queue: Any, pr
 
         iter_line_chunks(spec, on_chunk)
         flush()
-        writer.state.open.clear()  # shards have disjoint players: nothing left to pair
     return counts
 
 

@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "SCENARIOS", "BenchOptions", "parse_int_list"]
+__all__ = ["DEFAULT_SIZES", "LOAD_PATHS", "QUICK_SIZES", "SCENARIOS", "BenchOptions", "parse_int_list"]
 
 # Sizes that fit the default run's ~30 minutes on the 2-core reference machine (see docs/performance.md:
 # the load rate measured there; 10,000,000 stays available through --sizes).
 DEFAULT_SIZES = (500_000, 2_000_000)
 QUICK_SIZES = (10_000, 30_000)
 SCENARIOS = ("ceiling", "api", "queries")
+# "auto" (the fastest path of the ceiling trials), then the paths of bench.direct (its PATHS).
+LOAD_PATHS = ("auto", "store", "raw", "raw-batched", "raw-grouped")
 _KEYSPACE_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,31}$")
 
 
@@ -64,7 +66,8 @@ class BenchOptions:
     ceiling_events: int = 50_000
     ceiling_processes: tuple[int, ...] = (1, 2)
     ceiling_store_concurrency: tuple[int, ...] = (2, 8)  # batches of 1,000 in flight per process
-    ceiling_raw_concurrency: tuple[int, ...] = (32, 128)  # statements in flight per process
+    # Statements in flight per process, for raw-batched and raw-grouped each.
+    ceiling_raw_concurrency: tuple[int, ...] = (32, 128)
     ceiling_raw_rows: bool = True  # also one trial of one statement per row (no batches)
     # Scenario 2: ingest through the API
     batch_sizes: tuple[int, ...] = (10, 1_000, 10_000)
@@ -81,7 +84,7 @@ class BenchOptions:
     query_players: int = 2_000  # random players sampled for GET /players/{id}/sessions
     hours: tuple[float, ...] = (1, 24, 720, 8760)
     loaders: int = 2
-    load_path: str = "auto"  # auto (fastest ceiling path), store, raw, raw-batched
+    load_path: str = "auto"  # one of LOAD_PATHS: auto = the fastest ceiling path
     whales: int = 3
     whale_days: float = 365.0
     background_batch: int = 1_000
@@ -100,8 +103,8 @@ class BenchOptions:
         unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown:
             raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        if self.load_path not in ("auto", "store", "raw", "raw-batched"):
-            raise ValueError("load path: auto, store, raw or raw-batched")
+        if self.load_path not in LOAD_PATHS:
+            raise ValueError(f"load path: one of {', '.join(LOAD_PATHS)}")
 
     @classmethod
     def quick_preset(cls, **overrides: Any) -> BenchOptions:

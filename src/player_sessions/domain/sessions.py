@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from player_sessions.domain.events import Event, EventKind
-
-__all__ = ["Session", "SessionHalves", "SessionKey", "newest_first", "pair", "pair_in_batch"]
+__all__ = ["MAX_END_BEFORE_START", "LatestSessions", "Session", "SessionKey", "StoredEvent", "newest_first"]
 
 SessionKey = tuple[str, uuid.UUID]
 """(player_id, session_id): session ids are only unique per player as far as we are concerned."""
 
 _ONE_SECOND = timedelta(seconds=1)
+MAX_END_BEFORE_START = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,26 +32,6 @@ class Session:
         with duration 0, rather than dropped or shown with a negative length.
         """
         return max(0, (self.end - self.start) // _ONE_SECOND)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionHalves:
-    """What is known about one session so far; either half may still be missing.
-
-    ``country`` comes from the start event only: it is required there and it is where the player
-    was when the session began. An end's country never overrides it.
-    """
-
-    start: datetime | None
-    end: datetime | None
-    country: str | None
-
-
-def pair(player_id: str, session_id: uuid.UUID, halves: SessionHalves) -> Session | None:
-    """The completed session, or None while a half is missing."""
-    if halves.start is None or halves.end is None:
-        return None
-    return Session(session_id, player_id, halves.country, halves.start, halves.end)
 
 
 def _session_id_text(session: Session) -> str:
@@ -86,25 +65,64 @@ def newest_first(sessions: Iterable[Session], limit: int) -> list[Session]:
     return result
 
 
-def pair_in_batch(events: Sequence[Event]) -> dict[SessionKey, SessionHalves]:
-    """Merge the halves of each session seen in one request, so they pair without a storage read.
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One stored event of a player, as read back newest first (see store/schema.py player_events)."""
 
-    A later event of the same kind for the same session overwrites an earlier one (last write wins,
-    like the upsert that stores it).
+    ts: datetime
+    session_id: uuid.UUID
+    is_start: bool
+    country: str | None
+
+
+class LatestSessions:
+    """Pairs a player's stored events, fed newest ts first in pages, into complete sessions, and says
+    when enough has been read to know the newest ``limit`` of them.
+
+    Rules (pure, so the same wherever pairing happens):
+    - a session is complete when a start and an end of it are stored; the newest of each wins when a
+      client re-sent one with another ts (byte-identical duplicates are one row anyway);
+    - an end may precede its start (clocks disagree) by at most ``MAX_END_BEFORE_START``; further
+      apart the two do not make a session. That bound is what lets the read stop: once every event
+      down to ``s - MAX_END_BEFORE_START`` is read, every session starting at or after ``s`` is settled.
     """
-    # One pass with mutable [start, end] slots: hashing (player_id, UUID) keys dominates the cost,
-    # so each event touches the dict once or twice and frozen SessionHalves are built only at the end.
-    times: dict[SessionKey, list[datetime | None]] = {}
-    countries: dict[SessionKey, str | None] = {}
-    start_kind = EventKind.START
-    for event in events:
-        key = (event.player_id, event.session_id)
-        slot = times.get(key)
-        if slot is None:
-            slot = times[key] = [None, None]
-        if event.kind is start_kind:
-            slot[0] = event.ts
-            countries[key] = event.country
-        else:
-            slot[1] = event.ts
-    return {key: SessionHalves(start, end, countries.get(key)) for key, (start, end) in times.items()}
+
+    def __init__(self, player_id: str, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._player_id = player_id
+        self._limit = limit
+        self._starts: dict[uuid.UUID, tuple[datetime, str | None]] = {}
+        self._ends: dict[uuid.UUID, datetime] = {}
+        self._complete: list[Session] = []
+
+    def add(self, events: Iterable[StoredEvent]) -> None:
+        """Events strictly in the read order: ts descending."""
+        starts, ends = self._starts, self._ends
+        for e in events:
+            sid = e.session_id
+            if e.is_start:
+                if sid in starts:
+                    continue
+                starts[sid] = (e.ts, e.country)
+                end = ends.get(sid)
+                if end is not None:  # its end came first in this order: end >= start
+                    self._complete.append(Session(sid, self._player_id, e.country, e.ts, end))
+            else:
+                if sid in ends:
+                    continue
+                ends[sid] = e.ts
+                start = starts.get(sid)
+                if start is not None and e.ts >= start[0] - MAX_END_BEFORE_START:
+                    self._complete.append(Session(sid, self._player_id, start[1], start[0], e.ts))
+
+    def settled(self, read_down_to: datetime) -> bool:
+        """True once the newest ``limit`` complete sessions are known, given that every event with a
+        ts strictly after ``read_down_to`` has been added (some at exactly that ts may not have been)."""
+        if len(self._complete) < self._limit:
+            return False
+        kth_start = newest_first(self._complete, self._limit)[-1].start
+        return read_down_to < kth_start - MAX_END_BEFORE_START
+
+    def newest(self) -> list[Session]:
+        return newest_first(self._complete, self._limit)

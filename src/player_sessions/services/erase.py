@@ -1,16 +1,15 @@
 """Erase a player: remove their events and sessions from every table, so nothing of theirs can be
 returned or counted any more.
 
-1. Find what the player has: `player_sessions_index` (every session id, with each start's ts and
-   country, written at ingest) and `sessions_by_player` (complete sessions, also those stored before
-   the index existed).
-2. Delete the session halves (partition per session), the raw start rows of starts_by_country_hour
-   (the rows every per-country count is made from) and the sessions_by_player partition.
+1. Find what the player has: their partition of `player_events` (every event, with each start's ts
+   and country).
+2. Delete the raw start rows of starts_by_country_hour (the rows every per-country count is made from).
 3. Mark the hour and day rollups of every hour that lost a start stale, with a new `touched` token, as
    ingest does: the deletions are acknowledged before the token is written, so a recount that reads the
    new token counts without the deleted rows, and one that read an older token is seen as stale
    (services/counts.py). The counts drop by exactly the player's starts at the next query.
-4. Delete the index partition last, so an erase that failed half-way can simply be retried.
+4. Delete the player's `player_events` partition last, so an erase that failed half-way can simply be
+   retried: it finds everything again.
 
 Every step is idempotent. Events of the player that arrive afterwards are stored again: stop sending
 them first. Rows of `country_hours` are left: they may be shared with other players and an hour
@@ -38,6 +37,7 @@ DAY = timedelta(days=1)
 class ErasedPlayer:
     player_id: str
     removed: dict[str, int]  # rows deleted per table
+    sessions: int  # distinct sessions (complete or not) among the deleted events
     rollups_marked_stale: int  # (country, hour) rollups whose count will be recounted
 
 
@@ -60,14 +60,12 @@ async def erase_player(store: SessionStore, clock: Clock, retention: timedelta,
     }
     if touches:
         await store.touch_counts(list(touches.values()), uuid.uuid4())
-    await store.drop_player_index(player_id)
+    await store.drop_player_events(player_id)
 
     removed = {
-        "session_halves": len(footprint.session_ids),
-        "sessions_by_player": footprint.complete_sessions,
+        "player_events": footprint.events,
         "starts_by_country_hour": len(footprint.starts),
-        "player_sessions_index": footprint.indexed_sessions,
     }
     for table, n in removed.items():
         metrics.ERASED_ROWS.labels(table).inc(n)
-    return ErasedPlayer(player_id, removed, len(touches))
+    return ErasedPlayer(player_id, removed, footprint.sessions, len(touches))

@@ -1,17 +1,15 @@
-"""Ingest a batch: validate every event, store the valid ones idempotently, pair halves into sessions.
+"""Ingest a batch: validate every event, store the valid ones idempotently.
 
 Order of writes:
-1. every event's half-row, every start's raw row and the player index row of each session
-   (player_sessions_index: what DELETE /players/{id} needs to find them), concurrently, all
-   acknowledged before anything else starts;
-2. then two chains side by side:
-   a. the hour count marks, then the day count marks (hour first: a day recount that sees the day's
-      new mark must also see the hour's; raw rows first: see services/counts.py);
-   b. the pairing read of every session not completed inside the batch (write-then-read: of two
-      halves arriving at once in different requests, at least one sees the other at QUORUM/QUORUM),
-      then the complete sessions.
-Only when both chains are acknowledged is the response sent, so a 200 means everything stored is
-durable at the consistency level. Running the chains side by side saves two round trips a batch.
+1. every event's row in its player's partition (player_events) and every start's raw row
+   (starts_by_country_hour), all acknowledged before anything else starts;
+2. then the hour count marks, then the day count marks (hour first: a day recount that sees the day's
+   new mark must also see the hour's; raw rows first: see services/counts.py).
+Only then is the response sent, so a 200 means everything stored is durable at the consistency level.
+
+There is no read before a write: a session's start and end are paired when its player's sessions are
+read (domain.sessions.LatestSessions), so two halves arriving at once in different requests, in any
+order, need no coordination.
 """
 
 from __future__ import annotations
@@ -25,10 +23,9 @@ from datetime import datetime, timedelta
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.events import Event, EventError, EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired, ttl_seconds
-from player_sessions.domain.sessions import Session, pair, pair_in_batch
 from player_sessions.domain.validation import ValidationRules, validate_event
 from player_sessions.domain.windows import day_floor, hour_floor
-from player_sessions.store.base import CountTouch, HalfWrite, SessionStore, SessionWrite, StartWrite
+from player_sessions.store.base import CountTouch, EventWrite, SessionStore, StartWrite
 
 HOUR = timedelta(hours=1)
 OFFLOAD_EVENTS = 5_000
@@ -106,24 +103,16 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
 
 async def store_events(events: Sequence[Event], store: SessionStore, now: datetime,
                        retention: timedelta) -> None:
-    halves = [
-        HalfWrite(e.player_id, e.session_id, e.kind is EventKind.START, e.ts, e.country,
-                  ttl_seconds(e.ts, now, retention))
-        for e in events
-    ]
-    starts = [
-        StartWrite(e.country, hour_floor(e.ts), e.ts, e.session_id, e.player_id,
-                   ttl_seconds(e.ts, now, retention))
-        for e in events
-        if e.kind is EventKind.START and e.country is not None
-    ]
-    await asyncio.gather(store.put_halves(halves), store.put_starts(starts), store.index_sessions(halves))
-    await asyncio.gather(_touch_counts(starts, store, now, retention),
-                         _pair_sessions(events, store, now, retention))
-
-
-async def _touch_counts(starts: Sequence[StartWrite], store: SessionStore, now: datetime,
-                        retention: timedelta) -> None:
+    rows: list[EventWrite] = []
+    starts: list[StartWrite] = []
+    start_kind = EventKind.START
+    for e in events:
+        ttl = ttl_seconds(e.ts, now, retention)
+        is_start = e.kind is start_kind
+        rows.append(EventWrite(e.player_id, e.session_id, is_start, e.ts, e.country, ttl))
+        if is_start and e.country is not None:
+            starts.append(StartWrite(e.country, hour_floor(e.ts), e.ts, e.session_id, e.player_id, ttl))
+    await store.put_events(rows, starts)
     if starts:
         touches = {
             (s.country, s.hour): CountTouch(
@@ -134,26 +123,3 @@ async def _touch_counts(starts: Sequence[StartWrite], store: SessionStore, now: 
             for s in starts
         }
         await store.touch_counts(list(touches.values()), uuid.uuid4())
-
-
-async def _pair_sessions(events: Sequence[Event], store: SessionStore, now: datetime,
-                         retention: timedelta) -> None:
-    in_batch = pair_in_batch(events)
-    sessions: list[Session] = []
-    to_read: list[tuple[str, uuid.UUID]] = []
-    for (player_id, session_id), halves_seen in in_batch.items():
-        paired = pair(player_id, session_id, halves_seen)
-        if paired is not None:
-            sessions.append(paired)
-        else:
-            to_read.append((player_id, session_id))
-    if to_read:
-        for (player_id, session_id), stored in zip(to_read, await store.read_halves(to_read), strict=True):
-            if stored is not None:
-                paired = pair(player_id, session_id, stored)
-                if paired is not None:
-                    sessions.append(paired)
-    if sessions:
-        await store.put_sessions([
-            SessionWrite(s, ttl_seconds(min(s.start, s.end), now, retention)) for s in sessions
-        ])

@@ -1,4 +1,9 @@
-"""The last complete sessions of a player: one bounded read, newest start first."""
+"""The last complete sessions of a player: their events read newest first, paired while read.
+
+The read stops as soon as the newest `limit` complete sessions are settled (LatestSessions), so its
+cost tracks the answer (and the player's open sessions in between), not the player's history. Pages
+grow from about two rows per wanted session, so a typical player is one read.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from datetime import timedelta
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import retention_horizon
-from player_sessions.domain.sessions import Session, newest_first
+from player_sessions.domain.sessions import LatestSessions, Session
 from player_sessions.domain.validation import check_player_id
-from player_sessions.store.base import SessionStore
+from player_sessions.store.base import SessionStore, StoredEventKey
 
 MAX_LIMIT = 100
+MAX_PAGE = 5000
 
 
 async def last_sessions(store: SessionStore, clock: Clock, retention: timedelta, player_id: str,
@@ -19,7 +25,20 @@ async def last_sessions(store: SessionStore, clock: Clock, retention: timedelta,
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     check_player_id(player_id)
+    # Both halves of a session must be inside the retention; older rows are read past, not paired
+    # (their TTL removes them soon anyway).
     horizon = retention_horizon(clock.now(), retention)
-    rows = await store.last_sessions(player_id, horizon, limit)
-    # The read is bounded by `limit` rows; an end before the horizon (clock skew) is out of retention.
-    return newest_first((s for s in rows if s.end >= horizon), limit)
+    latest = LatestSessions(player_id, limit)
+    after: StoredEventKey | None = None
+    page = 2 * limit + 8
+    while True:
+        rows = await store.player_events(player_id, after, page)
+        inside = [r for r in rows if r.ts >= horizon]
+        latest.add(inside)
+        if len(rows) < page or len(inside) < len(rows):
+            return latest.newest()  # the partition, or the retention, is exhausted
+        last = rows[-1]
+        if latest.settled(last.ts):
+            return latest.newest()
+        after = (last.ts, last.session_id, last.is_start)
+        page = min(page * 4, MAX_PAGE)

@@ -8,24 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from player_sessions.domain.sessions import Session, SessionHalves
+from player_sessions.domain.sessions import StoredEvent
+
+StoredEventKey = tuple[datetime, uuid.UUID, bool]
+"""(ts, session_id, is_start): a row of player_events; a read continues strictly after it."""
 
 
 @dataclass(frozen=True, slots=True)
-class HalfWrite:
-    """One event's own columns in its session's row; `is_start` picks start_ts/country or end_ts."""
+class EventWrite:
+    """One event's row in its player's partition of player_events."""
 
     player_id: str
     session_id: uuid.UUID
     is_start: bool
     ts: datetime
     country: str | None
-    ttl: int
-
-
-@dataclass(frozen=True, slots=True)
-class SessionWrite:
-    session: Session
     ttl: int
 
 
@@ -76,9 +73,8 @@ class StartRow:
 class PlayerFootprint:
     """Everything one player has stored, as found by DELETE /players/{player_id} before it deletes."""
 
-    indexed_sessions: int  # rows in player_sessions_index
-    complete_sessions: int  # rows in sessions_by_player
-    session_ids: frozenset[uuid.UUID]  # every session (index and sessions_by_player): session_halves keys
+    events: int  # rows in player_events
+    sessions: int  # distinct session ids among them
     starts: frozenset[tuple[str, datetime, uuid.UUID]]  # (country, ts, session_id): raw start rows
 
 
@@ -86,20 +82,17 @@ class SessionStore(Protocol):
     async def ping(self) -> None: ...
 
     # ingest
-    async def put_halves(self, writes: Sequence[HalfWrite]) -> None: ...
-    async def read_halves(self, keys: Sequence[tuple[str, uuid.UUID]]) -> list[SessionHalves | None]: ...
-    async def put_sessions(self, writes: Sequence[SessionWrite]) -> None: ...
-    async def put_starts(self, writes: Sequence[StartWrite]) -> None: ...
+    async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None: ...
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
-    async def index_sessions(self, writes: Sequence[HalfWrite]) -> None: ...
 
     # erase a player
     async def player_footprint(self, player_id: str) -> PlayerFootprint: ...
     async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None: ...
-    async def drop_player_index(self, player_id: str) -> None: ...
+    async def drop_player_events(self, player_id: str) -> None: ...
 
     # sessions
-    async def last_sessions(self, player_id: str, horizon: datetime, limit: int) -> list[Session]: ...
+    async def player_events(self, player_id: str, before: StoredEventKey | None,
+                            limit: int) -> list[StoredEvent]: ...
 
     # counts
     async def hour_rows(self, day: datetime) -> list[CountRow]: ...

@@ -7,10 +7,10 @@ statements in flight (back-pressure), and every driver failure becomes StoreUnav
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import ssl
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -24,30 +24,30 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
 from player_sessions.config import Settings
-from player_sessions.domain.sessions import Session as PlayerSession
-from player_sessions.domain.sessions import SessionHalves
+from player_sessions.domain.sessions import StoredEvent
 from player_sessions.store import schema
 from player_sessions.store.base import (
     CountRow,
     CountTouch,
-    HalfWrite,
+    EventWrite,
     PlayerFootprint,
-    SessionWrite,
     StartRow,
     StartWrite,
+    StoredEventKey,
 )
 from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-# Rows of one partition written as one unlogged batch: one mutation on one replica set, and well
-# under Cassandra's batch_size_fail_threshold (50 KiB) at ~100 bytes a row.
-PARTITION_BATCH_ROWS = 100
+# An unlogged batch of rows sharing their replicas (see _replica_batches): cut before its bound values
+# pass 4 KiB, under Cassandra's default batch_size_warn_threshold (5 KiB), or at 100 rows.
+BATCH_VALUE_BYTES = 4096
+BATCH_ROWS = 100
 STATEMENT_TIMEOUT_S = 10.0
 
 
@@ -103,20 +103,14 @@ class CassandraStore:
             stmt.is_idempotent = True  # every write is an upsert keyed by the natural key
             return stmt
 
-        self._put_start_half = idem(
-            f"UPDATE {ks}.session_halves USING TTL ? SET start_ts = ?, country = ? "
-            "WHERE player_id = ? AND session_id = ?")
-        self._put_end_half = idem(
-            f"UPDATE {ks}.session_halves USING TTL ? SET end_ts = ? WHERE player_id = ? AND session_id = ?")
-        self._get_halves = idem(
-            f"SELECT start_ts, end_ts, country FROM {ks}.session_halves "
-            "WHERE player_id = ? AND session_id = ?")
-        self._put_session = idem(
-            f"INSERT INTO {ks}.sessions_by_player (player_id, start_ts, session_id, end_ts, country) "
+        self._put_event = idem(
+            f"INSERT INTO {ks}.player_events (player_id, ts, session_id, is_start, country) "
             "VALUES (?, ?, ?, ?, ?) USING TTL ?")
-        self._get_sessions = idem(
-            f"SELECT start_ts, session_id, end_ts, country FROM {ks}.sessions_by_player "
-            "WHERE player_id = ? AND start_ts >= ? LIMIT ?")
+        self._get_events = idem(
+            f"SELECT ts, session_id, is_start, country FROM {ks}.player_events WHERE player_id = ? LIMIT ?")
+        self._get_events_after = idem(
+            f"SELECT ts, session_id, is_start, country FROM {ks}.player_events "
+            "WHERE player_id = ? AND (ts, session_id, is_start) < (?, ?, ?) LIMIT ?")
         self._put_start = idem(
             f"INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
             "VALUES (?, ?, ?, ?, ?) USING TTL ?")
@@ -151,7 +145,7 @@ class CassandraStore:
         self._ping = idem("SELECT release_version FROM system.local")
 
     def _prepare_erase(self, ks: str) -> None:
-        """The player index (written at ingest) and the statements of DELETE /players/{player_id}."""
+        """The statements of DELETE /players/{player_id}."""
 
         def idem(cql: str, unpaged: bool = False) -> PreparedStatement:
             stmt = self._session.prepare(cql)
@@ -161,28 +155,13 @@ class CassandraStore:
                 stmt.fetch_size = None
             return stmt
 
-        self._index_start = idem(
-            f"UPDATE {ks}.player_sessions_index USING TTL ? SET starts[?] = ? "
-            "WHERE player_id = ? AND session_id = ?")
-        self._index_end = idem(
-            f"UPDATE {ks}.player_sessions_index USING TTL ? SET end_ts = ? "
-            "WHERE player_id = ? AND session_id = ?")
-        # Both halves in one request: one statement. TTL = the longer of the two, so the index row
-        # outlives neither half (a start entry may outlive its raw row by the session's length: harmless).
-        self._index_both = idem(
-            f"UPDATE {ks}.player_sessions_index USING TTL ? SET starts[?] = ?, end_ts = ? "
-            "WHERE player_id = ? AND session_id = ?")
-        self._get_index = idem(
-            f"SELECT session_id, starts FROM {ks}.player_sessions_index WHERE player_id = ?", unpaged=True)
-        self._get_all_sessions = idem(
-            f"SELECT start_ts, session_id, country FROM {ks}.sessions_by_player WHERE player_id = ?",
+        self._get_all_events = idem(
+            f"SELECT ts, session_id, is_start, country FROM {ks}.player_events WHERE player_id = ?",
             unpaged=True)
-        self._del_halves = idem(f"DELETE FROM {ks}.session_halves WHERE player_id = ? AND session_id = ?")
         self._del_start = idem(
             f"DELETE FROM {ks}.starts_by_country_hour "
             "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
-        self._del_sessions = idem(f"DELETE FROM {ks}.sessions_by_player WHERE player_id = ?")
-        self._del_index = idem(f"DELETE FROM {ks}.player_sessions_index WHERE player_id = ?")
+        self._del_events = idem(f"DELETE FROM {ks}.player_events WHERE player_id = ?")
 
     # --- execution ------------------------------------------------------------------------------
 
@@ -250,69 +229,28 @@ class CassandraStore:
             self._settings.max_in_flight,
         )
 
-    def _partition_batches(
-        self, rows: Iterable[tuple[Any, tuple[Any, ...]]], statement: PreparedStatement
+    def _replica_batches(
+        self, rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]
     ) -> Iterator[tuple[Any, None]]:
-        """Group bound rows by partition key into unlogged single-partition batches, built lazily:
-        a batch is bound (its values serialised) only when its turn to be sent comes."""
-        for params in _chunks_by_key(rows, PARTITION_BATCH_ROWS):
-            if len(params) == 1:
-                yield statement.bind(params[0]), None
-                continue
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            batch.is_idempotent = True
-            for p in params:
-                batch.add(statement, p)
-            yield batch, None
+        batches = replica_batches(self._cluster.metadata, self._settings.keyspace, rows)
+        return ((batch, None) for batch in batches)
 
     # --- ingest ---------------------------------------------------------------------------------
 
     async def ping(self) -> None:
         await self._execute(self._ping)
 
-    async def put_halves(self, writes: Sequence[HalfWrite]) -> None:
-        # Within a request only the last write of each half counts (they set the same cells); a
-        # session's start and end then go as one single-partition batch: one round trip, each half
-        # keeping its own TTL.
-        last = {(w.player_id, w.session_id, w.is_start): w for w in writes}
-        grouped: dict[tuple[str, uuid.UUID], list[tuple[PreparedStatement, tuple[Any, ...]]]] = (
-            defaultdict(list))
-        for w in last.values():
-            if w.is_start:
-                grouped[(w.player_id, w.session_id)].append(
-                    (self._put_start_half, (w.ttl, w.ts, w.country, w.player_id, w.session_id)))
-            else:
-                grouped[(w.player_id, w.session_id)].append(
-                    (self._put_end_half, (w.ttl, w.ts, w.player_id, w.session_id)))
-        await self._execute_all(_as_batch(group) for group in grouped.values())
-
-    async def read_halves(self, keys: Sequence[tuple[str, uuid.UUID]]) -> list[SessionHalves | None]:
-        async def one(key: tuple[str, uuid.UUID]) -> SessionHalves | None:
-            rows = await self._execute(self._get_halves, key)
-            if not rows:
-                return None
-            row = rows[0]
-            return SessionHalves(start=_utc(row.start_ts), end=_utc(row.end_ts), country=row.country)
-
-        return await gather_bounded(
-            (partial(one, k) for k in keys), self._settings.max_in_flight
+    async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
+        """Each event's row in its player's partition and each start's raw row, in replica batches.
+        An end's country is not stored (UNSET, not null: a null would write a tombstone)."""
+        rows = itertools.chain(
+            ((self._put_event,
+              (e.player_id, e.ts, e.session_id, e.is_start,
+               e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
+             for e in events),
+            ((self._put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
         )
-
-    async def put_sessions(self, writes: Sequence[SessionWrite]) -> None:
-        rows = (
-            (w.session.player_id,
-             (w.session.player_id, w.session.start, w.session.session_id, w.session.end,
-              w.session.country, w.ttl))
-            for w in writes
-        )
-        await self._execute_all(self._partition_batches(rows, self._put_session))
-
-    async def put_starts(self, writes: Sequence[StartWrite]) -> None:
-        rows = (
-            ((w.country, w.hour), (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl))
-            for w in writes
-        )
-        await self._execute_all(self._partition_batches(rows, self._put_start))
+        await self._execute_all(self._replica_batches(rows))
 
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
         hours = {(t.country, t.hour): t for t in touches}
@@ -320,29 +258,26 @@ class CassandraStore:
         for t in hours.values():
             key = (t.country, _day_of(t.hour))
             days[key] = max(days.get(key, 0), t.day_ttl)
-        hour_rows = (
-            (_day_of(t.hour), (t.ttl, token, _day_of(t.hour), t.hour, t.country)) for t in hours.values()
-        )
-        day_rows = ((day.year, (ttl, token, day.year, day, country)) for (country, day), ttl in days.items())
-        country_rows = ((t.country, (t.country, t.hour, t.ttl)) for t in hours.values())
+        hour_rows = ((self._touch_hour, (t.ttl, token, _day_of(t.hour), t.hour, t.country))
+                     for t in hours.values())
+        country_rows = ((self._put_country_hour, (t.country, t.hour, t.ttl)) for t in hours.values())
+        day_rows = ((self._touch_day, (ttl, token, day.year, day, country))
+                    for (country, day), ttl in days.items())
         # Hours strictly before days: a day recount that reads the day's new token must then find its
         # hours stale too (services/counts.py). Written together, a recount between the two writes
         # could store the day's old total under its new token, and the day would look fresh.
-        await self._execute_all([
-            *self._partition_batches(hour_rows, self._touch_hour),
-            *self._partition_batches(country_rows, self._put_country_hour),
-        ])
-        await self._execute_all(self._partition_batches(day_rows, self._touch_day))
+        await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
+        await self._execute_all(self._replica_batches(day_rows))
 
     # --- sessions -------------------------------------------------------------------------------
 
-    async def last_sessions(self, player_id: str, horizon: datetime, limit: int) -> list[PlayerSession]:
-        rows = await self._execute(self._get_sessions, (player_id, horizon, limit))
-        return [
-            PlayerSession(session_id=r.session_id, player_id=player_id, country=r.country,
-                          start=_must_utc(r.start_ts), end=_must_utc(r.end_ts))
-            for r in rows
-        ]
+    async def player_events(self, player_id: str, before: StoredEventKey | None,
+                            limit: int) -> list[StoredEvent]:
+        if before is None:
+            rows = await self._execute(self._get_events, (player_id, limit))
+        else:
+            rows = await self._execute(self._get_events_after, (player_id, *before, limit))
+        return [StoredEvent(_must_utc(r.ts), r.session_id, r.is_start, r.country) for r in rows]
 
     # --- counts ---------------------------------------------------------------------------------
 
@@ -382,69 +317,23 @@ class CassandraStore:
                                        (country, hour, lo, before[0], before[1], limit))
         return [StartRow(hour, _must_utc(r.ts), r.session_id, r.player_id) for r in rows]
 
-    # --- the player index and erasing a player --------------------------------------------------
-
-    async def index_sessions(self, writes: Sequence[HalfWrite]) -> None:
-        """Record every session id of each player, and each start's ts -> country, in
-        player_sessions_index: one statement per session (more only for a start re-sent with another
-        ts), one unlogged batch per player partition of at most 100 statements."""
-        starts: dict[tuple[str, uuid.UUID], dict[datetime, HalfWrite]] = defaultdict(dict)
-        ends: dict[tuple[str, uuid.UUID], HalfWrite] = {}
-        for w in writes:
-            if w.is_start:
-                starts[(w.player_id, w.session_id)][w.ts] = w
-            else:
-                ends[(w.player_id, w.session_id)] = w
-        by_player: dict[str, list[tuple[PreparedStatement, tuple[Any, ...]]]] = defaultdict(list)
-        for key in starts.keys() | ends.keys():
-            player_id, session_id = key
-            end = ends.get(key)
-            pending = list(starts.get(key, {}).values())
-            if end is not None and pending:
-                first = pending.pop()
-                by_player[player_id].append((self._index_both, (
-                    max(first.ttl, end.ttl), first.ts, first.country, end.ts, player_id, session_id)))
-            elif end is not None:
-                by_player[player_id].append((self._index_end, (end.ttl, end.ts, player_id, session_id)))
-            for w in pending:
-                by_player[player_id].append(
-                    (self._index_start, (w.ttl, w.ts, w.country, player_id, session_id)))
-        await self._execute_all(
-            _as_batch(group[i:i + PARTITION_BATCH_ROWS])
-            for group in by_player.values() for i in range(0, len(group), PARTITION_BATCH_ROWS))
+    # --- erasing a player ----------------------------------------------------------------------
 
     async def player_footprint(self, player_id: str) -> PlayerFootprint:
-        indexed, complete = await asyncio.gather(
-            self._execute(self._get_index, (player_id,)),
-            self._execute(self._get_all_sessions, (player_id,)))
-        sessions: set[uuid.UUID] = set()
-        starts: set[tuple[str, datetime, uuid.UUID]] = set()
-        for r in indexed:
-            sessions.add(r.session_id)
-            for ts, country in (r.starts or {}).items():
-                starts.add((country, _must_utc(ts), r.session_id))
-        # Sessions stored before the index existed are known here (with their start) too.
-        for r in complete:
-            sessions.add(r.session_id)
-            if r.country is not None:
-                starts.add((r.country, _must_utc(r.start_ts), r.session_id))
-        return PlayerFootprint(len(indexed), len(complete), frozenset(sessions), frozenset(starts))
+        rows = await self._execute(self._get_all_events, (player_id,))
+        starts = frozenset(
+            (r.country, _must_utc(r.ts), r.session_id) for r in rows if r.is_start and r.country is not None)
+        return PlayerFootprint(len(rows), len({r.session_id for r in rows}), starts)
 
     async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None:
-        """Delete the player's halves, raw starts and complete sessions (the index goes last, in
-        drop_player_index, so a failed erase can be retried and still finds everything)."""
-        start_rows = (
-            ((country, _hour_of(ts)), (country, _hour_of(ts), ts, session_id))
-            for country, ts, session_id in footprint.starts
-        )
-        await self._execute_all([
-            *((self._del_halves, (player_id, session_id)) for session_id in footprint.session_ids),
-            *self._partition_batches(start_rows, self._del_start),
-            (self._del_sessions, (player_id,)),
-        ])
+        """Delete the player's raw start rows (player_events goes last, in drop_player_events, so a
+        failed erase can be retried and still finds everything)."""
+        await self._execute_all(self._replica_batches(
+            (self._del_start, (country, _hour_of(ts), ts, session_id))
+            for country, ts, session_id in footprint.starts))
 
-    async def drop_player_index(self, player_id: str) -> None:
-        await self._execute(self._del_index, (player_id,))
+    async def drop_player_events(self, player_id: str) -> None:
+        await self._execute(self._del_events, (player_id,))
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -459,15 +348,53 @@ def _reject(future: asyncio.Future[list[Any]], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-def _as_batch(statements: list[tuple[PreparedStatement, tuple[Any, ...]]]) -> tuple[Any, Any]:
-    """Statements of ONE partition (a handful) as an unlogged batch."""
+def replica_batches(metadata: Any, keyspace: str,
+                    rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]) -> Iterator[Any]:
+    """Bind rows lazily and yield them as unlogged batches of rows that share their replicas.
+
+    The Python driver's cost is per request, not per row, and a realistic batch of events touches
+    about as many player partitions as it has events: one request per partition was most of ingest's
+    CPU. Rows are grouped by the set of nodes that own them (the grouping the Spark connector uses by
+    default), so a batch costs the cluster what its rows would one by one (the token-aware coordinator
+    is a replica of every row) but costs the client one request. A batch is cut before its values pass
+    BATCH_VALUE_BYTES, under Cassandra's default 5 KiB batch_size_warn_threshold. Writes are
+    idempotent upserts, so a batch that fails is retried whole with its request.
+
+    `metadata` is the driver's `Cluster.metadata` (`get_replicas(keyspace, routing_key)`).
+    """
+    replicas_of: dict[bytes, tuple[str, ...]] = {}
+    pending: dict[tuple[str, ...], tuple[list[Any], list[int]]] = {}
+    for statement, params in rows:
+        bound = statement.bind(params)
+        size = sum(len(v) for v in bound.values if isinstance(v, bytes))
+        routing_key = bound.routing_key
+        group_key = replicas_of.get(routing_key)
+        if group_key is None:
+            group_key = replicas_of[routing_key] = tuple(
+                sorted(str(h.endpoint) for h in metadata.get_replicas(keyspace, routing_key)))
+        group = pending.get(group_key)
+        if group is None:
+            group = pending[group_key] = ([], [0])
+        statements, used = group
+        if statements and (used[0] + size > BATCH_VALUE_BYTES or len(statements) >= BATCH_ROWS):
+            yield _batch_of(statements)
+            statements.clear()
+            used[0] = 0
+        statements.append(bound)
+        used[0] += size
+    for statements, _ in pending.values():
+        if statements:
+            yield _batch_of(statements)
+
+
+def _batch_of(statements: list[Any]) -> Any:
     if len(statements) == 1:
         return statements[0]
     batch = BatchStatement(batch_type=BatchType.UNLOGGED)
     batch.is_idempotent = True
-    for statement, params in statements:
-        batch.add(statement, params)
-    return batch, None
+    for bound in statements:
+        batch.add(bound)
+    return batch
 
 
 def _hour_of(ts: datetime) -> datetime:
@@ -490,13 +417,6 @@ def _translate(exc: BaseException) -> StoreError:
     if isinstance(exc, InvalidRequest):
         return StoreError(f"Cassandra rejected a statement: {exc}")
     return StoreUnavailable(f"Cassandra could not complete the request: {type(exc).__name__}: {exc}")
-
-
-def _chunks_by_key(rows: Iterable[tuple[Any, tuple[Any, ...]]], size: int) -> list[list[tuple[Any, ...]]]:
-    grouped: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
-    for key, params in rows:
-        grouped[key].append(params)
-    return [group[i:i + size] for group in grouped.values() for i in range(0, len(group), size)]
 
 
 def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:

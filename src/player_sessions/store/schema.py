@@ -22,21 +22,17 @@ TWCS = (
 LCS = "compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 86400"
 
 TABLES: dict[str, str] = {
-    # One row per session: each half upserts its own columns (idempotent); the pairing read is here.
-    "session_halves": f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.session_halves (
-            player_id text, session_id uuid,
-            start_ts timestamp, end_ts timestamp, country text,
-            PRIMARY KEY ((player_id, session_id))
-        ) WITH {TWCS}""",
-    # Complete sessions only, newest start first: "last 20" reads 20 rows, never the whole year.
-    # Unbucketed on purpose: the TTL bounds a partition to one retention of one player's sessions.
-    "sessions_by_player": f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.sessions_by_player (
-            player_id text, start_ts timestamp, session_id uuid,
-            end_ts timestamp, country text,
-            PRIMARY KEY ((player_id), start_ts, session_id)
-        ) WITH CLUSTERING ORDER BY (start_ts DESC, session_id ASC) AND {TWCS}""",
+    # Every stored event of a player, newest first: one row per event (a duplicate rewrites its own
+    # row), the only write ingest makes for a player, with no read before it. "Last N complete
+    # sessions" pairs starts with ends while it reads back from the newest, and stops as soon as the
+    # newest N are settled (domain.sessions.LatestSessions): cost tracks the answer, not the history.
+    # It also lists every session and start of the player for DELETE /players/{id}.
+    # Unbucketed on purpose: the TTL bounds a partition to one retention of one player's events.
+    "player_events": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.player_events (
+            player_id text, ts timestamp, session_id uuid, is_start boolean, country text,
+            PRIMARY KEY ((player_id), ts, session_id, is_start)
+        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC, is_start DESC) AND {TWCS}""",
     # Raw starts: one partition per country and hour, newest first (pagination, exact edge counts).
     "starts_by_country_hour": f"""
         CREATE TABLE IF NOT EXISTS {{ks}}.starts_by_country_hour (
@@ -49,16 +45,6 @@ TABLES: dict[str, str] = {
             country text, hour timestamp,
             PRIMARY KEY ((country), hour)
         ) WITH CLUSTERING ORDER BY (hour DESC) AND {TWCS}""",
-    # Every session id a player has (open starts and orphan ends too), with each start's ts -> country:
-    # what DELETE /players/{id} needs to find the player's rows in session_halves and
-    # starts_by_country_hour. Written at ingest like the halves (idempotent, each cell TTL'd like its
-    # event); a partition holds one retention of one player's sessions, like sessions_by_player.
-    "player_sessions_index": f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.player_sessions_index (
-            player_id text, session_id uuid,
-            starts map<timestamp, text>, end_ts timestamp,
-            PRIMARY KEY ((player_id), session_id)
-        ) WITH {TWCS}""",
     # Per-country counts of an hour. `touched` is a fresh token written by every ingest that adds starts
     # to the hour; `counted` is the token a recount read *before* counting the raw rows, so the count
     # `n` is exact iff counted == touched. Recounts overwrite `n`: idempotent, unlike counters.

@@ -1,0 +1,94 @@
+"""The paged, early-stopping read of services.sessions.last_sessions gives exactly what pairing every
+stored event of the player at once gives, whatever the events and however the pages fall."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from player_sessions.domain.clock import FixedClock
+from player_sessions.domain.sessions import MAX_END_BEFORE_START, Session, StoredEvent, newest_first
+from player_sessions.services.sessions import last_sessions
+from player_sessions.store.base import StoredEventKey
+
+NOW = datetime(2016, 12, 1, 12, tzinfo=UTC)
+RETENTION = timedelta(days=2)
+SESSION_IDS = [uuid.UUID(int=i + 1) for i in range(12)]
+
+
+def _order(e: StoredEvent) -> tuple[datetime, uuid.UUID, bool]:
+    return (e.ts, e.session_id, e.is_start)
+
+
+class PlayerEventsStore:
+    """player_events of one player, read like Cassandra does: (ts, session_id, is_start) descending."""
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.rows = sorted({_order(e): e for e in events}.values(), key=_order, reverse=True)
+        self.reads = 0
+
+    async def player_events(self, player_id: str, before: StoredEventKey | None,
+                            limit: int) -> list[StoredEvent]:
+        self.reads += 1
+        rows = self.rows if before is None else [r for r in self.rows if _order(r) < before]
+        return rows[:limit]
+
+
+def brute_force(events: list[StoredEvent], limit: int) -> list[Session]:
+    """Every stored event at once: the newest start and the newest end of each session, inside the
+    retention, an end at most MAX_END_BEFORE_START before its start."""
+    horizon = NOW - RETENTION
+    starts: dict[uuid.UUID, StoredEvent] = {}
+    ends: dict[uuid.UUID, datetime] = {}
+    for e in events:
+        if e.ts < horizon:
+            continue
+        if e.is_start and (e.session_id not in starts or e.ts > starts[e.session_id].ts):
+            starts[e.session_id] = e
+        if not e.is_start and (e.session_id not in ends or e.ts > ends[e.session_id]):
+            ends[e.session_id] = e.ts
+    sessions = [
+        Session(sid, "p1", s.country, s.ts, ends[sid])
+        for sid, s in starts.items()
+        if sid in ends and ends[sid] >= s.ts - MAX_END_BEFORE_START
+    ]
+    return newest_first(sessions, limit)
+
+
+stored_events = st.lists(
+    st.builds(
+        StoredEvent,
+        ts=st.integers(min_value=-3 * 24 * 60, max_value=0).map(lambda m: NOW + timedelta(minutes=m)),
+        session_id=st.sampled_from(SESSION_IDS),
+        is_start=st.booleans(),
+        country=st.sampled_from(["FI", "SE"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(events=stored_events, limit=st.integers(min_value=1, max_value=6))
+async def test_paged_read_equals_pairing_everything(events: list[StoredEvent], limit: int) -> None:
+    store: Any = PlayerEventsStore(events)
+    got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", limit)
+    assert got == brute_force(store.rows, limit)
+
+
+async def test_a_long_history_is_not_read_to_answer_the_newest_sessions() -> None:
+    events = []
+    for i in range(2000):  # a session every minute for ~33 hours, 1 minute long
+        start = NOW - timedelta(minutes=2 * i + 1)
+        sid = uuid.UUID(int=10_000 + i)
+        events += [StoredEvent(start, sid, True, "FI"),
+                   StoredEvent(start + timedelta(minutes=1), sid, False, None)]
+    store: Any = PlayerEventsStore(events)
+    got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", 20)
+    assert got == brute_force(store.rows, 20)
+    # 20 sessions, then one more hour (MAX_END_BEFORE_START) of events to settle them:
+    # 2 reads of 48 + 192 rows, not 4,000 rows.
+    assert store.reads == 2
