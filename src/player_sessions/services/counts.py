@@ -5,6 +5,9 @@ hours. Whole days and hours are read from rollup rows (day_counts, hour_counts);
 if it is fresh (the recount that wrote it began after the last ingest that touched it), otherwise it is
 recounted from the level below (a day from its hours, an hour from its raw rows with count(*) on the
 server) and written back, so the next query finds it fresh. Partial hours are counted from raw rows.
+Raw counts go one request per day (recounts: every stale country and hour of it) or per edge hour
+(every country at once), GROUP BY (country, hour) on the server: one driver request where there were
+one per country and hour.
 
 Why a stale rollup can't be taken for fresh: ingest acknowledges raw rows before it writes a new
 `touched` token (hour rows before day rows); a recount reads `touched` before it counts. A count that
@@ -20,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any, TypeVar
 
-from player_sessions.concurrency import gather_bounded
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import ttl_seconds
@@ -30,7 +33,7 @@ from player_sessions.store.base import CountRow, SessionStore
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-MS = timedelta(milliseconds=1)
+T = TypeVar("T")
 # Count and recount statements one query keeps in flight: bounded across the whole query (a year's
 # recount nests days in hours), so it never holds the store's statement slots long enough to make
 # its own or other requests' statements time out waiting for one.
@@ -43,16 +46,17 @@ class RecountFlights:
     rollup and its `touched` token, so an ingest that touches the rollup again starts a new one."""
 
     def __init__(self) -> None:
-        self._running: dict[tuple[object, ...], asyncio.Future[int]] = {}
+        self._running: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
-    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[int]]) -> int:
+    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[T]]) -> T:
         running = self._running.get(key)
         if running is None:
             running = asyncio.ensure_future(recount())
             self._running[key] = running
             running.add_done_callback(lambda _: self._running.pop(key, None))
         # Shielded: a waiter that gives up (its client went away) does not cancel the others' recount.
-        return await asyncio.shield(running)
+        result: T = await asyncio.shield(running)
+        return result
 
     def __len__(self) -> int:
         return len(self._running)
@@ -97,7 +101,7 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
     counter = _Counter(store, now, retention, flights)
     totals: Counter[str] = Counter()
 
-    # Whole days: fresh day rollups, else recount the day (country by country) from its hours.
+    # Whole days: fresh day rollups, else recount the day (its stale countries) from its hours.
     days_by_year: dict[int, list[datetime]] = defaultdict(list)
     for day in plan.whole_days:
         days_by_year[day.year].append(day)
@@ -111,36 +115,32 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
                 totals[row.country] += row.n or 0
             else:
                 stale_days.append(row)
-    for country, n in await _all([partial(counter.recount_day, r) for r in stale_days]):
-        totals[country] += n
+    totals.update(await counter.day_totals(stale_days))
 
-    # Whole hours outside whole days: fresh hour rollups, else raw count(*).
+    # Whole hours outside whole days: fresh hour rollups, else recounted from the raw rows.
     hours_by_day: dict[datetime, set[datetime]] = defaultdict(set)
     for hour in plan.whole_hours:
         hours_by_day[day_floor(hour)].add(hour)
-    jobs: list[Callable[[], Awaitable[tuple[str, int]]]] = []
+    hour_rows: list[CountRow] = []
     for day, hours in hours_by_day.items():
-        for row in await counter.hour_rows(day):
-            if row.start in hours:
-                jobs.append(partial(counter.hour_total, row))
+        hour_rows += [row for row in await counter.hour_rows(day) if row.start in hours]
+    totals.update(await counter.hour_totals(hour_rows))
 
-    # Partial hours at the edges: raw count(*) of the exact range, for each country with starts there.
+    # Partial hours at the edges: the raw starts of exactly that range, every country in one request.
     for lo, hi in plan.partial:
         hour = lo.replace(minute=0, second=0, microsecond=0)
-        for row in await counter.hour_rows(day_floor(hour)):
-            if row.start == hour:
-                jobs.append(partial(counter.raw_count, row, lo, hi))
-    for country, n in await _all(jobs):
-        totals[country] += n
+        countries = sorted({row.country for row in await counter.hour_rows(day_floor(hour))
+                            if row.start == hour})
+        for (country, _), n in (await store.count_starts(countries, [hour], (lo, hi))).items():
+            totals[country] += n
     return totals
 
 
-async def _all(jobs: list[Callable[[], Awaitable[tuple[str, int]]]]) -> list[tuple[str, int]]:
-    return await gather_bounded(jobs, RAW_COUNTS_IN_FLIGHT)
-
-
 class _Counter:
-    """Recounts of stale rollups for one query, writing each result back (idempotent overwrite)."""
+    """Recounts of stale rollups for one query, writing each result back (idempotent overwrite).
+
+    Stale hours are recounted a day at a time: one request counts every stale (country, hour) of the
+    day, one more saves them (batched). Stale days are recounted from their hours the same way."""
 
     def __init__(self, store: SessionStore, now: datetime, retention: timedelta,
                  flights: RecountFlights | None = None) -> None:
@@ -157,39 +157,70 @@ class _Counter:
             self._hour_rows[day] = asyncio.ensure_future(self._store.hour_rows(day))
         return await self._hour_rows[day]
 
-    async def raw_count(self, row: CountRow, lo: datetime, hi: datetime) -> tuple[str, int]:
+    async def hour_totals(self, rows: list[CountRow]) -> Counter[str]:
+        """Per country, the sum of these hour rollups: fresh ones as they are, stale ones recounted."""
+        totals: Counter[str] = Counter()
+        stale_by_day: dict[datetime, list[CountRow]] = defaultdict(list)
+        for row in rows:
+            if row.fresh:
+                totals[row.country] += row.n or 0
+            else:
+                stale_by_day[day_floor(row.start)].append(row)
+        recounted = await asyncio.gather(*(self._recount_hours(day, stale)
+                                           for day, stale in stale_by_day.items()))
+        for counts in recounted:
+            for (country, _), n in counts.items():
+                totals[country] += n
+        return totals
+
+    async def _recount_hours(self, day: datetime, rows: list[CountRow]) -> dict[tuple[str, datetime], int]:
+        key = ("hours", day, tuple(sorted((r.country, r.start, str(r.touched)) for r in rows)))
+        return await self._flights.run(key, partial(self._count_and_save_hours, rows))
+
+    async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[tuple[str, datetime], int]:
+        # The rows' `touched` tokens were read before this count (module docstring).
+        wanted = {(r.country, r.start) for r in rows}
+        countries = sorted({r.country for r in rows})
+        hours = sorted({r.start for r in rows})
         async with self._statements:
-            return row.country, await self._store.count_raw(row.country, row.start, lo, hi)
+            if len(countries) * len(hours) <= 2 * len(wanted):
+                found = await self._store.count_starts(countries, hours)
+            else:  # sparse: a request per hour, with that hour's stale countries only (one at a time:
+                found = {}  # this holds one of the query's statement slots)
+                for h in hours:
+                    found.update(await self._store.count_starts(
+                        sorted({r.country for r in rows if r.start == h}), [h]))
+            counts = {k: found.get(k, 0) for k in wanted}
+            await self._store.save_hour_counts([
+                (CountRow(r.start, r.country, counts[(r.country, r.start)], r.touched, r.touched),
+                 ttl_seconds(r.start + HOUR, self._now, self._retention))
+                for r in rows])
+        return counts
 
-    async def hour_total(self, row: CountRow) -> tuple[str, int]:
-        if row.fresh:
-            return row.country, row.n or 0
-        key = ("hour", row.country, row.start, row.touched)
-        return row.country, await self._flights.run(key, partial(self._recount_hour, row))
+    async def day_totals(self, day_rows: list[CountRow]) -> Counter[str]:
+        """Per country, the sum of these stale day rollups, each recounted from its hours."""
+        by_day: dict[datetime, list[CountRow]] = defaultdict(list)
+        for row in day_rows:
+            by_day[row.start].append(row)
+        totals: Counter[str] = Counter()
+        for counts in await asyncio.gather(*(self._recount_days(day, rows) for day, rows in by_day.items())):
+            totals.update(counts)
+        return totals
 
-    async def _recount_hour(self, row: CountRow) -> int:
+    async def _recount_days(self, day: datetime, rows: list[CountRow]) -> Counter[str]:
+        key = ("days", day, tuple(sorted((r.country, str(r.touched)) for r in rows)))
+        return await self._flights.run(key, partial(self._count_and_save_days, day, rows))
+
+    async def _count_and_save_days(self, day: datetime, rows: list[CountRow]) -> Counter[str]:
+        # The day's hour rows are read after the day rows themselves (see the module docstring).
+        countries = {r.country for r in rows}
+        totals = await self.hour_totals([r for r in await self.hour_rows(day) if r.country in countries])
         async with self._statements:
-            n = await self._store.count_raw(row.country, row.start, row.start, row.start + HOUR - MS)
-            await self._store.save_hour_count(
-                CountRow(row.start, row.country, n, row.touched, row.touched),
-                ttl_seconds(row.start + HOUR, self._now, self._retention),
-            )
-        return n
-
-    async def recount_day(self, day_row: CountRow) -> tuple[str, int]:
-        key = ("day", day_row.country, day_row.start, day_row.touched)
-        return day_row.country, await self._flights.run(key, partial(self._recount_day, day_row))
-
-    async def _recount_day(self, day_row: CountRow) -> int:
-        # The day's hour rows are read after the day row itself (see the module docstring).
-        hours = [r for r in await self.hour_rows(day_row.start) if r.country == day_row.country]
-        n = sum(count for _, count in await asyncio.gather(*(self.hour_total(r) for r in hours)))
-        async with self._statements:
-            await self._store.save_day_count(
-                CountRow(day_row.start, day_row.country, n, day_row.touched, day_row.touched),
-                ttl_seconds(day_row.start + DAY, self._now, self._retention),
-            )
-        return n
+            await self._store.save_day_counts([
+                (CountRow(r.start, r.country, totals.get(r.country, 0), r.touched, r.touched),
+                 ttl_seconds(r.start + DAY, self._now, self._retention))
+                for r in rows])
+        return Counter({r.country: totals.get(r.country, 0) for r in rows})
 
 
 async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta,
@@ -217,6 +248,5 @@ async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelt
         stale += [row for row in await store.day_rows(year, lo, hi) if not row.fresh]
         if len(stale) >= max_days:
             break
-    counter = _Counter(store, now, retention, flights)
-    await _all([partial(counter.recount_day, row) for row in stale[:max_days]])
+    await _Counter(store, now, retention, flights).day_totals(stale[:max_days])
     return min(len(stale), max_days)

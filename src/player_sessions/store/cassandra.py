@@ -131,9 +131,15 @@ class CassandraStore:
         self._save_day = idem(
             f"UPDATE {ks}.day_counts USING TTL ? SET n = ?, counted = ? "
             "WHERE year = ? AND day = ? AND country = ?")
-        self._count_raw = idem(
-            f"SELECT count(*) FROM {ks}.starts_by_country_hour "
-            "WHERE country = ? AND hour = ? AND ts >= ? AND ts <= ?")
+        # One request counts many (country, hour) partitions (the product of the two lists): the server
+        # reads the same partitions as one count(*) each would, the driver sends one request, not one
+        # per country and hour (that was most of a query's cost).
+        self._count_starts = idem(
+            f"SELECT country, hour, count(*) AS n FROM {ks}.starts_by_country_hour "
+            "WHERE country IN ? AND hour IN ? GROUP BY country, hour")
+        self._count_starts_between = idem(
+            f"SELECT country, hour, count(*) AS n FROM {ks}.starts_by_country_hour "
+            "WHERE country IN ? AND hour IN ? AND ts >= ? AND ts <= ? GROUP BY country, hour")
         self._get_country_hours = idem(
             f"SELECT hour FROM {ks}.country_hours WHERE country = ? AND hour <= ? AND hour >= ? LIMIT ?")
         self._get_starts = idem(
@@ -289,17 +295,28 @@ class CassandraStore:
         rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
         return [CountRow(_must_utc(r.day), r.country, r.n, r.touched, r.counted) for r in rows]
 
-    async def count_raw(self, country: str, hour: datetime, lo: datetime, hi: datetime) -> int:
-        rows = await self._execute(self._count_raw, (country, hour, lo, hi))
-        return int(rows[0].count) if rows else 0
+    async def count_starts(
+        self, countries: Sequence[str], hours: Sequence[datetime],
+        between: tuple[datetime, datetime] | None = None,
+    ) -> dict[tuple[str, datetime], int]:
+        if not countries or not hours:
+            return {}
+        if between is None:
+            rows = await self._execute(self._count_starts, (list(countries), list(hours)))
+        else:
+            rows = await self._execute(self._count_starts_between,
+                                       (list(countries), list(hours), between[0], between[1]))
+        return {(r.country, _must_utc(r.hour)): int(r.n) for r in rows}
 
-    async def save_hour_count(self, row: CountRow, ttl: int) -> None:
-        await self._execute(self._save_hour, (ttl, row.n, row.counted, _day_of(row.start), row.start,
-                                              row.country))
+    async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
+        await self._execute_all(self._replica_batches(
+            (self._save_hour, (ttl, row.n, row.counted, _day_of(row.start), row.start, row.country))
+            for row, ttl in rows))
 
-    async def save_day_count(self, row: CountRow, ttl: int) -> None:
-        await self._execute(self._save_day, (ttl, row.n, row.counted, row.start.year, row.start,
-                                             row.country))
+    async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
+        await self._execute_all(self._replica_batches(
+            (self._save_day, (ttl, row.n, row.counted, row.start.year, row.start, row.country))
+            for row, ttl in rows))
 
     # --- pagination -----------------------------------------------------------------------------
 
