@@ -173,12 +173,23 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
 
 
 class _Host:
+    """Equal and hashed by endpoint, like the driver's Host."""
+
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Host) and other.endpoint == self.endpoint
+
+    def __hash__(self) -> int:
+        return hash(self.endpoint)
 
 
 class _Metadata:
     """Two replica sets: even first bytes of the routing key on hosts a+b, odd ones on b+c."""
+
+    def all_hosts(self) -> list[_Host]:
+        return [_Host(h) for h in "abc"]  # 3 nodes; no keyspace metadata: replicas looked up per row
 
     def get_replicas(self, keyspace: str, routing_key: bytes) -> list[_Host]:
         assert keyspace == "ks"
@@ -332,3 +343,47 @@ def test_report_tolerates_missing_scenarios_and_round_trips_json() -> None:
 def test_feasibility_note_projects_ten_million() -> None:
     notes = report.feasibility_notes(_results())
     assert len(notes) == 1 and "10M events would take ~33 min" in notes[0]
+
+
+# --- the service profile ---------------------------------------------------------------------------------
+
+
+def test_folded_stacks_are_summarised_by_the_innermost_frame() -> None:
+    from player_sessions.bench.profile import summarise_folded
+    from player_sessions.bench.report import _profile_observations
+
+    folded = "\n".join([
+        'process 1:"serve";main (player_sessions/cli.py:1);bind (cassandra/query.py:10) 6',
+        'process 1:"serve";main (player_sessions/cli.py:1);'
+        'validate_event (player_sessions/domain/validation.py:5) 3',
+        'process 1:"serve";run (asyncio/base_events.py:1) 1',
+        "not a stack line",
+    ])
+    summary = summarise_folded(folded)
+    assert summary["samples"] == 10
+    assert summary["areas"] == [("Cassandra driver", 60.0), ("validation and domain rules (ours)", 30.0),
+                                ("event loop (asyncio)", 10.0)]
+    assert summary["functions"][0] == ("bind (cassandra/query.py)", 60.0)
+    lines = _profile_observations({"batch_size": 1000, "concurrency": 8, "summary": summary, "error": ""})
+    assert "Cassandra driver 60 %" in lines[0] and "`bind (cassandra/query.py)` 60 %" in lines[1]
+    failed = _profile_observations({"batch_size": 1000, "concurrency": 8, "summary": None, "error": "denied"})
+    assert failed == ["The py-spy profile of the service (batch 1,000 x 8 clients) failed: denied."]
+
+
+def test_one_replica_set_when_every_node_holds_every_row() -> None:
+    from types import SimpleNamespace
+
+    from player_sessions.store.cassandra import _one_replica_set
+
+    def metadata(dcs: list[str], strategy: object) -> object:
+        hosts = [SimpleNamespace(datacenter=dc) for dc in dcs]
+        return SimpleNamespace(all_hosts=lambda: hosts,
+                               keyspaces={"ks": SimpleNamespace(replication_strategy=strategy)})
+
+    nts = SimpleNamespace(dc_replication_factors={"dc1": 3})
+    assert _one_replica_set(metadata(["dc1"], None), "ks")  # one node
+    assert _one_replica_set(metadata(["dc1"] * 3, nts), "ks")  # 3 nodes, RF 3
+    assert not _one_replica_set(metadata(["dc1"] * 4, nts), "ks")  # 4 nodes, RF 3
+    assert _one_replica_set(metadata(["dc1"] * 2, SimpleNamespace(replication_factor=2)), "ks")
+    assert not _one_replica_set(metadata(["dc1"] * 2, None), "ks")  # keyspace unknown: look up per row
+    assert not _one_replica_set(_Metadata(), "ks")

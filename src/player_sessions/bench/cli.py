@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="small sizes (10k, 30k events) and short measurements: proves it works in < 3 minutes")
     add("--sizes", type=_ints, default=None, metavar="N,N",
         help="data sizes in events, increasing, e.g. 1000000,10000000 or 1M,10M "
-        "(default 500k,2M: what fits the 30-minute budget on a 2-core machine; --quick: 10k,30k)")
+        "(default 1M,10M: ~25 min on a 2-core machine, within the 30-minute budget; --quick: 10k,30k)")
     add("--out", type=Path, default=Path("docs/performance.md"), help="the Markdown report")
     add("--json", dest="json_path", type=Path, default=Path("docs/bench-results.json"),
         help="the JSON result file ('-' for none)")
@@ -83,6 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-dir", type=Path, default=None, help="where the Cassandra jars are (for nodetool flush)")
     add("--no-flush", dest="flush", action="store_false",
         help="do not run nodetool flush before measuring disk use")
+    add("--no-profile", dest="profile", action="store_false",
+        help="do not profile the service with py-spy during the batch-1,000 API cell")
     add("--clock", default=None, help="the service's fixed 'now' (default 2016-12-01T12:34:56Z)")
     add("--service-workers", type=int, default=None, help="`serve --workers` (default 1)")
     add("--serve-args", type=_flags, default=None, metavar="'FLAGS'",
@@ -124,7 +126,7 @@ def options_from_args(args: argparse.Namespace, argv: Sequence[str] | None = Non
     json_path = None if str(args.json_path) == "-" else args.json_path
     overrides.update(out=args.out, json_path=json_path, keyspace_prefix=args.keyspace_prefix, keep=args.keep,
                      contact_points=args.contact_points, cql_port=args.cql_port, base_dir=args.base_dir,
-                     cache_dir=args.cache_dir, flush=args.flush)
+                     cache_dir=args.cache_dir, flush=args.flush, profile=args.profile)
     words = list(argv) if argv is not None else sys.argv[1:]
     overrides["command"] = "player-sessions bench" + (" " + shlex.join(_after_bench(words)) if words else "")
     if args.quick:

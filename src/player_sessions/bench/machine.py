@@ -60,6 +60,17 @@ def idle_cpu_percent(seconds: float = 2.0) -> float:
     return meter.percent()
 
 
+def wait_until_quiet(below_percent: float = 20.0, timeout_s: float = 120.0) -> tuple[float, float]:
+    """Wait until the whole machine is below `below_percent` CPU busy over 2 s (e.g. Cassandra done
+    compacting what the previous scenario wrote), at most `timeout_s`. Returns (seconds waited, the
+    last busy share)."""
+    began = time.monotonic()
+    busy = idle_cpu_percent(2.0)
+    while busy >= below_percent and time.monotonic() - began < timeout_s:
+        busy = idle_cpu_percent(2.0)
+    return time.monotonic() - began, busy
+
+
 class LocalNode:
     """The local node started by `player-sessions db start` (node 1 under `base_dir`), if there is one."""
 

@@ -11,7 +11,7 @@ __all__ = ["DEFAULT_SIZES", "LOAD_PATHS", "QUICK_SIZES", "SCENARIOS", "BenchOpti
 
 # Sizes that fit the default run's ~30 minutes on the 2-core reference machine (see docs/performance.md:
 # the load rate measured there; 10,000,000 stays available through --sizes).
-DEFAULT_SIZES = (500_000, 2_000_000)
+DEFAULT_SIZES = (1_000_000, 10_000_000)  # the issue's sizes: ~25 min here
 QUICK_SIZES = (10_000, 30_000)
 SCENARIOS = ("ceiling", "api", "queries")
 # "auto" (the fastest path of the ceiling trials), then the paths of bench.direct (its PATHS).
@@ -78,6 +78,7 @@ class BenchOptions:
     ingest_days: float = 2.0  # "live" events: the last 2 days before the clock, in time order
     low_load_seconds: float = 15.0
     low_load_rate: float = 20.0  # requests/s of 10 events, one connection
+    profile: bool = True  # py-spy the service during the batch-1,000 cell with the most clients
     # Scenario 3-4: queries on data
     query_seconds: float = 10.0
     query_concurrency: int = 4

@@ -103,6 +103,22 @@ def feasibility_notes(results: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _profile_observations(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    cell = f"batch {profile['batch_size']:,} x {profile['concurrency']} clients"
+    summary = profile.get("summary")
+    if not summary or not summary.get("samples"):
+        return [f"The py-spy profile of the service ({cell}) failed: {profile.get('error') or 'no samples'}."]
+    areas = ", ".join(f"{name} {share:.0f} %" for name, share in summary["areas"] if share >= 1)
+    functions = "; ".join(f"`{name}` {share:.0f} %" for name, share in summary["functions"][:6])
+    return [
+        f"py-spy profile of the service during the {cell} cell ({summary['samples']:,} samples at 100 Hz, "
+        f"by the innermost Python frame; C code counts for its caller): {areas}.",
+        f"Busiest functions there: {functions}.",
+    ]
+
+
 def observations(results: dict[str, Any]) -> list[str]:
     """Automatic reading of where the time went (CPU of the service, Cassandra, the machine)."""
     out: list[str] = []
@@ -134,6 +150,7 @@ def observations(results: dict[str, Any]) -> list[str]:
                    "`--max-ingest-requests`) wait up to "
                    "`--queue-timeout` for a slot, then get 503 + Retry-After. `bench --serve-args` changes "
                    "those flags.")
+    out += _profile_observations(results.get("service_profile"))
     ceiling = results.get("ceiling")
     if ceiling:
         out += _ceiling_observations(ceiling["best_by_path"])
@@ -304,9 +321,14 @@ def _api(results: dict[str, Any]) -> list[str]:
                   "service CPU", "service RSS MB", "Cassandra CPU", "machine CPU", "errors"), rows)
     low = api["low_load"]
     lat = low["latency"]
-    out += ["", f"Low load: one connection posting 10 events {low['rate_per_second']:g} times a second: "
-                f"{num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, p90 {ms(lat['p90_ms'])} ms, "
-                f"p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms (errors {_errors(low)})."]
+    quiet = ""
+    if "quiet_wait_seconds" in low:
+        quiet = (f", measured before the cells above, once the machine had gone quiet after scenario 1 "
+                 f"(waited {low['quiet_wait_seconds']:g} s; {low['machine_busy_before_percent']:g} % busy)")
+    out += ["", f"Low load: one connection posting 10 events {low['rate_per_second']:g} times a second"
+                f"{quiet}: {num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, "
+                f"p90 {ms(lat['p90_ms'])} ms, p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms "
+                f"(errors {_errors(low)})."]
     if any(c.get("wrapped") for c in api["cells"]):
         out += ["", "Some cells ran out of fresh events and re-sent earlier batches (idempotent upserts)."]
     return out
@@ -326,6 +348,10 @@ def _size_section(entry: dict[str, Any]) -> list[str]:
         out += table(("cold query (first after the load)", "seconds"),
                      [(c["query"], num(c["seconds"], 2)) for c in entry["cold"]])
         out.append("")
+    if "quiet_wait_seconds" in entry:
+        out += [f"Then the bench waited {entry['quiet_wait_seconds']:g} s (at most 120) for Cassandra's "
+                f"compactions of the load to settle (machine {entry['machine_busy_before_percent']:g} % "
+                "busy when measuring began).", ""]
     by_query: dict[str, dict[bool, dict[str, Any]]] = {}
     for q in entry["queries"]:
         by_query.setdefault(q["query"], {})[q["with_ingest"]] = q

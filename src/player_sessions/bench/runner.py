@@ -32,9 +32,10 @@ from player_sessions.bench.dataset import (
 )
 from player_sessions.bench.direct import DbTarget, LoadResult, Path_, TrialResult, WriterPool
 from player_sessions.bench.httpload import Connection, LoadOutcome, LoadRun, get_request, post_request
-from player_sessions.bench.machine import LocalNode, describe_machine, idle_cpu_percent
+from player_sessions.bench.machine import LocalNode, describe_machine, idle_cpu_percent, wait_until_quiet
 from player_sessions.bench.options import BenchOptions
 from player_sessions.bench.procstat import CpuMeter, TreeSampler
+from player_sessions.bench.profile import ServiceProfiler, find_py_spy
 from player_sessions.bench.service import ServiceConfig, ServiceProcess
 from player_sessions.bench.stats import Target, evaluate, summarise
 
@@ -263,12 +264,33 @@ class _Bench:
                  f"(service --workers {o.service_workers}, keyspace {self.ingest_ks})")
         with self._service(self.ingest_ks) as svc:
             self.results["service_command"] = svc.command_line
+            # Low load first, on a quiet machine: after heavy writes Cassandra compacts what they
+            # wrote for minutes, and that is not "low load".
+            waited, busy = wait_until_quiet()
+            self.say(f"  low load: 10-event batches at {o.low_load_rate:g}/s on one connection for "
+                     f"{o.low_load_seconds:g}s (after {waited:.0f}s for the machine to go quiet: "
+                     f"{busy:.0f} % busy)")
+            count = int(o.low_load_rate * o.low_load_seconds)
+            requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, o.ingest_days)
+            run = LoadRun(svc.host, svc.port, requests, weights, concurrency=1, processes=1,
+                          duration=o.low_load_seconds, pace_per_second=o.low_load_rate)
+            outcome, resources = self._measure(svc, run)
+            low = {"batch_size": 10, "rate_per_second": o.low_load_rate, **_outcome_dict(outcome),
+                   **resources, "quiet_wait_seconds": round(waited, 1),
+                   "machine_busy_before_percent": round(busy, 1)}
+            lat = low["latency"]
+            self.say(f"  low load: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
             for number, (batch, concurrency) in enumerate(grid, 1):
                 events = int(max(batch * concurrency * 3, estimate * o.ingest_seconds * 1.5))
                 requests, weights = self._ingest_requests(svc, events, batch, o.ingest_days)
                 run = LoadRun(svc.host, svc.port, requests, weights, concurrency=concurrency,
                               processes=o.client_processes, duration=o.ingest_seconds)
+                profiler = self._profiler(svc, batch, concurrency)
                 outcome, resources = self._measure(svc, run)
+                if profiler is not None:
+                    summary, why = profiler.finish()
+                    self.results["service_profile"] = {"batch_size": batch, "concurrency": concurrency,
+                                                       "summary": summary, "error": why}
                 ratio = (outcome.weight / outcome.seconds / ceiling * 100
                          if ceiling and outcome.seconds > 0 else None)
                 cell = {"batch_size": batch, "concurrency": concurrency, **_outcome_dict(outcome),
@@ -280,18 +302,20 @@ class _Bench:
                          f"{cell['events_per_second']:>8,.0f} events/s, p50 {lat['p50_ms']:.0f} ms, "
                          f"p99 {lat['p99_ms']:.0f} ms, service CPU {cpu:.0f} %"
                          + (f", errors {outcome.errors}" if outcome.errors else ""))
-            self.say(f"  low load: 10-event batches at {o.low_load_rate:g}/s on one connection for "
-                     f"{o.low_load_seconds:g}s")
-            count = int(o.low_load_rate * o.low_load_seconds)
-            requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, o.ingest_days)
-            run = LoadRun(svc.host, svc.port, requests, weights, concurrency=1, processes=1,
-                          duration=o.low_load_seconds, pace_per_second=o.low_load_rate)
-            outcome, resources = self._measure(svc, run)
-            low = {"batch_size": 10, "rate_per_second": o.low_load_rate, **_outcome_dict(outcome),
-                   **resources}
-            lat = low["latency"]
-            self.say(f"  low load: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
         self.results["api_ingest"] = {"cells": cells, "low_load": low, "events_days": o.ingest_days}
+
+    def _profiler(self, svc: ServiceProcess, batch: int, concurrency: int) -> ServiceProfiler | None:
+        """py-spy on the service for the batch-1,000 cell with the most clients (the target's cell)."""
+        o = self.o
+        if not o.profile or batch != 1_000 or concurrency != max(o.concurrencies):
+            return None
+        py_spy = find_py_spy()
+        if py_spy is None:
+            self.note("The service was not profiled: py-spy is not installed (`pip install py-spy`).")
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        output = self.log_dir / f"profile-{batch}x{concurrency}.txt"
+        return ServiceProfiler(py_spy, svc.pid, o.ingest_seconds, output).start()
 
     # --- scenarios 3 and 4 ---------------------------------------------------------------------------
 
@@ -409,6 +433,9 @@ class _Bench:
             cold.append({"query": name, "seconds": seconds, "status": status})
             self.say(f"    cold {name}: {seconds:.2f}s (HTTP {status}; recounts the rollups the load "
                      "left stale)")
+        # Cassandra compacts a bulk load for minutes afterwards; measure the steady state, not that.
+        waited, busy = wait_until_quiet(timeout_s=120.0)
+        self.say(f"    waited {waited:.0f}s for compactions to settle (machine {busy:.0f} % busy)")
         results: list[dict[str, Any]] = []
         ingest: dict[str, Any] = {}
         for with_ingest in (False, True):
@@ -449,7 +476,8 @@ class _Bench:
                               "service": usage.as_dict() if usage is not None else None}
                     self.say(f"    ingest during the queries: {ingest['events_per_second']:,.0f} events/s, "
                              f"p99 {ingest['latency']['p99_ms']:.0f} ms")
-        return {"cold": cold, "queries": results, "ingest_during_queries": ingest}
+        return {"cold": cold, "queries": results, "ingest_during_queries": ingest,
+                "quiet_wait_seconds": round(waited, 1), "machine_busy_before_percent": round(busy, 1)}
 
     # --- targets --------------------------------------------------------------------------------------
 
