@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 
 from player_sessions.config import Settings
@@ -21,6 +23,7 @@ RECONNECT_DELAY_S = 2.0
 # took requests before connecting would answer them 503 while its siblings answer 200.
 FIRST_CONNECT_WAIT_S = 15.0
 BACKLOG_DAYS_PER_PASS = 200
+BACKLOG_SCAN_EVERY_S = 300.0
 
 
 @dataclass
@@ -86,15 +89,20 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
     # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
     # case on fresh rollups. Older stale rollups (a bulk load, late events) are worked off in bounded
     # passes, back to back while a backlog remains, so a year-long window soon reads fresh day
-    # rollups only.
+    # rollups only. Looking for that backlog reads every day row of the retention (~11,000 rows at
+    # 30 countries: 0.19-0.22 s measured) while this process's requests wait, so it is done every
+    # BACKLOG_SCAN_EVERY_S (and back to back while a backlog remains), not every pass.
     backlog = 0
+    last_scan = -math.inf
     while True:
         if backlog < BACKLOG_DAYS_PER_PASS:
             await asyncio.sleep(runtime.settings.rollup_interval)
         try:
             await refresh_recent(store, runtime.clock, runtime.settings.retention, runtime.recounts)
-            backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
-                                            BACKLOG_DAYS_PER_PASS, runtime.recounts)
+            if backlog >= BACKLOG_DAYS_PER_PASS or time.monotonic() - last_scan >= BACKLOG_SCAN_EVERY_S:
+                last_scan = time.monotonic()
+                backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
+                                                BACKLOG_DAYS_PER_PASS, runtime.recounts)
         except StoreError as exc:
             backlog = 0
             log.warning("rollup refresh skipped: %s", exc)

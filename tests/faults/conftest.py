@@ -169,8 +169,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     exchanges: list[Exchange] = field(default_factory=list)
     _inner: httpx.AsyncHTTPTransport = field(default_factory=httpx.AsyncHTTPTransport)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds each POST waits before it is sent: clients sending at a steady rate, so that a load
+    # lasts long enough for a fault to happen in its middle however fast the service is.
+    pace_s: float = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.pace_s and request.method == "POST":
+            await asyncio.sleep(self.pace_s)
         began = time.monotonic()
         try:
             response = await self._inner.handle_async_request(request)
@@ -211,8 +216,11 @@ class BackgroundLoad:
     """`run_load` of a file into a URL, in a thread, through a RecordingTransport."""
 
     def __init__(self, events: Path, url: str, batch_size: int = 1000, concurrency: int = 4,
-                 timeout: float = 60.0) -> None:
-        self.transport = RecordingTransport()
+                 timeout: float = 60.0, lasting_s: float | None = None, batches: int | None = None) -> None:
+        """With `lasting_s` (and the number of `batches`), requests are paced so that the whole load
+        takes about that long: a fault injected at a third of it then meets a running load."""
+        pace = lasting_s * concurrency / batches if lasting_s and batches else 0.0
+        self.transport = RecordingTransport(pace_s=pace)
         self.options = LoadOptions(input=events, url=url, batch_size=batch_size, concurrency=concurrency,
                                    progress=False, quiet=True, handle_sigint=False, give_up_after=240,
                                    backoff_initial=0.2, backoff_max=2.0, timeout=timeout,

@@ -39,6 +39,7 @@ PLAYERS, DAYS = (4_000, 21) if FULL else (300, 21)
 BATCH = 500
 REQUEST_TIMEOUT_S = 15.0
 DOWN_FOR_S = 8.0
+LOAD_S = 60.0
 
 
 def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
@@ -53,8 +54,9 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
     pid = service.pid
     try:
         batches = math.ceil(data.lines / BATCH)
+        # Paced to last ~LOAD_S whatever the service's speed: the node is stopped at a third of it.
         load = BackgroundLoad(data.events, service.url, batch_size=BATCH, concurrency=4,
-                              timeout=REQUEST_TIMEOUT_S * 4).start()
+                              timeout=REQUEST_TIMEOUT_S * 4, lasting_s=LOAD_S, batches=batches).start()
         load.wait_acknowledged(batches // 3)
         say(f"{data.lines:,} events; stopping the node at {load.transport.acknowledged()}/{batches} batches")
         stop_began = time.monotonic()

@@ -79,6 +79,7 @@ class BenchOptions:
     low_load_seconds: float = 15.0
     low_load_rate: float = 20.0  # requests/s of 10 events, one connection
     profile: bool = True  # py-spy the service during the batch-1,000 cell with the most clients
+    quiet_timeout_s: float = 120.0  # longest wait for the machine to go quiet before a measurement
     # Scenario 3-4: queries on data
     query_seconds: float = 10.0
     query_concurrency: int = 4
@@ -115,7 +116,7 @@ class BenchOptions:
             ceiling_store_concurrency=(4,), ceiling_raw_concurrency=(64,),
             ceiling_raw_rows=False, max_events_in_flight=10_000,
             concurrencies=(1, 2), ingest_seconds=2.5, low_load_seconds=2.0, query_seconds=1.0,
-            query_players=500, whales=2, whale_days=10.0, background_events=8_000,
+            query_players=500, whales=2, whale_days=10.0, background_events=8_000, quiet_timeout_s=15.0,
         )
         return replace(base, **overrides)
 

@@ -349,7 +349,7 @@ def _size_section(entry: dict[str, Any]) -> list[str]:
                      [(c["query"], num(c["seconds"], 2)) for c in entry["cold"]])
         out.append("")
     if "quiet_wait_seconds" in entry:
-        out += [f"Then the bench waited {entry['quiet_wait_seconds']:g} s (at most 120) for Cassandra's "
+        out += [f"Then the bench waited {entry['quiet_wait_seconds']:g} s for Cassandra's "
                 f"compactions of the load to settle (machine {entry['machine_busy_before_percent']:g} % "
                 "busy when measuring began).", ""]
     by_query: dict[str, dict[bool, dict[str, Any]]] = {}

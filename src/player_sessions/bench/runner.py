@@ -266,7 +266,7 @@ class _Bench:
             self.results["service_command"] = svc.command_line
             # Low load first, on a quiet machine: after heavy writes Cassandra compacts what they
             # wrote for minutes, and that is not "low load".
-            waited, busy = wait_until_quiet()
+            waited, busy = wait_until_quiet(timeout_s=o.quiet_timeout_s)
             self.say(f"  low load: 10-event batches at {o.low_load_rate:g}/s on one connection for "
                      f"{o.low_load_seconds:g}s (after {waited:.0f}s for the machine to go quiet: "
                      f"{busy:.0f} % busy)")
@@ -434,7 +434,7 @@ class _Bench:
             self.say(f"    cold {name}: {seconds:.2f}s (HTTP {status}; recounts the rollups the load "
                      "left stale)")
         # Cassandra compacts a bulk load for minutes afterwards; measure the steady state, not that.
-        waited, busy = wait_until_quiet(timeout_s=120.0)
+        waited, busy = wait_until_quiet(timeout_s=self.o.quiet_timeout_s)
         self.say(f"    waited {waited:.0f}s for compactions to settle (machine {busy:.0f} % busy)")
         results: list[dict[str, Any]] = []
         ingest: dict[str, Any] = {}
