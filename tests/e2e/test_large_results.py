@@ -1,8 +1,8 @@
-"""Reads whose result is larger than the driver's page (5,000 rows) are read to the end.
+"""Every country active at once: windows and recounts over 250 countries stay exact.
 
-A year-long window reads one day_counts row per (day, country) and a recount reads one hour_counts row
-per (hour, country) of a day: with every country active that passes 5,000 rows. The driver hands each
-page to the callback separately; reading only the first would undercount silently.
+A recount of a busy day counts 24 x 250 (country, hour) partitions (over 5,000 result rows: the driver
+hands each page to the callback separately, and reading only the first would undercount silently),
+and every rollup row holds 250 countries' counts.
 """
 
 from __future__ import annotations

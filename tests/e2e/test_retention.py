@@ -17,7 +17,8 @@ RETENTION_S = 20
 EVENT_TABLES = ["player_events", "starts_by_country_hour"]
 # Per-hour summaries (no player data): they die when the *last* instant of their hour/day leaves the
 # retention, so a count of a partly retained hour stays exact.
-SUMMARY_TABLES = {"country_hours": "hour", "hour_counts": "touched", "day_counts": "touched"}
+SUMMARY_TABLES = {"country_hours": "hour", "hour_starts": "touched", "minute_starts": "touched",
+                  "day_starts": "touched"}
 
 
 def rows_in(cql: Any, keyspace: str, table: str) -> int:

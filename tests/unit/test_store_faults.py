@@ -160,8 +160,8 @@ async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> 
     assert rows >= len(events()) and len(session.sent) < rows / 4, "rows go in batches, not one by one"
 
 
-@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "hour_counts", "day_counts",
-                                   "country_hours"])
+@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "hour_starts", "minute_starts",
+                                   "day_starts", "country_hours"])
 async def test_a_write_timeout_in_any_table_fails_the_whole_batch(table: str) -> None:
     session = FakeSession(lambda cql: write_timeout() if cql.startswith(("UPDATE", "INSERT"))
                           and f"ks.{table} " in cql else None)
@@ -236,27 +236,27 @@ async def test_hour_marks_are_acknowledged_before_any_day_mark_is_sent() -> None
     task = asyncio.ensure_future(store.touch_counts(touches, uuid.uuid4()))
     await asyncio.sleep(0.01)
     first = [c for cql, _ in session.sent for c in cql]
-    assert any(".hour_counts " in c for c in first)
-    assert not any(".day_counts " in c for c in first), "a day mark was sent before the hour marks' acks"
+    assert any(".hour_starts " in c for c in first)
+    assert not any(".day_starts " in c for c in first), "a day mark was sent before the hour marks' acks"
     answered = len(session.futures)
     for future in session.futures:
         future.answer()
     await asyncio.sleep(0.01)
     then = [c for cql, _ in session.sent[answered:] for c in cql]
-    assert then and all(".day_counts " in c for c in then)
+    assert then and all(".day_starts " in c for c in then)
     for future in session.futures[answered:]:
         future.answer()
     await asyncio.wait_for(task, 1)
 
 
-DayRow = namedtuple("DayRow", "day country n touched counted")
+DayRow = namedtuple("DayRow", "day counts touched counted")
 
 
 async def test_a_result_over_the_fetch_size_is_read_to_its_last_page() -> None:
     """The driver hands `add_callbacks` one page (5,000 rows) at a time; a year of day rollups of
     every country is far more than one page."""
     day = datetime(2016, 1, 1)
-    page = [DayRow(day, f"C{i}", i, None, None) for i in range(5000)]
-    session = FakeSession(pages=lambda cql: [page, page, page[:7]] if "FROM ks.day_counts" in cql else [])
+    page = [DayRow(day, {f"C{i}": i}, None, None) for i in range(5000)]
+    session = FakeSession(pages=lambda cql: [page, page, page[:7]] if "FROM ks.day_starts" in cql else [])
     rows = await store_over(session).day_rows(2016, day, day + timedelta(days=365))
     assert len(rows) == 10_007

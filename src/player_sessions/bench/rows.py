@@ -2,10 +2,10 @@
 
 Same tables, keys, values and TTLs as `services.ingest.store_events` + `store.cassandra`: one
 `player_events` row per event (an end's country UNSET, never null), one `starts_by_country_hour` row
-per start, and the rollup touches of each start's (country, hour) and (country, day). There is no read
+per start, and the rollup touches of each start's hour (adding its country) and day. There is no read
 and no pairing at ingest, in the service or here. The only bulk-load difference left removes work:
 
-- each (country, hour) and (country, day) is touched once per stream (`TouchState`) instead of once
+- each (country, hour) and each day is touched once per stream (`TouchState`) instead of once
   per request.
 
 `RawRows` holds bound parameters in the order of the statements in `RAW_CQL`; `PHASE` says which write
@@ -40,24 +40,26 @@ RAW_CQL: dict[str, str] = {
     "start": "INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
              "VALUES (?, ?, ?, ?, ?) USING TTL ?",
     "country_hour": "INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?",
-    "touch_hour": "UPDATE {ks}.hour_counts USING TTL ? SET touched = ? "
-                  "WHERE day = ? AND hour = ? AND country = ?",
-    "touch_day": "UPDATE {ks}.day_counts USING TTL ? SET touched = ? "
-                 "WHERE year = ? AND day = ? AND country = ?",
+    "touch_hour": "UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
+                  "WHERE day = ? AND hour = ?",
+    "touch_minute": "UPDATE {ks}.minute_starts USING TTL ? SET touched = ?, countries = countries + ? "
+                    "WHERE hour = ? AND minute = ?",
+    "touch_day": "UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?",
 }
 
 # The service's write phases (services/ingest.py): every raw row acknowledged before the hour touches
 # (and their country_hours rows), those acknowledged before the day touches.
-PHASE: dict[str, int] = {"event": 0, "start": 0, "country_hour": 1, "touch_hour": 1, "touch_day": 2}
+PHASE: dict[str, int] = {"event": 0, "start": 0, "country_hour": 1, "touch_hour": 1, "touch_minute": 1,
+                         "touch_day": 2}
 PHASES = 3
 
 
 @dataclass
 class TouchState:
-    """The (country, hour) and (country, day) rollups already touched in this stream, and its token."""
+    """The (country, hour) pairs and days already touched in this stream, and its token."""
 
     touched: set[tuple[str, datetime]] = field(default_factory=set)
-    touched_days: set[tuple[str, datetime]] = field(default_factory=set)
+    touched_days: set[datetime] = field(default_factory=set)
     token: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -83,6 +85,7 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
     events_out = out["event"]
     starts_out = out["start"]
     start_kind = EventKind.START
+    minutes: dict[datetime, set[str]] = {}
     for e in events:
         ttl = ttl_seconds(e.ts, now, retention)
         if e.kind is not start_kind:
@@ -95,17 +98,22 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
             continue
         hour = hour_floor(e.ts)
         starts_out.append((country, hour, e.ts, e.session_id, e.player_id, ttl))
+        minutes.setdefault(e.ts.replace(second=0, microsecond=0), set()).add(country)
         if (country, hour) in state.touched:
             continue
         state.touched.add((country, hour))
         hour_ttl = ttl_seconds(hour + HOUR, now, retention)
         day = day_floor(hour)
         out["country_hour"].append((country, hour, hour_ttl))
-        out["touch_hour"].append((hour_ttl, state.token, day, hour, country))
-        if (country, day) not in state.touched_days:
-            state.touched_days.add((country, day))
-            out["touch_day"].append((ttl_seconds(day + DAY, now, retention), state.token,
-                                     day.year, day, country))
+        out["touch_hour"].append((hour_ttl, state.token, {country}, day, hour))
+        if day not in state.touched_days:
+            state.touched_days.add(day)
+            out["touch_day"].append((ttl_seconds(day + DAY, now, retention), state.token, day.year, day))
+    # Minutes are touched once per call (a chunk of the stream), each with its countries of the chunk.
+    for minute, countries in minutes.items():
+        hour = minute.replace(minute=0)
+        out["touch_minute"].append((ttl_seconds(hour + HOUR, now, retention), state.token, countries,
+                                    hour, minute))
     return rows
 
 
@@ -114,7 +122,8 @@ _PARTITION: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
     "event": lambda p: ("event", p[0]),
     "start": lambda p: ("start", p[0], p[1]),
     "country_hour": lambda p: ("country_hour", p[0]),
-    "touch_hour": lambda p: ("touch_hour", p[2]),
+    "touch_hour": lambda p: ("touch_hour", p[3]),
+    "touch_minute": lambda p: ("touch_minute", p[3]),
     "touch_day": lambda p: ("touch_day", p[2]),
 }
 

@@ -1,13 +1,16 @@
 """Session starts per country in a window: exact at every moment, cost by the window's shape.
 
 A window is split (domain.windows.plan_window) into whole days, whole hours and at most two partial
-hours. Whole days and hours are read from rollup rows (day_counts, hour_counts); a rollup is used only
-if it is fresh (the recount that wrote it began after the last ingest that touched it), otherwise it is
-recounted from the level below (a day from its hours, an hour from its raw rows with count(*) on the
-server) and written back, so the next query finds it fresh. Partial hours are counted from raw rows.
-Raw counts go one request per day (recounts: every stale country and hour of it) or per edge hour
-(every country at once), GROUP BY (country, hour) on the server: one driver request where there were
-one per country and hour.
+hours. Whole days and hours are read from rollup rows (day_starts, hour_starts: one row per day or
+hour holding every country's count, so a year is ~365 rows whatever the number of countries); a rollup
+is used only if it is fresh (the recount that wrote it began after the last ingest that touched it),
+otherwise it is recounted from the level below (a day from its hours, an hour from its raw rows with
+count(*) on the server) and written back, so the next query finds it fresh. A partial hour at an edge
+of the window reads the minute rollups of its whole minutes (minute_starts, recounted from raw rows
+when stale) and counts raw rows only in its partial minutes: an edge costs the same however many
+starts an hour has. Raw counts go one request per day (hour recounts: every stale hour of it), per
+hour (minute recounts) or per edge minute (every country of the minute at once), aggregated on the
+server.
 
 Why a stale rollup can't be taken for fresh: ingest acknowledges raw rows before it writes a new
 `touched` token (hour rows before day rows); a recount reads `touched` before it counts. A count that
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -28,9 +31,11 @@ from typing import Any, TypeVar
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import ttl_seconds
-from player_sessions.domain.windows import day_floor, plan_window
-from player_sessions.store.base import CountRow, SessionStore
+from player_sessions.domain.windows import day_floor, hour_floor, plan_window
+from player_sessions.store.base import CountRow, CountTouch, SessionStore
 
+MS = timedelta(milliseconds=1)
+MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 T = TypeVar("T")
@@ -99,48 +104,44 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
                        retention: timedelta, flights: RecountFlights | None = None) -> Counter[str]:
     plan = plan_window(frm, to)
     counter = _Counter(store, now, retention, flights)
-    totals: Counter[str] = Counter()
-
-    # Whole days: fresh day rollups, else recount the day (its stale countries) from its hours.
-    days_by_year: dict[int, list[datetime]] = defaultdict(list)
-    for day in plan.whole_days:
-        days_by_year[day.year].append(day)
-    stale_days: list[CountRow] = []
-    for year, days in days_by_year.items():
-        wanted = set(days)
-        for row in await store.day_rows(year, min(days), max(days)):
-            if row.start not in wanted:
-                continue
-            if row.fresh:
-                totals[row.country] += row.n or 0
-            else:
-                stale_days.append(row)
-    totals.update(await counter.day_totals(stale_days))
-
-    # Whole hours outside whole days: fresh hour rollups, else recounted from the raw rows.
-    hours_by_day: dict[datetime, set[datetime]] = defaultdict(set)
+    hours_by_day: dict[datetime, list[datetime]] = defaultdict(list)
     for hour in plan.whole_hours:
-        hours_by_day[day_floor(hour)].add(hour)
-    hour_rows: list[CountRow] = []
-    for day, hours in hours_by_day.items():
-        hour_rows += [row for row in await counter.hour_rows(day) if row.start in hours]
-    totals.update(await counter.hour_totals(hour_rows))
-
-    # Partial hours at the edges: the raw starts of exactly that range, every country in one request.
-    for lo, hi in plan.partial:
-        hour = lo.replace(minute=0, second=0, microsecond=0)
-        countries = sorted({row.country for row in await counter.hour_rows(day_floor(hour))
-                            if row.start == hour})
-        for (country, _), n in (await store.count_starts(countries, [hour], (lo, hi))).items():
-            totals[country] += n
+        hours_by_day[day_floor(hour)].append(hour)
+    # The pieces are disjoint and independent: read them at once.
+    parts = await asyncio.gather(
+        counter.whole_days(plan.whole_days),
+        *(counter.whole_hours(day, hours) for day, hours in hours_by_day.items()),
+        *(counter.partial_hour(lo, hi) for lo, hi in plan.partial),
+    )
+    totals: Counter[str] = Counter()
+    for part in parts:
+        totals.update(part)
     return totals
 
 
-class _Counter:
-    """Recounts of stale rollups for one query, writing each result back (idempotent overwrite).
+def _minute_floor(ts: datetime) -> datetime:
+    return ts.replace(second=0, microsecond=0)
 
-    Stale hours are recounted a day at a time: one request counts every stale (country, hour) of the
-    day, one more saves them (batched). Stale days are recounted from their hours the same way."""
+
+def count_touches(starts: Iterable[tuple[str, datetime]], now: datetime,
+                  retention: timedelta) -> list[CountTouch]:
+    """The rollups that added or removed starts (country, ts) make stale: one touch per (country,
+    hour), with the minutes of the hour they fall in."""
+    minutes: dict[tuple[str, datetime], set[datetime]] = defaultdict(set)
+    for country, ts in starts:
+        minutes[(country, hour_floor(ts))].add(_minute_floor(ts))
+    return [CountTouch(country, hour, ttl=ttl_seconds(hour + HOUR, now, retention),
+                       day_ttl=ttl_seconds(day_floor(hour) + DAY, now, retention),
+                       minutes=frozenset(in_hour))
+            for (country, hour), in_hour in minutes.items()]
+
+
+class _Counter:
+    """Reads the rollups of one window, recounting the stale ones and writing each result back
+    (an idempotent overwrite).
+
+    Stale hours are recounted a day at a time: one request counts every stale hour of the day (each
+    over the countries its row lists), one more saves them. Stale days are recounted from their hours."""
 
     def __init__(self, store: SessionStore, now: datetime, retention: timedelta,
                  flights: RecountFlights | None = None) -> None:
@@ -148,14 +149,84 @@ class _Counter:
         self._flights = flights or RecountFlights()
         self._now = now
         self._retention = retention
-        self._hour_rows: dict[datetime, asyncio.Future[list[CountRow]]] = {}
         self._statements = asyncio.Semaphore(RAW_COUNTS_IN_FLIGHT)
 
-    async def hour_rows(self, day: datetime) -> list[CountRow]:
-        # One read per day however many (day, country) recounts ask for it at once.
-        if day not in self._hour_rows:
-            self._hour_rows[day] = asyncio.ensure_future(self._store.hour_rows(day))
-        return await self._hour_rows[day]
+    async def whole_days(self, days: list[datetime]) -> Counter[str]:
+        """Fresh day rollups as they are, stale ones recounted from their hours."""
+        days_by_year: dict[int, list[datetime]] = defaultdict(list)
+        for day in days:
+            days_by_year[day.year].append(day)
+        totals: Counter[str] = Counter()
+        stale: list[CountRow] = []
+        for year_rows in await asyncio.gather(*(self._store.day_rows(year, min(ds), max(ds))
+                                                for year, ds in days_by_year.items())):
+            for row in year_rows:
+                if row.fresh:
+                    totals.update(row.counts or {})
+                else:
+                    stale.append(row)
+        totals.update(await self.day_totals(stale))
+        return totals
+
+    async def whole_hours(self, day: datetime, hours: list[datetime]) -> Counter[str]:
+        rows = await self._store.hour_rows(day, min(hours), max(hours))
+        return await self.hour_totals(rows)
+
+    async def partial_hour(self, lo: datetime, hi: datetime) -> Counter[str]:
+        """The starts of exactly [lo, hi] (inclusive, within one hour): its whole minutes from their
+        rollups, the partial minutes at its ends from raw rows (every country of the minute at once)."""
+        hour = lo.replace(minute=0, second=0, microsecond=0)
+        first, last = _minute_floor(lo), _minute_floor(hi)
+        rows = {row.start: row for row in await self._store.minute_rows(hour, first, last)}
+        edges: list[tuple[CountRow, datetime, datetime]] = []
+        for minute in sorted({first, last}):
+            a, b = max(lo, minute), min(hi, minute + MINUTE - MS)
+            row = rows.get(minute)
+            if (a, b) != (minute, minute + MINUTE - MS):
+                rows.pop(minute, None)
+                if row is not None:  # no row: no start in that minute
+                    edges.append((row, a, b))
+        whole, raw = await asyncio.gather(
+            self.minute_totals(hour, list(rows.values())),
+            asyncio.gather(*(self._store.count_starts_by_minute(sorted(row.countries), hour, a, b)
+                             for row, a, b in edges)))
+        totals = whole
+        for found in raw:
+            for (country, _), n in found.items():
+                totals[country] += n
+        return totals
+
+    async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:
+        """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale recounted."""
+        totals: Counter[str] = Counter()
+        stale = []
+        for row in rows:
+            if row.fresh:
+                totals.update(row.counts or {})
+            else:
+                stale.append(row)
+        if stale:
+            key = ("minutes", hour, tuple(sorted((r.start, str(r.touched)) for r in stale)))
+            recounted = await self._flights.run(key, partial(self._count_and_save_minutes, hour, stale))
+            for per_country in recounted.values():
+                totals.update(per_country)
+        return totals
+
+    async def _count_and_save_minutes(self, hour: datetime,
+                                      rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+        # As for hours: the rows' tokens and countries were read before this count.
+        countries = sorted({c for r in rows for c in r.countries})
+        lo = min(r.start for r in rows)
+        hi = max(r.start for r in rows) + MINUTE - MS
+        async with self._statements:
+            found = await self._store.count_starts_by_minute(countries, hour, lo, hi)
+            counts = {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
+                      for r in rows}
+            await self._store.save_minute_counts([
+                (CountRow(r.start, counts[r.start], r.touched, r.touched),
+                 ttl_seconds(hour + HOUR, self._now, self._retention))
+                for r in rows])
+        return counts
 
     async def hour_totals(self, rows: list[CountRow]) -> Counter[str]:
         """Per country, the sum of these hour rollups: fresh ones as they are, stale ones recounted."""
@@ -163,64 +234,61 @@ class _Counter:
         stale_by_day: dict[datetime, list[CountRow]] = defaultdict(list)
         for row in rows:
             if row.fresh:
-                totals[row.country] += row.n or 0
+                totals.update(row.counts or {})
             else:
                 stale_by_day[day_floor(row.start)].append(row)
         recounted = await asyncio.gather(*(self._recount_hours(day, stale)
                                            for day, stale in stale_by_day.items()))
         for counts in recounted:
-            for (country, _), n in counts.items():
-                totals[country] += n
+            for per_country in counts.values():
+                totals.update(per_country)
         return totals
 
-    async def _recount_hours(self, day: datetime, rows: list[CountRow]) -> dict[tuple[str, datetime], int]:
-        key = ("hours", day, tuple(sorted((r.country, r.start, str(r.touched)) for r in rows)))
+    async def _recount_hours(self, day: datetime, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+        key = ("hours", day, tuple(sorted((r.start, str(r.touched)) for r in rows)))
         return await self._flights.run(key, partial(self._count_and_save_hours, rows))
 
-    async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[tuple[str, datetime], int]:
-        # The rows' `touched` tokens were read before this count (module docstring).
-        wanted = {(r.country, r.start) for r in rows}
-        countries = sorted({r.country for r in rows})
-        hours = sorted({r.start for r in rows})
+    async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+        # The rows' `touched` tokens (and the countries written with them) were read before this count
+        # (module docstring).
+        wanted = sum(len(r.countries) for r in rows)
+        countries = sorted({c for r in rows for c in r.countries})
+        hours = sorted(r.start for r in rows)
         async with self._statements:
-            if len(countries) * len(hours) <= 2 * len(wanted):
+            if len(countries) * len(hours) <= 2 * wanted:
                 found = await self._store.count_starts(countries, hours)
-            else:  # sparse: a request per hour, with that hour's stale countries only (one at a time:
-                found = {}  # this holds one of the query's statement slots)
-                for h in hours:
-                    found.update(await self._store.count_starts(
-                        sorted({r.country for r in rows if r.start == h}), [h]))
-            counts = {k: found.get(k, 0) for k in wanted}
+            else:  # sparse: a request per hour, with that hour's countries only (one at a time: this
+                found = {}  # holds one of the query's statement slots)
+                for row in rows:
+                    found.update(await self._store.count_starts(sorted(row.countries), [row.start]))
+            counts = {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
+                      for r in rows}
             await self._store.save_hour_counts([
-                (CountRow(r.start, r.country, counts[(r.country, r.start)], r.touched, r.touched),
+                (CountRow(r.start, counts[r.start], r.touched, r.touched),
                  ttl_seconds(r.start + HOUR, self._now, self._retention))
                 for r in rows])
         return counts
 
     async def day_totals(self, day_rows: list[CountRow]) -> Counter[str]:
         """Per country, the sum of these stale day rollups, each recounted from its hours."""
-        by_day: dict[datetime, list[CountRow]] = defaultdict(list)
-        for row in day_rows:
-            by_day[row.start].append(row)
         totals: Counter[str] = Counter()
-        for counts in await asyncio.gather(*(self._recount_days(day, rows) for day, rows in by_day.items())):
+        for counts in await asyncio.gather(*(self._recount_day(row) for row in day_rows)):
             totals.update(counts)
         return totals
 
-    async def _recount_days(self, day: datetime, rows: list[CountRow]) -> Counter[str]:
-        key = ("days", day, tuple(sorted((r.country, str(r.touched)) for r in rows)))
-        return await self._flights.run(key, partial(self._count_and_save_days, day, rows))
+    async def _recount_day(self, row: CountRow) -> dict[str, int]:
+        key = ("day", row.start, str(row.touched))
+        return await self._flights.run(key, partial(self._count_and_save_day, row))
 
-    async def _count_and_save_days(self, day: datetime, rows: list[CountRow]) -> Counter[str]:
-        # The day's hour rows are read after the day rows themselves (see the module docstring).
-        countries = {r.country for r in rows}
-        totals = await self.hour_totals([r for r in await self.hour_rows(day) if r.country in countries])
+    async def _count_and_save_day(self, row: CountRow) -> dict[str, int]:
+        # The day's hour rows are read after the day row itself (see the module docstring).
+        totals = await self.hour_totals(await self._store.hour_rows(row.start))
+        counts = {c: n for c, n in totals.items() if n}
         async with self._statements:
             await self._store.save_day_counts([
-                (CountRow(r.start, r.country, totals.get(r.country, 0), r.touched, r.touched),
-                 ttl_seconds(r.start + DAY, self._now, self._retention))
-                for r in rows])
-        return Counter({r.country: totals.get(r.country, 0) for r in rows})
+                (CountRow(row.start, counts, row.touched, row.touched),
+                 ttl_seconds(row.start + DAY, self._now, self._retention))])
+        return counts
 
 
 async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta,

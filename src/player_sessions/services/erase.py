@@ -24,13 +24,12 @@ from datetime import timedelta
 
 from player_sessions import metrics
 from player_sessions.domain.clock import Clock
-from player_sessions.domain.retention import ttl_seconds
 from player_sessions.domain.validation import check_player_id
-from player_sessions.domain.windows import day_floor, hour_floor
-from player_sessions.store.base import CountTouch, SessionStore
+from player_sessions.domain.windows import hour_floor
+from player_sessions.services.counts import count_touches
+from player_sessions.store.base import SessionStore
 
 HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -49,17 +48,12 @@ async def erase_player(store: SessionStore, clock: Clock, retention: timedelta,
     await store.erase_player_rows(player_id, footprint)
 
     horizon = now - retention
-    touches = {
-        (country, hour_floor(ts)): CountTouch(
-            country, hour_floor(ts),
-            ttl=ttl_seconds(hour_floor(ts) + HOUR, now, retention),
-            day_ttl=ttl_seconds(day_floor(ts) + DAY, now, retention),
-        )
-        for country, ts, _ in footprint.starts
-        if hour_floor(ts) + HOUR > horizon  # an hour wholly out of retention is never counted again
-    }
+    touches = count_touches(
+        ((country, ts) for country, ts, _ in footprint.starts
+         if hour_floor(ts) + HOUR > horizon),  # an hour wholly out of retention is never counted again
+        now, retention)
     if touches:
-        await store.touch_counts(list(touches.values()), uuid.uuid4())
+        await store.touch_counts(touches, uuid.uuid4())
     await store.drop_player_events(player_id)
 
     removed = {

@@ -24,12 +24,11 @@ from player_sessions.domain.clock import Clock
 from player_sessions.domain.events import Event, EventError, EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired, ttl_seconds
 from player_sessions.domain.validation import ValidationRules, validate_event
-from player_sessions.domain.windows import day_floor, hour_floor
-from player_sessions.store.base import CountTouch, EventWrite, SessionStore, StartWrite
+from player_sessions.domain.windows import hour_floor
+from player_sessions.services.counts import count_touches
+from player_sessions.store.base import EventWrite, SessionStore, StartWrite
 
-HOUR = timedelta(hours=1)
 OFFLOAD_EVENTS = 5_000
-DAY = timedelta(days=1)
 
 
 class NotJson:
@@ -114,12 +113,5 @@ async def store_events(events: Sequence[Event], store: SessionStore, now: dateti
             starts.append(StartWrite(e.country, hour_floor(e.ts), e.ts, e.session_id, e.player_id, ttl))
     await store.put_events(rows, starts)
     if starts:
-        touches = {
-            (s.country, s.hour): CountTouch(
-                s.country, s.hour,
-                ttl=ttl_seconds(s.hour + HOUR, now, retention),
-                day_ttl=ttl_seconds(day_floor(s.hour) + DAY, now, retention),
-            )
-            for s in starts
-        }
-        await store.touch_counts(list(touches.values()), uuid.uuid4())
+        await store.touch_counts(count_touches(((s.country, s.ts) for s in starts), now, retention),
+                                 uuid.uuid4())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -42,23 +42,27 @@ class CountTouch:
 
     country: str
     hour: datetime
-    ttl: int  # the hour's rows die when its last instant leaves the retention
+    ttl: int  # the hour's rows die when its last instant leaves the retention (its minutes' too)
     day_ttl: int  # likewise for the hour's day
+    minutes: frozenset[datetime] = frozenset()  # the minutes of the hour that got starts
 
 
 @dataclass(frozen=True, slots=True)
 class CountRow:
-    """A rollup row of hour_counts or day_counts; `start` is the hour or the day it counts."""
+    """A rollup row of hour_starts or day_starts: the starts per country of the hour or day `start`.
+
+    `counts` is as of the recount that read token `counted`; `countries` (hours only) is every country
+    ingest added starts of, which is what a recount of the hour counts."""
 
     start: datetime
-    country: str
-    n: int | None
+    counts: Mapping[str, int] | None
     touched: uuid.UUID | None
     counted: uuid.UUID | None
+    countries: frozenset[str] = frozenset()
 
     @property
     def fresh(self) -> bool:
-        return self.n is not None and self.touched is not None and self.counted == self.touched
+        return self.counts is not None and self.touched is not None and self.counted == self.touched
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +99,28 @@ class SessionStore(Protocol):
                             limit: int) -> list[StoredEvent]: ...
 
     # counts
-    async def hour_rows(self, day: datetime) -> list[CountRow]: ...
-    async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]: ...
-    async def count_starts(self, countries: Sequence[str], hours: Sequence[datetime],
-                           between: tuple[datetime, datetime] | None = None
-                           ) -> dict[tuple[str, datetime], int]:
-        """Raw starts of every (country, hour) of the product, within `between` (inclusive) if given;
-        a pair without starts is absent."""
+    async def hour_rows(self, day: datetime, first_hour: datetime | None = None,
+                        last_hour: datetime | None = None) -> list[CountRow]:
+        """The day's hour rollups, from `first_hour` to `last_hour` (inclusive) if given."""
         ...
-    async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...  # (row, ttl)
+    async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]: ...
+    async def minute_rows(self, hour: datetime, first_minute: datetime,
+                          last_minute: datetime) -> list[CountRow]:
+        """The hour's minute rollups from `first_minute` to `last_minute` (inclusive)."""
+        ...
+    async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
+    async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
+                                     hi: datetime) -> dict[tuple[str, datetime], int]:
+        """Raw starts per (country, minute) of `hour`, with lo <= ts <= hi; a pair without starts is
+        absent."""
+        ...
+    async def count_starts(self, countries: Sequence[str],
+                           hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
+        """Raw starts of every (country, hour) of the product; a pair without starts is absent."""
+        ...
+    async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
+        """Each row's `counts` and `counted` (its `start` is the hour), with the TTL beside it."""
+        ...
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
 
     # pagination

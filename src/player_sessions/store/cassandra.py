@@ -12,7 +12,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -58,6 +58,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _must_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
+
+
+_LAST_HOUR_OF_DAY = timedelta(hours=23)
 
 
 def _day_of(ts: datetime) -> datetime:
@@ -117,20 +120,32 @@ class CassandraStore:
         self._put_country_hour = idem(
             f"INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?")
         self._touch_hour = idem(
-            f"UPDATE {ks}.hour_counts USING TTL ? SET touched = ? WHERE day = ? AND hour = ? AND country = ?")
+            f"UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
+            "WHERE day = ? AND hour = ?")
         self._touch_day = idem(
-            f"UPDATE {ks}.day_counts USING TTL ? SET touched = ? WHERE year = ? AND day = ? AND country = ?")
+            f"UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?")
         self._get_hour_rows = idem(
-            f"SELECT hour, country, n, touched, counted FROM {ks}.hour_counts WHERE day = ?")
+            f"SELECT hour, counts, countries, touched, counted FROM {ks}.hour_starts "
+            "WHERE day = ? AND hour >= ? AND hour <= ?")
+        self._touch_minute = idem(
+            f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ?, countries = countries + ? "
+            "WHERE hour = ? AND minute = ?")
+        self._get_minute_rows = idem(
+            f"SELECT minute, counts, countries, touched, counted FROM {ks}.minute_starts "
+            "WHERE hour = ? AND minute >= ? AND minute <= ?")
+        self._save_minute = idem(
+            f"UPDATE {ks}.minute_starts USING TTL ? SET counts = ?, counted = ? "
+            "WHERE hour = ? AND minute = ?")
+        self._count_starts_by_minute = idem(
+            f"SELECT country, floor(ts, 1m) AS minute, count(*) AS n FROM {ks}.starts_by_country_hour "
+            "WHERE country IN ? AND hour = ? AND ts >= ? AND ts <= ? GROUP BY country, hour, floor(ts, 1m)")
         self._get_day_rows = idem(
-            f"SELECT day, country, n, touched, counted FROM {ks}.day_counts "
+            f"SELECT day, counts, touched, counted FROM {ks}.day_starts "
             "WHERE year = ? AND day >= ? AND day <= ?")
         self._save_hour = idem(
-            f"UPDATE {ks}.hour_counts USING TTL ? SET n = ?, counted = ? "
-            "WHERE day = ? AND hour = ? AND country = ?")
+            f"UPDATE {ks}.hour_starts USING TTL ? SET counts = ?, counted = ? WHERE day = ? AND hour = ?")
         self._save_day = idem(
-            f"UPDATE {ks}.day_counts USING TTL ? SET n = ?, counted = ? "
-            "WHERE year = ? AND day = ? AND country = ?")
+            f"UPDATE {ks}.day_starts USING TTL ? SET counts = ?, counted = ? WHERE year = ? AND day = ?")
         # One request counts many (country, hour) partitions (the product of the two lists): the server
         # reads the same partitions as one count(*) each would, the driver sends one request, not one
         # per country and hour (that was most of a query's cost).
@@ -204,7 +219,7 @@ class CassandraStore:
         pages: list[Any] = []
 
         def ok(rows: Any) -> None:
-            # A result over the fetch size (5,000 rows, e.g. a year of day_counts) comes in pages: the
+            # A result over the fetch size (5,000 rows, e.g. a player's whole partition) comes in pages: the
             # callback gets one page at a time and must ask for the next, or the rest is silently lost.
             pages.extend(rows or ())
             if response.has_more_pages:
@@ -259,20 +274,33 @@ class CassandraStore:
         await self._execute_all(self._replica_batches(rows))
 
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
-        hours = {(t.country, t.hour): t for t in touches}
-        days: dict[tuple[str, datetime], int] = {}
-        for t in hours.values():
-            key = (t.country, _day_of(t.hour))
-            days[key] = max(days.get(key, 0), t.day_ttl)
-        hour_rows = ((self._touch_hour, (t.ttl, token, _day_of(t.hour), t.hour, t.country))
-                     for t in hours.values())
-        country_rows = ((self._put_country_hour, (t.country, t.hour, t.ttl)) for t in hours.values())
-        day_rows = ((self._touch_day, (ttl, token, day.year, day, country))
-                    for (country, day), ttl in days.items())
+        hours: dict[datetime, tuple[set[str], int]] = {}
+        minutes: dict[datetime, tuple[set[str], int]] = {}
+        days: dict[datetime, int] = {}
+        country_hours: dict[tuple[str, datetime], int] = {}
+        for t in touches:
+            countries, ttl = hours.get(t.hour) or (set(), 0)
+            countries.add(t.country)
+            hours[t.hour] = (countries, max(ttl, t.ttl))
+            for minute in t.minutes:
+                countries, ttl = minutes.get(minute) or (set(), 0)
+                countries.add(t.country)
+                minutes[minute] = (countries, max(ttl, t.ttl))
+            day = _day_of(t.hour)
+            days[day] = max(days.get(day, 0), t.day_ttl)
+            country_hours[(t.country, t.hour)] = max(country_hours.get((t.country, t.hour), 0), t.ttl)
+        hour_rows = ((self._touch_hour, (ttl, token, countries, _day_of(hour), hour))
+                     for hour, (countries, ttl) in hours.items())
+        country_rows = ((self._put_country_hour, (country, hour, ttl))
+                        for (country, hour), ttl in country_hours.items())
+        minute_rows = ((self._touch_minute, (ttl, token, countries, _hour_of(minute), minute))
+                       for minute, (countries, ttl) in minutes.items())
+        day_rows = ((self._touch_day, (ttl, token, day.year, day)) for day, ttl in days.items())
         # Hours strictly before days: a day recount that reads the day's new token must then find its
         # hours stale too (services/counts.py). Written together, a recount between the two writes
         # could store the day's old total under its new token, and the day would look fresh.
-        await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
+        # Minutes are only recounted from raw rows, never summed into hours: they go with the hours.
+        await self._execute_all(self._replica_batches(itertools.chain(hour_rows, minute_rows, country_rows)))
         await self._execute_all(self._replica_batches(day_rows))
 
     # --- sessions -------------------------------------------------------------------------------
@@ -287,13 +315,35 @@ class CassandraStore:
 
     # --- counts ---------------------------------------------------------------------------------
 
-    async def hour_rows(self, day: datetime) -> list[CountRow]:
-        rows = await self._execute(self._get_hour_rows, (day,))
-        return [CountRow(_must_utc(r.hour), r.country, r.n, r.touched, r.counted) for r in rows]
+    async def hour_rows(self, day: datetime, first_hour: datetime | None = None,
+                        last_hour: datetime | None = None) -> list[CountRow]:
+        lo = first_hour if first_hour is not None else day
+        hi = last_hour if last_hour is not None else day + _LAST_HOUR_OF_DAY
+        rows = await self._execute(self._get_hour_rows, (day, lo, hi))
+        return [CountRow(_must_utc(r.hour), r.counts, r.touched, r.counted, frozenset(r.countries or ()))
+                for r in rows]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
-        return [CountRow(_must_utc(r.day), r.country, r.n, r.touched, r.counted) for r in rows]
+        return [CountRow(_must_utc(r.day), r.counts, r.touched, r.counted) for r in rows]
+
+    async def minute_rows(self, hour: datetime, first_minute: datetime,
+                          last_minute: datetime) -> list[CountRow]:
+        rows = await self._execute(self._get_minute_rows, (hour, first_minute, last_minute))
+        return [CountRow(_must_utc(r.minute), r.counts, r.touched, r.counted, frozenset(r.countries or ()))
+                for r in rows]
+
+    async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
+        await self._execute_all(self._replica_batches(
+            (self._save_minute, (ttl, dict(row.counts or {}), row.counted, _hour_of(row.start), row.start))
+            for row, ttl in rows))
+
+    async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
+                                     hi: datetime) -> dict[tuple[str, datetime], int]:
+        if not countries:
+            return {}
+        rows = await self._execute(self._count_starts_by_minute, (list(countries), hour, lo, hi))
+        return {(r.country, _must_utc(r.minute)): int(r.n) for r in rows}
 
     async def count_starts(
         self, countries: Sequence[str], hours: Sequence[datetime],
@@ -310,12 +360,12 @@ class CassandraStore:
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_hour, (ttl, row.n, row.counted, _day_of(row.start), row.start, row.country))
+            (self._save_hour, (ttl, dict(row.counts or {}), row.counted, _day_of(row.start), row.start))
             for row, ttl in rows))
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_day, (ttl, row.n, row.counted, row.start.year, row.start, row.country))
+            (self._save_day, (ttl, dict(row.counts or {}), row.counted, row.start.year, row.start))
             for row, ttl in rows))
 
     # --- pagination -----------------------------------------------------------------------------

@@ -45,21 +45,34 @@ TABLES: dict[str, str] = {
             country text, hour timestamp,
             PRIMARY KEY ((country), hour)
         ) WITH CLUSTERING ORDER BY (hour DESC) AND {TWCS}""",
-    # Per-country counts of an hour. `touched` is a fresh token written by every ingest that adds starts
-    # to the hour; `counted` is the token a recount read *before* counting the raw rows, so the count
-    # `n` is exact iff counted == touched. Recounts overwrite `n`: idempotent, unlike counters.
-    "hour_counts": f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.hour_counts (
-            day timestamp, hour timestamp, country text,
-            n int, touched uuid, counted uuid,
-            PRIMARY KEY ((day), hour, country)
+    # The starts of one hour, per country, in one row: a window reads one row per hour (or day) however
+    # many countries it has. `countries` is every country ingest added starts of to the hour (a set
+    # that only grows, no tombstones): what a recount counts. `touched` is a fresh token written by
+    # every ingest that adds starts to the hour, with its countries; `counted` is the token a recount
+    # read *before* counting the raw rows, so `counts` is exact iff counted == touched. Recounts
+    # overwrite `counts` whole (frozen: one cell, no tombstone per overwrite): idempotent.
+    "hour_starts": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.hour_starts (
+            day timestamp, hour timestamp,
+            countries set<text>, counts frozen<map<text, int>>, touched uuid, counted uuid,
+            PRIMARY KEY ((day), hour)
         ) WITH {LCS}""",
-    # The same per day, partitioned by year: a year-long window reads ~365 rows per country.
-    "day_counts": f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.day_counts (
-            year int, day timestamp, country text,
-            n int, touched uuid, counted uuid,
-            PRIMARY KEY ((year), day, country)
+    # The same per minute, partitioned by hour: a window's edges inside an hour read its whole minutes
+    # here and count raw rows only in the two partial minutes, so an edge costs the same at any rate of
+    # starts. Hours are recounted from raw rows (one request per day), not from these.
+    "minute_starts": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.minute_starts (
+            hour timestamp, minute timestamp,
+            countries set<text>, counts frozen<map<text, int>>, touched uuid, counted uuid,
+            PRIMARY KEY ((hour), minute)
+        ) WITH {LCS}""",
+    # The same per day, partitioned by year: a year-long window reads ~365 rows. A day's countries
+    # are its hours'; a day is recounted from its hour rows.
+    "day_starts": f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.day_starts (
+            year int, day timestamp,
+            counts frozen<map<text, int>>, touched uuid, counted uuid,
+            PRIMARY KEY ((year), day)
         ) WITH {LCS}""",
 }
 
