@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await start_runtime(rt)
+        # Everything alive now (modules, the app, the driver's metadata) lives as long as the process:
+        # frozen, the collector stops scanning it. Measured on GET /players/{id}/sessions at 4 clients:
+        # full collections took 58-71 ms each, every ~2 s (the p99 tail), and take 2-4 ms frozen.
+        gc.freeze()
         try:
             yield
         finally:

@@ -37,7 +37,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
     rt: Runtime = request.app.state.runtime
     return rt
 

@@ -7,6 +7,8 @@ statements in flight (back-pressure), and every driver failure becomes StoreUnav
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import itertools
 import logging
 import ssl
@@ -217,23 +219,30 @@ class CassandraStore:
         future.add_done_callback(self._release_slot)
 
         pages: list[Any] = []
+        # The response future holds these callbacks and they need the response: held through a list
+        # emptied once answered, so no reference cycle is left for the garbage collector per statement.
+        holder: list[Any] = []
 
         def ok(rows: Any) -> None:
             # A result over the fetch size (5,000 rows, e.g. a player's whole partition) comes in pages: the
             # callback gets one page at a time and must ask for the next, or the rest is silently lost.
             pages.extend(rows or ())
+            response = holder[0]
             if response.has_more_pages:
                 response.start_fetching_next_page()
             else:
+                holder.clear()
                 loop.call_soon_threadsafe(_resolve, future, pages)
 
         def failed(exc: BaseException) -> None:
+            holder.clear()
             loop.call_soon_threadsafe(_reject, future, exc)
 
         # The driver raises outside its DriverException tree too (NoHostAvailable,
         # OperationTimedOut, ConnectionException): every failure is translated here, once.
         try:
             response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
+            holder.append(response)
             response.add_callbacks(ok, failed)
         except Exception as exc:
             future.cancel()
@@ -493,6 +502,19 @@ def _hour_of(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+@functools.lru_cache(maxsize=128)
+def _row_class(colnames: tuple[str, ...]) -> Any:
+    return collections.namedtuple("Row", colnames)
+
+
+def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """The driver's default row factory builds a new namedtuple class for every result (~2 % of a
+    player query's CPU, measured with py-spy); our statements have a handful of column lists, so the
+    classes are made once. Our column names are plain identifiers (aggregates are aliased)."""
+    make = _row_class(tuple(colnames))._make
+    return [make(row) for row in rows]
+
+
 def _raise_if_auth_failed(exc: NoHostAvailable, settings: Settings) -> None:
     errors = getattr(exc, "errors", None) or {}
     refused = [e for e in errors.values() if isinstance(e, AuthenticationFailed)]
@@ -519,6 +541,7 @@ def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
         consistency_level=level,
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=STATEMENT_TIMEOUT_S,
+        row_factory=cached_named_tuple_factory,
     )
     auth = (PlainTextAuthProvider(settings.username, settings.password or "")
             if settings.username else None)
