@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from player_sessions.store.schema import minute_shard
 from tests.e2e.factories import NOW, end, iso, new_player, session_pair, start
 
 WINDOWS = [0.5, 1, 3, 24, 24 * 4 + 0.5, 24 * 7, 24 * 30, 24 * 200, 8760]
@@ -90,6 +91,7 @@ def test_erasing_a_player_removes_their_data_and_exactly_their_starts(erase_clie
     assert body["removed"] == {
         "player_events": 23,  # 9 complete x 2 + open start + orphan end + 2 tries and the end of the re-sent
         "starts_by_country_hour": 12,  # 9 + open start + both tries of the re-sent start
+        "starts_by_minute": 12,
     }
     assert body["sessions"] == 12  # 9 complete + open start + orphan end + the re-sent one
     assert body["rollups_marked_stale"] == len({(s["country"], s["ts"][:13]) for s in victim_starts})
@@ -126,8 +128,13 @@ def test_an_erase_stopped_half_way_is_finished_by_a_retry(
         cql.execute(f"DELETE FROM {test_keyspace_name}_operate.starts_by_country_hour WHERE country = %s "
                     "AND hour = %s AND ts = %s AND session_id = %s",
                     (e["country"], hour, ts, uuid.UUID(e["session_id"])))
+        cql.execute(f"DELETE FROM {test_keyspace_name}_operate.starts_by_minute WHERE minute = %s "
+                    "AND shard = %s AND country = %s AND ts = %s AND session_id = %s",
+                    (ts.replace(second=0, microsecond=0), minute_shard(uuid.UUID(e["session_id"])),
+                     e["country"], ts, uuid.UUID(e["session_id"])))
     body = client.delete(f"/players/{player}").json()
-    assert body["removed"] == {"player_events": 4, "starts_by_country_hour": 2} and body["sessions"] == 2
+    assert body["removed"] == {"player_events": 4, "starts_by_country_hour": 2, "starts_by_minute": 2}
+    assert body["sessions"] == 2
     assert client.get(f"/players/{player}/sessions").json()["sessions"] == []
     # The retry marked the rollups stale: the counts drop by exactly the player's starts.
     assert before[4].get("FI", 0) - counts(client, 4).get("FI", 0) == 1

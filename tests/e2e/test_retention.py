@@ -14,7 +14,7 @@ from tests.e2e.factories import new_player, session_pair
 
 RETENTION_S = 20
 # Tables holding events: their rows die with the event.
-EVENT_TABLES = ["player_events", "starts_by_country_hour"]
+EVENT_TABLES = ["player_events", "starts_by_country_hour", "starts_by_minute"]
 # Per-hour summaries (no player data): they die when the *last* instant of their hour/day leaves the
 # retention, so a count of a partly retained hour stays exact.
 SUMMARY_TABLES = {"country_hours": "hour", "hour_starts": "touched", "minute_starts": "touched",

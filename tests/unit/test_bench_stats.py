@@ -122,12 +122,12 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     end = Event(EventKind.END, "p1", sid, now - timedelta(hours=1), None)
     state = TouchState()
     first_rows = raw_rows([start, second], now, retention, state)
-    assert set(first_rows.by_statement) == set(RAW_CQL) == {"event", "start", "country_hour", "touch_hour",
-                                                            "touch_minute", "touch_day"}
+    assert set(first_rows.by_statement) == set(RAW_CQL) == {"event", "start", "minute_start", "country_hour",
+                                                            "touch_hour", "touch_minute", "touch_day"}
     assert first_rows.by_statement["event"][0] == (
         "p1", start.ts, sid, True, "FI", ttl_seconds(start.ts, now, retention))
     assert len(first_rows.by_statement["event"]) == 2
-    assert len(first_rows.by_statement["start"]) == 2
+    assert len(first_rows.by_statement["start"]) == len(first_rows.by_statement["minute_start"]) == 2
     assert len(first_rows.by_statement["touch_hour"]) == 1  # both starts in the same country-hour
     assert len(first_rows.by_statement["country_hour"]) == 1
     assert len(first_rows.by_statement["touch_day"]) == 1
@@ -165,7 +165,8 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
     assert all(len({p[0] for _, p in g}) == 1 for g in groups if g[0][0] == "event")
     assert all(len({p[:2] for _, p in g}) == 1 for g in groups if g[0][0] == "start")
     index = {name: [i for i, g in enumerate(groups) if g[0][0] == name] for name in RAW_CQL}
-    assert max(index["event"] + index["start"]) < min(index["touch_hour"] + index["country_hour"])
+    raw = index["event"] + index["start"] + index["minute_start"]
+    assert max(raw) < min(index["touch_hour"] + index["touch_minute"] + index["country_hour"])
     assert max(index["touch_hour"] + index["touch_minute"] + index["country_hour"]) < min(index["touch_day"])
     phases = phase_groups(rows)
     assert len(phases) == 3 and [g for phase in phases for g in phase] == groups

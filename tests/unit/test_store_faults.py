@@ -160,8 +160,8 @@ async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> 
     assert rows >= len(events()) and len(session.sent) < rows / 4, "rows go in batches, not one by one"
 
 
-@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "hour_starts", "minute_starts",
-                                   "day_starts", "country_hours"])
+@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "starts_by_minute",
+                                   "hour_starts", "minute_starts", "day_starts", "country_hours"])
 async def test_a_write_timeout_in_any_table_fails_the_whole_batch(table: str) -> None:
     session = FakeSession(lambda cql: write_timeout() if cql.startswith(("UPDATE", "INSERT"))
                           and f"ks.{table} " in cql else None)

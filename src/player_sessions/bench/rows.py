@@ -25,6 +25,7 @@ from cassandra.query import UNSET_VALUE
 from player_sessions.domain.events import Event, EventKind
 from player_sessions.domain.retention import ttl_seconds
 from player_sessions.domain.windows import day_floor, hour_floor
+from player_sessions.store.schema import minute_shard
 
 __all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "RAW_CQL", "RawRows", "TouchState", "partition_groups",
            "phase_groups", "phase_rows", "raw_rows"]
@@ -39,6 +40,8 @@ RAW_CQL: dict[str, str] = {
              "VALUES (?, ?, ?, ?, ?) USING TTL ?",
     "start": "INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
              "VALUES (?, ?, ?, ?, ?) USING TTL ?",
+    "minute_start": "INSERT INTO {ks}.starts_by_minute (minute, shard, country, ts, session_id) "
+                    "VALUES (?, ?, ?, ?, ?) USING TTL ?",
     "country_hour": "INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?",
     "touch_hour": "UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
                   "WHERE day = ? AND hour = ?",
@@ -49,8 +52,8 @@ RAW_CQL: dict[str, str] = {
 
 # The service's write phases (services/ingest.py): every raw row acknowledged before the hour touches
 # (and their country_hours rows), those acknowledged before the day touches.
-PHASE: dict[str, int] = {"event": 0, "start": 0, "country_hour": 1, "touch_hour": 1, "touch_minute": 1,
-                         "touch_day": 2}
+PHASE: dict[str, int] = {"event": 0, "start": 0, "minute_start": 0, "country_hour": 1, "touch_hour": 1,
+                         "touch_minute": 1, "touch_day": 2}
 PHASES = 3
 
 
@@ -98,7 +101,9 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
             continue
         hour = hour_floor(e.ts)
         starts_out.append((country, hour, e.ts, e.session_id, e.player_id, ttl))
-        minutes.setdefault(e.ts.replace(second=0, microsecond=0), set()).add(country)
+        minute = e.ts.replace(second=0, microsecond=0)
+        out["minute_start"].append((minute, minute_shard(e.session_id), country, e.ts, e.session_id, ttl))
+        minutes.setdefault(minute, set()).add(country)
         if (country, hour) in state.touched:
             continue
         state.touched.add((country, hour))
@@ -121,6 +126,7 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
 _PARTITION: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
     "event": lambda p: ("event", p[0]),
     "start": lambda p: ("start", p[0], p[1]),
+    "minute_start": lambda p: ("minute_start", p[0], p[1]),
     "country_hour": lambda p: ("country_hour", p[0]),
     "touch_hour": lambda p: ("touch_hour", p[3]),
     "touch_minute": lambda p: ("touch_minute", p[3]),

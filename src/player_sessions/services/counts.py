@@ -174,7 +174,8 @@ class _Counter:
 
     async def partial_hour(self, lo: datetime, hi: datetime) -> Counter[str]:
         """The starts of exactly [lo, hi] (inclusive, within one hour): its whole minutes from their
-        rollups, the partial minutes at its ends from raw rows (every country of the minute at once)."""
+        rollups, the partial minutes at its ends from raw rows (starts_by_minute: every country of the
+        minute in one request over its shards)."""
         hour = lo.replace(minute=0, second=0, microsecond=0)
         first, last = _minute_floor(lo), _minute_floor(hi)
         rows = {row.start: row for row in await self._store.minute_rows(hour, first, last)}
@@ -188,12 +189,10 @@ class _Counter:
                     edges.append((row, a, b))
         whole, raw = await asyncio.gather(
             self.minute_totals(hour, list(rows.values())),
-            asyncio.gather(*(self._store.count_starts_by_minute(sorted(row.countries), hour, a, b)
-                             for row, a, b in edges)))
+            asyncio.gather(*(self._store.count_starts_between(a, b) for _, a, b in edges)))
         totals = whole
         for found in raw:
-            for (country, _), n in found.items():
-                totals[country] += n
+            totals.update(found)
         return totals
 
     async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:

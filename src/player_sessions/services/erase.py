@@ -59,6 +59,7 @@ async def erase_player(store: SessionStore, clock: Clock, retention: timedelta,
     removed = {
         "player_events": footprint.events,
         "starts_by_country_hour": len(footprint.starts),
+        "starts_by_minute": len(footprint.starts),
     }
     for table, n in removed.items():
         metrics.ERASED_ROWS.labels(table).inc(n)

@@ -114,6 +114,9 @@ class SessionStore(Protocol):
         """Raw starts per (country, minute) of `hour`, with lo <= ts <= hi; a pair without starts is
         absent."""
         ...
+    async def count_starts_between(self, lo: datetime, hi: datetime) -> dict[str, int]:
+        """Raw starts per country with lo <= ts <= hi, both in one minute."""
+        ...
     async def count_starts(self, countries: Sequence[str],
                            hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         """Raw starts of every (country, hour) of the product; a pair without starts is absent."""

@@ -119,6 +119,14 @@ class CassandraStore:
         self._put_start = idem(
             f"INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
             "VALUES (?, ?, ?, ?, ?) USING TTL ?")
+        self._put_minute_start = idem(
+            f"INSERT INTO {ks}.starts_by_minute (minute, shard, country, ts, session_id) "
+            "VALUES (?, ?, ?, ?, ?) USING TTL ?")
+        # Filtering on ts inside the minute's partitions (the rows of one minute, nothing else).
+        self._count_starts_between = idem(
+            f"SELECT country, count(*) AS n FROM {ks}.starts_by_minute "
+            "WHERE minute = ? AND shard IN ? AND ts >= ? AND ts <= ? "
+            "GROUP BY minute, shard, country ALLOW FILTERING")
         self._put_country_hour = idem(
             f"INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?")
         self._touch_hour = idem(
@@ -154,9 +162,6 @@ class CassandraStore:
         self._count_starts = idem(
             f"SELECT country, hour, count(*) AS n FROM {ks}.starts_by_country_hour "
             "WHERE country IN ? AND hour IN ? GROUP BY country, hour")
-        self._count_starts_between = idem(
-            f"SELECT country, hour, count(*) AS n FROM {ks}.starts_by_country_hour "
-            "WHERE country IN ? AND hour IN ? AND ts >= ? AND ts <= ? GROUP BY country, hour")
         self._get_country_hours = idem(
             f"SELECT hour FROM {ks}.country_hours WHERE country = ? AND hour <= ? AND hour >= ? LIMIT ?")
         self._get_starts = idem(
@@ -184,6 +189,9 @@ class CassandraStore:
         self._del_start = idem(
             f"DELETE FROM {ks}.starts_by_country_hour "
             "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
+        self._del_minute_start = idem(
+            f"DELETE FROM {ks}.starts_by_minute "
+            "WHERE minute = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?")
         self._del_events = idem(f"DELETE FROM {ks}.player_events WHERE player_id = ?")
 
     # --- execution ------------------------------------------------------------------------------
@@ -279,6 +287,8 @@ class CassandraStore:
                e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
              for e in events),
             ((self._put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
+            ((self._put_minute_start, (_minute_of(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
+                                       w.session_id, w.ttl)) for w in starts),
         )
         await self._execute_all(self._replica_batches(rows))
 
@@ -354,17 +364,19 @@ class CassandraStore:
         rows = await self._execute(self._count_starts_by_minute, (list(countries), hour, lo, hi))
         return {(r.country, _must_utc(r.minute)): int(r.n) for r in rows}
 
-    async def count_starts(
-        self, countries: Sequence[str], hours: Sequence[datetime],
-        between: tuple[datetime, datetime] | None = None,
-    ) -> dict[tuple[str, datetime], int]:
+    async def count_starts_between(self, lo: datetime, hi: datetime) -> dict[str, int]:
+        rows = await self._execute(self._count_starts_between,
+                                   (_minute_of(lo), list(range(schema.MINUTE_SHARDS)), lo, hi))
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.country] = counts.get(r.country, 0) + int(r.n)
+        return counts
+
+    async def count_starts(self, countries: Sequence[str],
+                           hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         if not countries or not hours:
             return {}
-        if between is None:
-            rows = await self._execute(self._count_starts, (list(countries), list(hours)))
-        else:
-            rows = await self._execute(self._count_starts_between,
-                                       (list(countries), list(hours), between[0], between[1]))
+        rows = await self._execute(self._count_starts, (list(countries), list(hours)))
         return {(r.country, _must_utc(r.hour)): int(r.n) for r in rows}
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
@@ -404,9 +416,12 @@ class CassandraStore:
     async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None:
         """Delete the player's raw start rows (player_events goes last, in drop_player_events, so a
         failed erase can be retried and still finds everything)."""
-        await self._execute_all(self._replica_batches(
-            (self._del_start, (country, _hour_of(ts), ts, session_id))
-            for country, ts, session_id in footprint.starts))
+        await self._execute_all(self._replica_batches(itertools.chain(
+            ((self._del_start, (country, _hour_of(ts), ts, session_id))
+             for country, ts, session_id in footprint.starts),
+            ((self._del_minute_start,
+              (_minute_of(ts), schema.minute_shard(session_id), country, ts, session_id))
+             for country, ts, session_id in footprint.starts))))
 
     async def drop_player_events(self, player_id: str) -> None:
         await self._execute(self._del_events, (player_id,))
@@ -496,6 +511,10 @@ def _batch_of(statements: list[Any]) -> Any:
     for bound in statements:
         batch.add(bound)
     return batch
+
+
+def _minute_of(ts: datetime) -> datetime:
+    return ts.replace(second=0, microsecond=0)
 
 
 def _hour_of(ts: datetime) -> datetime:
