@@ -132,8 +132,8 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     assert len(first_rows.by_statement["country_hour"]) == 1
     assert len(first_rows.by_statement["touch_day"]) == 1
     # One touch per minute of the call, with the minute's countries.
-    assert sorted((p[3], p[4], p[2]) for p in first_rows.by_statement["touch_minute"]) == [
-        (start.ts.replace(minute=0), start.ts, {"FI"}), (start.ts.replace(minute=0), second.ts, {"FI"})]
+    assert sorted((p[2], p[3]) for p in first_rows.by_statement["touch_minute"]) == [
+        (start.ts.replace(minute=0), start.ts), (start.ts.replace(minute=0), second.ts)]
     later = raw_rows([end, start], now, retention, state)  # the start again: a duplicate, same row
     (end_row, again) = later.by_statement["event"]
     assert end_row[:4] == ("p1", end.ts, sid, False) and end_row[4] is UNSET_VALUE  # never a null
@@ -141,6 +141,7 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     assert len(later.by_statement["start"]) == 1
     # Touched once per stream, across calls; a new stream touches afresh.
     assert later.by_statement["touch_hour"] == later.by_statement["touch_day"] == []
+    assert later.by_statement["touch_minute"] == []
     assert later.by_statement["country_hour"] == []
     assert len(raw_rows([start], now, retention, TouchState()).by_statement["touch_hour"]) == 1
 
@@ -166,11 +167,11 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
     assert all(len({p[:2] for _, p in g}) == 1 for g in groups if g[0][0] == "start")
     index = {name: [i for i, g in enumerate(groups) if g[0][0] == name] for name in RAW_CQL}
     raw = index["event"] + index["start"] + index["minute_start"]
-    assert max(raw) < min(index["touch_hour"] + index["touch_minute"] + index["country_hour"])
-    assert max(index["touch_hour"] + index["touch_minute"] + index["country_hour"]) < min(index["touch_day"])
+    assert max(raw) < min(index["touch_hour"] + index["country_hour"])
+    assert max(index["touch_hour"] + index["country_hour"]) < min(index["touch_day"] + index["touch_minute"])
     phases = phase_groups(rows)
     assert len(phases) == 3 and [g for phase in phases for g in phase] == groups
-    assert {name for g in phases[2] for name, _ in g} == {"touch_day"}
+    assert {name for g in phases[2] for name, _ in g} == {"touch_day", "touch_minute"}
 
 
 # --- replica batches (what raw-grouped and the store send) ---------------------------------------------

@@ -227,23 +227,27 @@ async def test_statement_slots_bound_what_is_in_flight_and_then_answer_503() -> 
     await store.ping()
 
 
-async def test_hour_marks_are_acknowledged_before_any_day_mark_is_sent() -> None:
-    """A day recount that sees a day's new token must find that day's hours stale as well."""
+async def test_hour_marks_are_acknowledged_before_any_day_or_minute_mark_is_sent() -> None:
+    """A day recount that sees a day's new token must find that day's hours stale as well; a minute
+    recount that sees a minute's new token must find the new countries in its hour's row."""
     session = FakeSession(pending=True)
     store = store_over(session)
     hours = [NOW - timedelta(hours=h) for h in (1, 2, 30)]
-    touches = [CountTouch(c, h, ttl=3600, day_ttl=7200) for c in ("FI", "SE") for h in hours]
+    touches = [CountTouch(c, h, ttl=3600, day_ttl=7200, minutes=frozenset({h, h + timedelta(minutes=5)}))
+               for c in ("FI", "SE") for h in hours]
     task = asyncio.ensure_future(store.touch_counts(touches, uuid.uuid4()))
     await asyncio.sleep(0.01)
     first = [c for cql, _ in session.sent for c in cql]
     assert any(".hour_starts " in c for c in first)
-    assert not any(".day_starts " in c for c in first), "a day mark was sent before the hour marks' acks"
+    assert not any(".day_starts " in c or ".minute_starts " in c for c in first), \
+        "a day or minute mark was sent before the hour marks' acks"
     answered = len(session.futures)
     for future in session.futures:
         future.answer()
     await asyncio.sleep(0.01)
     then = [c for cql, _ in session.sent[answered:] for c in cql]
-    assert then and all(".day_starts " in c for c in then)
+    assert then and all(".day_starts " in c or ".minute_starts " in c for c in then)
+    assert sum(".minute_starts " in c for c in then) == 6  # one per minute, whatever its countries
     for future in session.futures[answered:]:
         future.answer()
     await asyncio.wait_for(task, 1)

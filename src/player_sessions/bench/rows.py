@@ -45,15 +45,14 @@ RAW_CQL: dict[str, str] = {
     "country_hour": "INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?",
     "touch_hour": "UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
                   "WHERE day = ? AND hour = ?",
-    "touch_minute": "UPDATE {ks}.minute_starts USING TTL ? SET touched = ?, countries = countries + ? "
-                    "WHERE hour = ? AND minute = ?",
+    "touch_minute": "UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?",
     "touch_day": "UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?",
 }
 
 # The service's write phases (services/ingest.py): every raw row acknowledged before the hour touches
 # (and their country_hours rows), those acknowledged before the day touches.
 PHASE: dict[str, int] = {"event": 0, "start": 0, "minute_start": 0, "country_hour": 1, "touch_hour": 1,
-                         "touch_minute": 1, "touch_day": 2}
+                         "touch_minute": 2, "touch_day": 2}
 PHASES = 3
 
 
@@ -63,6 +62,7 @@ class TouchState:
 
     touched: set[tuple[str, datetime]] = field(default_factory=set)
     touched_days: set[datetime] = field(default_factory=set)
+    touched_minutes: set[datetime] = field(default_factory=set)
     token: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -88,7 +88,6 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
     events_out = out["event"]
     starts_out = out["start"]
     start_kind = EventKind.START
-    minutes: dict[datetime, set[str]] = {}
     for e in events:
         ttl = ttl_seconds(e.ts, now, retention)
         if e.kind is not start_kind:
@@ -103,7 +102,9 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
         starts_out.append((country, hour, e.ts, e.session_id, e.player_id, ttl))
         minute = e.ts.replace(second=0, microsecond=0)
         out["minute_start"].append((minute, minute_shard(e.session_id), country, e.ts, e.session_id, ttl))
-        minutes.setdefault(minute, set()).add(country)
+        if minute not in state.touched_minutes:
+            state.touched_minutes.add(minute)
+            out["touch_minute"].append((ttl_seconds(hour + HOUR, now, retention), state.token, hour, minute))
         if (country, hour) in state.touched:
             continue
         state.touched.add((country, hour))
@@ -114,11 +115,6 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
         if day not in state.touched_days:
             state.touched_days.add(day)
             out["touch_day"].append((ttl_seconds(day + DAY, now, retention), state.token, day.year, day))
-    # Minutes are touched once per call (a chunk of the stream), each with its countries of the chunk.
-    for minute, countries in minutes.items():
-        hour = minute.replace(minute=0)
-        out["touch_minute"].append((ttl_seconds(hour + HOUR, now, retention), state.token, countries,
-                                    hour, minute))
     return rows
 
 
@@ -129,7 +125,7 @@ _PARTITION: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
     "minute_start": lambda p: ("minute_start", p[0], p[1]),
     "country_hour": lambda p: ("country_hour", p[0]),
     "touch_hour": lambda p: ("touch_hour", p[3]),
-    "touch_minute": lambda p: ("touch_minute", p[3]),
+    "touch_minute": lambda p: ("touch_minute", p[2]),
     "touch_day": lambda p: ("touch_day", p[2]),
 }
 

@@ -196,7 +196,8 @@ class _Counter:
         return totals
 
     async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:
-        """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale recounted."""
+        """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale recounted
+        over the hour's countries (read after the minutes' tokens: ingest writes them before)."""
         totals: Counter[str] = Counter()
         stale = []
         for row in rows:
@@ -213,14 +214,17 @@ class _Counter:
 
     async def _count_and_save_minutes(self, hour: datetime,
                                       rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
-        # As for hours: the rows' tokens and countries were read before this count.
-        countries = sorted({c for r in rows for c in r.countries})
+        # As for hours: the rows' tokens were read before this count, and the hour's countries after.
+        countries = sorted({c for r in await self._store.hour_rows(day_floor(hour), hour, hour)
+                            for c in r.countries})
         lo = min(r.start for r in rows)
         hi = max(r.start for r in rows) + MINUTE - MS
         async with self._statements:
             found = await self._store.count_starts_by_minute(countries, hour, lo, hi)
-            counts = {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
-                      for r in rows}
+            counts: dict[datetime, dict[str, int]] = {r.start: {} for r in rows}
+            for (country, minute), n in found.items():
+                if minute in counts and n:
+                    counts[minute][country] = n
             await self._store.save_minute_counts([
                 (CountRow(r.start, counts[r.start], r.touched, r.touched),
                  ttl_seconds(hour + HOUR, self._now, self._retention))

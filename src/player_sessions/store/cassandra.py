@@ -138,10 +138,9 @@ class CassandraStore:
             f"SELECT hour, counts, countries, touched, counted FROM {ks}.hour_starts "
             "WHERE day = ? AND hour >= ? AND hour <= ?")
         self._touch_minute = idem(
-            f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ?, countries = countries + ? "
-            "WHERE hour = ? AND minute = ?")
+            f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?")
         self._get_minute_rows = idem(
-            f"SELECT minute, counts, countries, touched, counted FROM {ks}.minute_starts "
+            f"SELECT minute, counts, touched, counted FROM {ks}.minute_starts "
             "WHERE hour = ? AND minute >= ? AND minute <= ?")
         self._save_minute = idem(
             f"UPDATE {ks}.minute_starts USING TTL ? SET counts = ?, counted = ? "
@@ -294,7 +293,7 @@ class CassandraStore:
 
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
         hours: dict[datetime, tuple[set[str], int]] = {}
-        minutes: dict[datetime, tuple[set[str], int]] = {}
+        minutes: dict[datetime, int] = {}
         days: dict[datetime, int] = {}
         country_hours: dict[tuple[str, datetime], int] = {}
         for t in touches:
@@ -302,9 +301,7 @@ class CassandraStore:
             countries.add(t.country)
             hours[t.hour] = (countries, max(ttl, t.ttl))
             for minute in t.minutes:
-                countries, ttl = minutes.get(minute) or (set(), 0)
-                countries.add(t.country)
-                minutes[minute] = (countries, max(ttl, t.ttl))
+                minutes[minute] = max(minutes.get(minute, 0), t.ttl)
             day = _day_of(t.hour)
             days[day] = max(days.get(day, 0), t.day_ttl)
             country_hours[(t.country, t.hour)] = max(country_hours.get((t.country, t.hour), 0), t.ttl)
@@ -312,15 +309,16 @@ class CassandraStore:
                      for hour, (countries, ttl) in hours.items())
         country_rows = ((self._put_country_hour, (country, hour, ttl))
                         for (country, hour), ttl in country_hours.items())
-        minute_rows = ((self._touch_minute, (ttl, token, countries, _hour_of(minute), minute))
-                       for minute, (countries, ttl) in minutes.items())
+        minute_rows = ((self._touch_minute, (ttl, token, _hour_of(minute), minute))
+                       for minute, ttl in minutes.items())
         day_rows = ((self._touch_day, (ttl, token, day.year, day)) for day, ttl in days.items())
         # Hours strictly before days: a day recount that reads the day's new token must then find its
         # hours stale too (services/counts.py). Written together, a recount between the two writes
         # could store the day's old total under its new token, and the day would look fresh.
-        # Minutes are only recounted from raw rows, never summed into hours: they go with the hours.
-        await self._execute_all(self._replica_batches(itertools.chain(hour_rows, minute_rows, country_rows)))
-        await self._execute_all(self._replica_batches(day_rows))
+        # Minutes after hours too: a minute is recounted over its hour's countries, which must include
+        # every country whose starts the minute's new token stands for.
+        await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
+        await self._execute_all(self._replica_batches(itertools.chain(day_rows, minute_rows)))
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -349,8 +347,7 @@ class CassandraStore:
     async def minute_rows(self, hour: datetime, first_minute: datetime,
                           last_minute: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_minute_rows, (hour, first_minute, last_minute))
-        return [CountRow(_must_utc(r.minute), r.counts, r.touched, r.counted, frozenset(r.countries or ()))
-                for r in rows]
+        return [CountRow(_must_utc(r.minute), r.counts, r.touched, r.counted) for r in rows]
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
