@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
 from dataclasses import dataclass, field
 
 from player_sessions.config import Settings
@@ -23,7 +21,6 @@ RECONNECT_DELAY_S = 2.0
 # took requests before connecting would answer them 503 while its siblings answer 200.
 FIRST_CONNECT_WAIT_S = 15.0
 BACKLOG_DAYS_PER_PASS = 200
-BACKLOG_SCAN_EVERY_S = 300.0
 
 
 @dataclass
@@ -89,12 +86,13 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
     # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
     # case on fresh rollups. Older stale rollups (a bulk load, late events) are worked off in bounded
     # passes, back to back while a backlog remains, so a year-long window soon reads fresh day
-    # rollups only. Looking for that backlog reads every day row of the retention, so it is done every
-    # BACKLOG_SCAN_EVERY_S (and back to back while a backlog remains), not every pass.
+    # rollups only. Looking for that backlog reads the day rows of the retention: ~366 rows (one per
+    # day, every country in each), a few ms, so every pass looks (it was every 5 min while a day row
+    # per country made the scan 0.2 s; the first year query after a bulk load then recounted the
+    # whole year itself: 6-15 s at 1M events).
     # The first pass runs at once: a process that starts after a load (or an outage of the others)
     # brings the rollups up to date before its first queries need them, not interleaved with them.
     backlog = 0
-    last_scan = -math.inf
     first = True
     while True:
         if not first and backlog < BACKLOG_DAYS_PER_PASS:
@@ -102,10 +100,8 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
         first = False
         try:
             await refresh_recent(store, runtime.clock, runtime.settings.retention, runtime.recounts)
-            if backlog >= BACKLOG_DAYS_PER_PASS or time.monotonic() - last_scan >= BACKLOG_SCAN_EVERY_S:
-                last_scan = time.monotonic()
-                backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
-                                                BACKLOG_DAYS_PER_PASS, runtime.recounts)
+            backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
+                                            BACKLOG_DAYS_PER_PASS, runtime.recounts)
         except StoreError as exc:
             backlog = 0
             log.warning("rollup refresh skipped: %s", exc)
