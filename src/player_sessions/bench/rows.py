@@ -24,7 +24,7 @@ from cassandra.query import UNSET_VALUE
 
 from player_sessions.domain.events import Event, EventKind
 from player_sessions.domain.retention import ttl_seconds
-from player_sessions.domain.windows import day_floor, hour_floor
+from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
 from player_sessions.store.schema import minute_shard
 
 __all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "RAW_CQL", "RawRows", "TouchState", "partition_groups",
@@ -100,7 +100,7 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
             continue
         hour = hour_floor(e.ts)
         starts_out.append((country, hour, e.ts, e.session_id, e.player_id, ttl))
-        minute = e.ts.replace(second=0, microsecond=0)
+        minute = minute_floor(e.ts)
         out["minute_start"].append((minute, minute_shard(e.session_id), country, e.ts, e.session_id, ttl))
         if minute not in state.touched_minutes:
             state.touched_minutes.add(minute)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MILLISECOND", "WindowPlan", "day_floor", "hour_floor", "plan_window"]
+__all__ = ["MILLISECOND", "WindowPlan", "day_floor", "hour_floor", "minute_floor", "plan_window"]
 
 MILLISECOND = timedelta(milliseconds=1)
 _HOUR = timedelta(hours=1)
@@ -26,6 +26,11 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware")
     return ts.astimezone(UTC)
+
+
+def minute_floor(ts: datetime) -> datetime:
+    """The start of the UTC minute containing ``ts``."""
+    return _utc(ts).replace(second=0, microsecond=0)
 
 
 def hour_floor(ts: datetime) -> datetime:

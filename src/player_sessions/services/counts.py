@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import ttl_seconds
-from player_sessions.domain.windows import day_floor, hour_floor, plan_window
+from player_sessions.domain.windows import day_floor, hour_floor, minute_floor, plan_window
 from player_sessions.store.base import CountRow, CountTouch, SessionStore
 
 MS = timedelta(milliseconds=1)
@@ -119,17 +119,13 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
     return totals
 
 
-def _minute_floor(ts: datetime) -> datetime:
-    return ts.replace(second=0, microsecond=0)
-
-
 def count_touches(starts: Iterable[tuple[str, datetime]], now: datetime,
                   retention: timedelta) -> list[CountTouch]:
     """The rollups that added or removed starts (country, ts) make stale: one touch per (country,
     hour), with the minutes of the hour they fall in."""
     minutes: dict[tuple[str, datetime], set[datetime]] = defaultdict(set)
     for country, ts in starts:
-        minutes[(country, hour_floor(ts))].add(_minute_floor(ts))
+        minutes[(country, hour_floor(ts))].add(minute_floor(ts))
     return [CountTouch(country, hour, ttl=ttl_seconds(hour + HOUR, now, retention),
                        day_ttl=ttl_seconds(day_floor(hour) + DAY, now, retention),
                        minutes=frozenset(in_hour))
@@ -176,8 +172,8 @@ class _Counter:
         """The starts of exactly [lo, hi] (inclusive, within one hour): its whole minutes from their
         rollups, the partial minutes at its ends from raw rows (starts_by_minute: every country of the
         minute in one request over its shards)."""
-        hour = lo.replace(minute=0, second=0, microsecond=0)
-        first, last = _minute_floor(lo), _minute_floor(hi)
+        hour = hour_floor(lo)
+        first, last = minute_floor(lo), minute_floor(hi)
         rows = {row.start: row for row in await self._store.minute_rows(hour, first, last)}
         edges: list[tuple[CountRow, datetime, datetime]] = []
         for minute in sorted({first, last}):

@@ -32,6 +32,7 @@ from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
 from player_sessions.config import Settings
 from player_sessions.domain.sessions import StoredEvent
+from player_sessions.domain.windows import minute_floor
 from player_sessions.store import schema
 from player_sessions.store.base import (
     CountRow,
@@ -286,7 +287,7 @@ class CassandraStore:
                e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
              for e in events),
             ((self._put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
-            ((self._put_minute_start, (_minute_of(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
+            ((self._put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
                                        w.session_id, w.ttl)) for w in starts),
         )
         await self._execute_all(self._replica_batches(rows))
@@ -363,7 +364,7 @@ class CassandraStore:
 
     async def count_starts_between(self, lo: datetime, hi: datetime) -> dict[str, int]:
         rows = await self._execute(self._count_starts_between,
-                                   (_minute_of(lo), list(range(schema.MINUTE_SHARDS)), lo, hi))
+                                   (minute_floor(lo), list(range(schema.MINUTE_SHARDS)), lo, hi))
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.country] = counts.get(r.country, 0) + int(r.n)
@@ -417,7 +418,7 @@ class CassandraStore:
             ((self._del_start, (country, _hour_of(ts), ts, session_id))
              for country, ts, session_id in footprint.starts),
             ((self._del_minute_start,
-              (_minute_of(ts), schema.minute_shard(session_id), country, ts, session_id))
+              (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id))
              for country, ts, session_id in footprint.starts))))
 
     async def drop_player_events(self, player_id: str) -> None:
@@ -508,10 +509,6 @@ def _batch_of(statements: list[Any]) -> Any:
     for bound in statements:
         batch.add(bound)
     return batch
-
-
-def _minute_of(ts: datetime) -> datetime:
-    return ts.replace(second=0, microsecond=0)
 
 
 def _hour_of(ts: datetime) -> datetime:
