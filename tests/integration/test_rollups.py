@@ -96,3 +96,50 @@ async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_
     await check(15)
     await add(50)  # late starts make some minutes (and hours) stale again
     await check(15)
+
+
+async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_trusted(
+        cassandra_node: str, test_keyspace_name: str, cql: object) -> None:
+    """A keyspace created when rollups kept their counts in a `counts` map: serve adds `counts_json`,
+    and a row whose map looked fresh (counted == touched) reads as stale, so it is recounted from the
+    raw rows instead of being taken as zero."""
+    from cassandra.cluster import Session
+
+    assert isinstance(cql, Session)
+    ks = f"{test_keyspace_name}_oldrollups"
+    settings = Settings(contact_points=cassandra_node, keyspace=ks)
+    cql.execute(f"CREATE KEYSPACE {ks} WITH replication = "
+                "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}", timeout=60)
+    for table, key in (("hour_starts", "day timestamp, hour timestamp, countries set<text>, "),
+                       ("minute_starts", "hour timestamp, minute timestamp, "),
+                       ("day_starts", "year int, day timestamp, ")):
+        first, second = key.split(",")[0].split()[0], key.split(",")[1].split()[0]
+        cql.execute(f"CREATE TABLE {ks}.{table} ({key}counts frozen<map<text, int>>, touched uuid, "
+                    f"counted uuid, PRIMARY KEY (({first}), {second}))", timeout=60)
+    day = datetime(2016, 11, 20, tzinfo=UTC)
+    token = uuid.uuid4()
+    # The old layout's "fresh" rollups of that day: counts the new code must not read as 0 or trust.
+    cql.execute(f"INSERT INTO {ks}.day_starts (year, day, counts, touched, counted) VALUES (%s, %s, %s, %s, %s)",
+                (2016, day.replace(tzinfo=None), {"FI": 999}, token, token))
+
+    store = await CassandraStore.connect(settings, ensure_schema=True)
+    try:
+        columns = {r.column_name for r in cql.execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (ks, "day_starts"))}
+        assert {"counts", "counts_json"} <= columns
+        (old,) = await store.day_rows(2016, day, day)
+        assert old.counts is None and not old.fresh
+        whole_day = (day, day + timedelta(days=1) - timedelta(milliseconds=1))
+        assert await count_window(store, *whole_day, NOW, RETENTION) == {}  # no raw rows: not 999
+        # Ingest into that day, as the old version did; the count is the raw rows', not the old map's.
+        await ingest_batch(starts_on(day, 12, "FI"), store, CLOCK, RETENTION, ValidationRules())
+        assert await count_window(store, *whole_day, NOW, RETENTION) == {"FI": 12}
+        (row,) = await store.day_rows(2016, day, day)
+        assert row.fresh and row.counts == {"FI": 12}
+        # Serving the same keyspace again (another process starting) changes nothing.
+        again = await CassandraStore.connect(settings, ensure_schema=True)
+        await again.close()
+    finally:
+        await store.close()
+        cql.execute(f"DROP KEYSPACE {ks}", timeout=60)

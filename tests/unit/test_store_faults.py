@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, WriteTimeout, WriteType
 from cassandra.protocol import ColumnMetadata
@@ -253,14 +254,14 @@ async def test_hour_marks_are_acknowledged_before_any_day_or_minute_mark_is_sent
     await asyncio.wait_for(task, 1)
 
 
-DayRow = namedtuple("DayRow", "day counts touched counted")
+DayRow = namedtuple("DayRow", "day counts_json touched counted")
 
 
 async def test_a_result_over_the_fetch_size_is_read_to_its_last_page() -> None:
     """The driver hands `add_callbacks` one page (5,000 rows) at a time; a year of day rollups of
     every country is far more than one page."""
     day = datetime(2016, 1, 1)
-    page = [DayRow(day, {f"C{i}": i}, None, None) for i in range(5000)]
+    page = [DayRow(day, orjson.dumps({f"C{i}": i}), None, None) for i in range(5000)]
     session = FakeSession(pages=lambda cql: [page, page, page[:7]] if "FROM ks.day_starts" in cql else [])
     rows = await store_over(session).day_rows(2016, day, day + timedelta(days=365))
     assert len(rows) == 10_007

@@ -361,7 +361,9 @@ class _Bench:
         ceiling = self.results.get("ceiling")
         if ceiling and path in ceiling["best_by_path"]:
             return int(ceiling["best_by_path"][path]["concurrency"])
-        return {"store": 4, "raw": 256, "raw-batched": 64, "raw-grouped": 16}[path]
+        # Without a ceiling run (--scenarios queries): the best concurrencies of the ceiling trials in
+        # docs/performance.md (raw-grouped at 16 loaded at half the rate of 128).
+        return {"store": 8, "raw": 256, "raw-batched": 128, "raw-grouped": 128}[path]
 
     def _bulk_load(self, shards: Sequence[ShardSpec], path: Path_, concurrency: int) -> LoadResult:
         expected = sum(s.expected_events for s in shards)

@@ -13,10 +13,12 @@ import itertools
 import logging
 import ssl
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+
+import orjson
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
@@ -136,26 +138,26 @@ class CassandraStore:
         self._touch_day = idem(
             f"UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?")
         self._get_hour_rows = idem(
-            f"SELECT hour, counts, countries, touched, counted FROM {ks}.hour_starts "
+            f"SELECT hour, counts_json, countries, touched, counted FROM {ks}.hour_starts "
             "WHERE day = ? AND hour >= ? AND hour <= ?")
         self._touch_minute = idem(
             f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?")
         self._get_minute_rows = idem(
-            f"SELECT minute, counts, touched, counted FROM {ks}.minute_starts "
+            f"SELECT minute, counts_json, touched, counted FROM {ks}.minute_starts "
             "WHERE hour = ? AND minute >= ? AND minute <= ?")
         self._save_minute = idem(
-            f"UPDATE {ks}.minute_starts USING TTL ? SET counts = ?, counted = ? "
+            f"UPDATE {ks}.minute_starts USING TTL ? SET counts_json = ?, counted = ? "
             "WHERE hour = ? AND minute = ?")
         self._count_starts_by_minute = idem(
             f"SELECT country, floor(ts, 1m) AS minute, count(*) AS n FROM {ks}.starts_by_country_hour "
             "WHERE country IN ? AND hour = ? AND ts >= ? AND ts <= ? GROUP BY country, hour, floor(ts, 1m)")
         self._get_day_rows = idem(
-            f"SELECT day, counts, touched, counted FROM {ks}.day_starts "
+            f"SELECT day, counts_json, touched, counted FROM {ks}.day_starts "
             "WHERE year = ? AND day >= ? AND day <= ?")
         self._save_hour = idem(
-            f"UPDATE {ks}.hour_starts USING TTL ? SET counts = ?, counted = ? WHERE day = ? AND hour = ?")
+            f"UPDATE {ks}.hour_starts USING TTL ? SET counts_json = ?, counted = ? WHERE day = ? AND hour = ?")
         self._save_day = idem(
-            f"UPDATE {ks}.day_starts USING TTL ? SET counts = ?, counted = ? WHERE year = ? AND day = ?")
+            f"UPDATE {ks}.day_starts USING TTL ? SET counts_json = ?, counted = ? WHERE year = ? AND day = ?")
         # One request counts many (country, hour) partitions (the product of the two lists): the server
         # reads the same partitions as one count(*) each would, the driver sends one request, not one
         # per country and hour (that was most of a query's cost).
@@ -338,21 +340,21 @@ class CassandraStore:
         lo = first_hour if first_hour is not None else day
         hi = last_hour if last_hour is not None else day + _LAST_HOUR_OF_DAY
         rows = await self._execute(self._get_hour_rows, (day, lo, hi))
-        return [CountRow(_must_utc(r.hour), r.counts, r.touched, r.counted, frozenset(r.countries or ()))
+        return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted, frozenset(r.countries or ()))
                 for r in rows]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
-        return [CountRow(_must_utc(r.day), r.counts, r.touched, r.counted) for r in rows]
+        return [CountRow(_must_utc(r.day), _counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def minute_rows(self, hour: datetime, first_minute: datetime,
                           last_minute: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_minute_rows, (hour, first_minute, last_minute))
-        return [CountRow(_must_utc(r.minute), r.counts, r.touched, r.counted) for r in rows]
+        return [CountRow(_must_utc(r.minute), _counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_minute, (ttl, dict(row.counts or {}), row.counted, _hour_of(row.start), row.start))
+            (self._save_minute, (ttl, _counts_blob(row.counts), row.counted, _hour_of(row.start), row.start))
             for row, ttl in rows))
 
     async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
@@ -379,12 +381,12 @@ class CassandraStore:
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_hour, (ttl, dict(row.counts or {}), row.counted, _day_of(row.start), row.start))
+            (self._save_hour, (ttl, _counts_blob(row.counts), row.counted, _day_of(row.start), row.start))
             for row, ttl in rows))
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_day, (ttl, dict(row.counts or {}), row.counted, row.start.year, row.start))
+            (self._save_day, (ttl, _counts_blob(row.counts), row.counted, row.start.year, row.start))
             for row, ttl in rows))
 
     # --- pagination -----------------------------------------------------------------------------
@@ -509,6 +511,19 @@ def _batch_of(statements: list[Any]) -> Any:
     for bound in statements:
         batch.add(bound)
     return batch
+
+
+def _counts_blob(counts: Mapping[str, int] | None) -> bytes:
+    return orjson.dumps(dict(counts or {}))
+
+
+def _counts_of(blob: bytes | None) -> dict[str, int] | None:
+    """A rollup's counts; None for a row never counted (or counted by a version that kept them in the
+    old map column): such a row is stale and gets recounted."""
+    if blob is None:
+        return None
+    counts: dict[str, int] = orjson.loads(blob)
+    return counts
 
 
 def _hour_of(ts: datetime) -> datetime:
