@@ -119,7 +119,8 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
     day = datetime(2016, 11, 20, tzinfo=UTC)
     token = uuid.uuid4()
     # The old layout's "fresh" rollups of that day: counts the new code must not read as 0 or trust.
-    cql.execute(f"INSERT INTO {ks}.day_starts (year, day, counts, touched, counted) VALUES (%s, %s, %s, %s, %s)",
+    cql.execute(f"INSERT INTO {ks}.day_starts (year, day, counts, touched, counted) "
+                "VALUES (%s, %s, %s, %s, %s)",
                 (2016, day.replace(tzinfo=None), {"FI": 999}, token, token))
 
     store = await CassandraStore.connect(settings, ensure_schema=True)

@@ -305,6 +305,14 @@ def _ceiling(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _gc(cell: dict[str, Any]) -> str:
+    """Cassandra's GC pauses during the cell: `count (max N ms)`."""
+    gc = cell.get("cassandra_gc")
+    if not gc:
+        return DASH
+    return f"{gc['count']} (max {ms(gc['max_ms'])})" if gc["count"] else "0"
+
+
 def _api(results: dict[str, Any]) -> list[str]:
     api = results.get("api_ingest")
     if not api:
@@ -315,10 +323,12 @@ def _api(results: dict[str, Any]) -> list[str]:
         rows.append((num(c["batch_size"]), c["concurrency"], num(c["requests"]), num(c["events_per_second"]),
                      pct(c.get("ratio_to_ceiling")), ms(lat["p50_ms"]), ms(lat["p90_ms"]), ms(lat["p99_ms"]),
                      pct(c["service"]["cpu_percent_of_one_core"]), num(c["service"]["rss_peak_mb"]),
-                     pct(c.get("cassandra_cpu_percent")), pct(c.get("machine_cpu_percent")), _errors(c)))
+                     pct(c.get("cassandra_cpu_percent")), pct(c.get("machine_cpu_percent")), _gc(c),
+                     _errors(c)))
     out = ["## 2. Ingest through the API", ""]
     out += table(("batch", "clients", "requests", "events/s", "of ceiling", "p50 ms", "p90 ms", "p99 ms",
-                  "service CPU", "service RSS MB", "Cassandra CPU", "machine CPU", "errors"), rows)
+                  "service CPU", "service RSS MB", "Cassandra CPU", "machine CPU", "Cassandra GC pauses",
+                  "errors"), rows)
     low = api["low_load"]
     lat = low["latency"]
     quiet = ""
@@ -328,7 +338,7 @@ def _api(results: dict[str, Any]) -> list[str]:
     out += ["", f"Low load: one connection posting 10 events {low['rate_per_second']:g} times a second"
                 f"{quiet}: {num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, "
                 f"p90 {ms(lat['p90_ms'])} ms, p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms "
-                f"(errors {_errors(low)})."]
+                f"(errors {_errors(low)}; Cassandra GC pauses meanwhile: {_gc(low)})."]
     if any(c.get("wrapped") for c in api["cells"]):
         out += ["", "Some cells ran out of fresh events and re-sent earlier batches (idempotent upserts)."]
     return out
@@ -361,14 +371,16 @@ def _size_section(entry: dict[str, Any]) -> list[str]:
         for with_ingest in (False, True):
             cell = cells.get(with_ingest)
             if cell is None:
-                row += [DASH] * 4
+                row += [DASH] * 5
                 continue
             lat = cell["latency"]
             row += [num(cell["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
-                    ms(lat["p99_ms"]) + ("" if not cell.get("errors") else f" ({_errors(cell)} errors)")]
+                    ms(lat["p99_ms"]) + ("" if not cell.get("errors") else f" ({_errors(cell)} errors)"),
+                    _gc(cell)]
         rows.append(row)
-    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms",
-                  "req/s (ingest)", "p50 ms (ingest)", "p90 ms (ingest)", "p99 ms (ingest)"), rows)
+    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "Cassandra GC pauses",
+                  "req/s (ingest)", "p50 ms (ingest)", "p90 ms (ingest)", "p99 ms (ingest)",
+                  "GC pauses (ingest)"), rows)
     ingest = entry.get("ingest_during_queries") or {}
     if ingest:
         lat = ingest["latency"]

@@ -31,6 +31,7 @@ from player_sessions.bench.dataset import (
     plan_tranches,
 )
 from player_sessions.bench.direct import DbTarget, LoadResult, Path_, TrialResult, WriterPool
+from player_sessions.bench.gclog import pauses_between
 from player_sessions.bench.httpload import Connection, LoadOutcome, LoadRun, get_request, post_request
 from player_sessions.bench.machine import LocalNode, describe_machine, idle_cpu_percent, wait_until_quiet
 from player_sessions.bench.options import BenchOptions
@@ -173,13 +174,16 @@ class _Bench:
         service = TreeSampler(svc.pid).start()
         cassandra = TreeSampler(self.cassandra_pid).start() if self.cassandra_pid else None
         machine = CpuMeter()
+        began = datetime.now(UTC)
         try:
             run.start()
             outcome = run.join()
         finally:
             usage = service.stop()
             cass = cassandra.stop() if cassandra is not None else None
+        gc = pauses_between(self.node.node.gc_log, began, datetime.now(UTC)) if self.node.present else None
         resources = {
+            "cassandra_gc": gc.as_dict() if gc is not None else None,
             "service": usage.as_dict(),
             "cassandra_cpu_percent": cass.cpu_percent if cass is not None else None,
             "machine_cpu_percent": machine.percent(),

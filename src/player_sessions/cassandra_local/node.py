@@ -56,6 +56,10 @@ class Node:
         return self.log_dir / "stdout.log"
 
     @property
+    def gc_log(self) -> Path:
+        return self.log_dir / "gc.log"
+
+    @property
     def pid_file(self) -> Path:
         return self.dir / "cassandra.pid"
 
@@ -106,6 +110,9 @@ class Node:
             # SIGKILLed (a failed start) leaves them behind in /tmp; keep them in the node dir instead.
             f"-Djava.io.tmpdir={self.dir / 'tmp'}",
             f"-Dcassandra.triggers_dir={self.conf_dir / 'triggers'}",
+            # Every stop-the-world pause with its wall-clock time, so a latency tail can be matched to
+            # the node's pauses (the benchmark reports them per measurement: bench/gclog.py).
+            f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=4,filesize=10m",
             "-cp",
             f"{self.conf_dir}:{jar_dir}/*",
             MAIN_CLASS,

@@ -19,7 +19,6 @@ from functools import partial
 from typing import Any
 
 import orjson
-
 from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, InvalidRequest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
@@ -155,7 +154,8 @@ class CassandraStore:
             f"SELECT day, counts_json, touched, counted FROM {ks}.day_starts "
             "WHERE year = ? AND day >= ? AND day <= ?")
         self._save_hour = idem(
-            f"UPDATE {ks}.hour_starts USING TTL ? SET counts_json = ?, counted = ? WHERE day = ? AND hour = ?")
+            f"UPDATE {ks}.hour_starts USING TTL ? SET counts_json = ?, counted = ? "
+            "WHERE day = ? AND hour = ?")
         self._save_day = idem(
             f"UPDATE {ks}.day_starts USING TTL ? SET counts_json = ?, counted = ? WHERE year = ? AND day = ?")
         # One request counts many (country, hour) partitions (the product of the two lists): the server
@@ -340,8 +340,8 @@ class CassandraStore:
         lo = first_hour if first_hour is not None else day
         hi = last_hour if last_hour is not None else day + _LAST_HOUR_OF_DAY
         rows = await self._execute(self._get_hour_rows, (day, lo, hi))
-        return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted, frozenset(r.countries or ()))
-                for r in rows]
+        return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted,
+                         frozenset(r.countries or ())) for r in rows]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
