@@ -104,14 +104,12 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
                        retention: timedelta, flights: RecountFlights | None = None) -> Counter[str]:
     plan = plan_window(frm, to)
     counter = _Counter(store, now, retention, flights)
-    hours_by_day: dict[datetime, list[datetime]] = defaultdict(list)
-    for hour in plan.whole_hours:
-        hours_by_day[day_floor(hour)].append(hour)
-    # The pieces are disjoint and independent: read them at once.
+    # The pieces are disjoint and independent: read them at once. Each kind of piece is one request
+    # (days: one per year), whatever the number of days, hours or edges it spans.
     parts = await asyncio.gather(
         counter.whole_days(plan.whole_days),
-        *(counter.whole_hours(day, hours) for day, hours in hours_by_day.items()),
-        *(counter.partial_hour(lo, hi) for lo, hi in plan.partial),
+        counter.whole_hours(plan.whole_hours),
+        counter.partial_hours(plan.partial),
     )
     totals: Counter[str] = Counter()
     for part in parts:
@@ -164,31 +162,55 @@ class _Counter:
         totals.update(await self.day_totals(stale))
         return totals
 
-    async def whole_hours(self, day: datetime, hours: list[datetime]) -> Counter[str]:
-        rows = await self._store.hour_rows(day, min(hours), max(hours))
-        return await self.hour_totals(rows)
+    async def whole_hours(self, hours: list[datetime]) -> Counter[str]:
+        """The hours' rollups, read in one request over their days: outside the window's whole days,
+        the hours of a day in the window are contiguous, so one range over those days holds exactly
+        them (filtered anyway)."""
+        if not hours:
+            return Counter()
+        wanted = set(hours)
+        days = sorted({day_floor(hour) for hour in hours})
+        rows = await self._store.hour_rows_of_days(days, min(hours), max(hours))
+        return await self.hour_totals([row for row in rows if row.start in wanted])
 
-    async def partial_hour(self, lo: datetime, hi: datetime) -> Counter[str]:
-        """The starts of exactly [lo, hi] (inclusive, within one hour): its whole minutes from their
-        rollups, the partial minutes at its ends from raw rows (starts_by_minute: every country of the
-        minute in one request over its shards)."""
-        hour = hour_floor(lo)
-        first, last = minute_floor(lo), minute_floor(hi)
-        rows = {row.start: row for row in await self._store.minute_rows(hour, first, last)}
-        edges: list[tuple[CountRow, datetime, datetime]] = []
-        for minute in sorted({first, last}):
-            a, b = max(lo, minute), min(hi, minute + MINUTE - MS)
-            row = rows.get(minute)
-            if (a, b) != (minute, minute + MINUTE - MS):
-                rows.pop(minute, None)
-                if row is not None:  # no row: no start in that minute
-                    edges.append((row, a, b))
-        whole, raw = await asyncio.gather(
-            self.minute_totals(hour, list(rows.values())),
-            asyncio.gather(*(self._store.count_starts_between(a, b) for _, a, b in edges)))
-        totals = whole
-        for found in raw:
-            totals.update(found)
+    async def partial_hours(self, pieces: list[tuple[datetime, datetime]]) -> Counter[str]:
+        """The starts of exactly these pieces: inclusive [lo, hi] ranges, each within one hour, that
+        are the edges of one contiguous window. Their whole minutes come from minute rollups (one
+        request over the pieces' hours), the minutes the edges cut from raw rows (starts_by_minute:
+        every country and shard of those minutes in one request, filtered to the window's bounds, which
+        inside a cut minute are exactly the piece's). The two requests go out together."""
+        if not pieces:
+            return Counter()
+        whole: dict[datetime, set[datetime]] = defaultdict(set)
+        cut: list[datetime] = []
+        for lo, hi in pieces:
+            minute = minute_floor(lo)
+            while minute <= hi:
+                if lo <= minute and minute + MINUTE - MS <= hi:
+                    whole[hour_floor(minute)].add(minute)
+                else:
+                    cut.append(minute)
+                minute += MINUTE
+        window_lo, window_hi = min(lo for lo, _ in pieces), max(hi for _, hi in pieces)
+        wanted = {minute for minutes in whole.values() for minute in minutes}
+
+        async def whole_minutes() -> Counter[str]:
+            if not wanted:
+                return Counter()
+            rows = await self._store.minute_rows(sorted(whole), min(wanted), max(wanted))
+            by_hour: dict[datetime, list[CountRow]] = defaultdict(list)
+            for row in rows:
+                if row.start in wanted:
+                    by_hour[hour_floor(row.start)].append(row)
+            totals: Counter[str] = Counter()
+            for part in await asyncio.gather(*(self.minute_totals(hour, hour_rows)
+                                               for hour, hour_rows in by_hour.items())):
+                totals.update(part)
+            return totals
+
+        totals, raw = await asyncio.gather(whole_minutes(),
+                                           self._store.count_starts_between(cut, window_lo, window_hi))
+        totals.update(raw)
         return totals
 
     async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:
@@ -202,7 +224,7 @@ class _Counter:
             else:
                 stale.append(row)
         if stale:
-            key = ("minutes", hour, tuple(sorted((r.start, str(r.touched)) for r in stale)))
+            key = ("minutes", hour, tuple(sorted((r.start, r.touched or b"") for r in stale)))
             recounted = await self._flights.run(key, partial(self._count_and_save_minutes, hour, stale))
             for per_country in recounted.values():
                 totals.update(per_country)
@@ -244,7 +266,7 @@ class _Counter:
         return totals
 
     async def _recount_hours(self, day: datetime, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
-        key = ("hours", day, tuple(sorted((r.start, str(r.touched)) for r in rows)))
+        key = ("hours", day, tuple(sorted((r.start, r.touched or b"") for r in rows)))
         return await self._flights.run(key, partial(self._count_and_save_hours, rows))
 
     async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
@@ -276,7 +298,7 @@ class _Counter:
         return totals
 
     async def _recount_day(self, row: CountRow) -> dict[str, int]:
-        key = ("day", row.start, str(row.touched))
+        key = ("day", row.start, row.touched)
         return await self._flights.run(key, partial(self._count_and_save_day, row))
 
     async def _count_and_save_day(self, row: CountRow) -> dict[str, int]:

@@ -52,12 +52,13 @@ class CountRow:
     """A rollup row of hour_starts or day_starts: the starts per country of the hour or day `start`.
 
     `counts` is as of the recount that read token `counted`; `countries` (hours only) is every country
-    ingest added starts of, which is what a recount of the hour counts."""
+    ingest added starts of, which is what a recount of the hour counts. The tokens are the 16 bytes of
+    the UUIDs ingest writes: only compared and written back, never interpreted."""
 
     start: datetime
     counts: Mapping[str, int] | None
-    touched: uuid.UUID | None
-    counted: uuid.UUID | None
+    touched: bytes | None
+    counted: bytes | None
     countries: frozenset[str] = frozenset()
 
     @property
@@ -103,10 +104,15 @@ class SessionStore(Protocol):
                         last_hour: datetime | None = None) -> list[CountRow]:
         """The day's hour rollups, from `first_hour` to `last_hour` (inclusive) if given."""
         ...
+    async def hour_rows_of_days(self, days: Sequence[datetime], first_hour: datetime,
+                                last_hour: datetime) -> list[CountRow]:
+        """The hour rollups from `first_hour` to `last_hour` (inclusive) of these days, in one request."""
+        ...
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]: ...
-    async def minute_rows(self, hour: datetime, first_minute: datetime,
+    async def minute_rows(self, hours: Sequence[datetime], first_minute: datetime,
                           last_minute: datetime) -> list[CountRow]:
-        """The hour's minute rollups from `first_minute` to `last_minute` (inclusive)."""
+        """The minute rollups from `first_minute` to `last_minute` (inclusive) of these hours, in one
+        request."""
         ...
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
     async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
@@ -114,8 +120,9 @@ class SessionStore(Protocol):
         """Raw starts per (country, minute) of `hour`, with lo <= ts <= hi; a pair without starts is
         absent."""
         ...
-    async def count_starts_between(self, lo: datetime, hi: datetime) -> dict[str, int]:
-        """Raw starts per country with lo <= ts <= hi, both in one minute."""
+    async def count_starts_between(self, minutes: Sequence[datetime], lo: datetime,
+                                   hi: datetime) -> dict[str, int]:
+        """Raw starts per country with lo <= ts <= hi in these minutes, in one request."""
         ...
     async def count_starts(self, countries: Sequence[str],
                            hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
