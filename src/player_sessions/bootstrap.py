@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 from player_sessions.config import Settings
@@ -21,6 +22,7 @@ RECONNECT_DELAY_S = 2.0
 # took requests before connecting would answer them 503 while its siblings answer 200.
 FIRST_CONNECT_WAIT_S = 15.0
 BACKLOG_DAYS_PER_PASS = 200
+SLOW_PASS_S = 0.1  # a background pass this long is logged (it shares the event loop with requests)
 
 
 @dataclass
@@ -99,9 +101,15 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
             await asyncio.sleep(runtime.settings.rollup_interval)
         first = False
         try:
+            began = time.perf_counter()
             await refresh_recent(store, runtime.clock, runtime.settings.retention, runtime.recounts)
+            recent_s = time.perf_counter() - began
             backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
                                             BACKLOG_DAYS_PER_PASS, runtime.recounts)
+            took = time.perf_counter() - began
+            if took >= SLOW_PASS_S:
+                log.info("rollup refresh took %.0f ms (yesterday and today %.0f ms, %d stale days recounted)",
+                         took * 1000, recent_s * 1000, backlog)
         except StoreError as exc:
             backlog = 0
             log.warning("rollup refresh skipped: %s", exc)
