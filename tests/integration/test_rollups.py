@@ -58,21 +58,27 @@ async def test_backlog_pass_makes_old_days_fresh_and_exact(store: CassandraStore
     assert counts["NO"] == 31
 
 
+@pytest.mark.parametrize(("base", "span_hours"), [
+    (datetime(2016, 11, 30, 9, tzinfo=UTC), 3),
+    # Across two midnights: whole days, whole hours on two days (one request over both), partial
+    # hours on two days (one minute-rollup request, one raw count over both cut minutes).
+    (datetime(2016, 11, 26, 20, tzinfo=UTC), 52),
+])
 async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_stale_and_fresh(
-        store: CassandraStore) -> None:
+        store: CassandraStore, base: datetime, span_hours: int) -> None:
     """Windows whose edges cut minutes: whole minutes come from minute rollups (stale ones recounted),
     the cut minutes from raw rows. Every answer equals the starts counted one by one."""
     import random
 
     rng = random.Random(7)
-    base = datetime(2016, 11, 30, 9, tzinfo=UTC)
+    span_ms = span_hours * 3600 * 1000
     starts: list[tuple[str, datetime]] = []
 
     async def add(n: int) -> None:
         batch = []
         for _ in range(n):
             country = rng.choice(["FI", "SE", "NO"])
-            ts = base + timedelta(milliseconds=rng.randrange(3 * 3600 * 1000))
+            ts = base + timedelta(milliseconds=rng.randrange(span_ms))
             starts.append((country, ts))
             batch.append({"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
                           "country": country, "ts": ts.isoformat(timespec="milliseconds")})
@@ -81,9 +87,9 @@ async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_
 
     async def check(rounds: int) -> None:
         for _ in range(rounds):
-            lo = base + timedelta(milliseconds=rng.randrange(3 * 3600 * 1000))
-            hi = min(lo + timedelta(milliseconds=rng.choice([59_000, 61_000, 3_600_000, 7_000_000])
-                                    * rng.random()), base + timedelta(hours=3))
+            lo = base + timedelta(milliseconds=rng.randrange(span_ms))
+            length = rng.choice([59_000, 61_000, 3_600_000, 7_000_000, 30 * 3_600_000, span_ms])
+            hi = min(lo + timedelta(milliseconds=length * rng.random()), base + timedelta(hours=span_hours))
             got = await count_window(store, lo, hi, NOW, RETENTION)
             want: dict[str, int] = {}
             for country, ts in starts:
