@@ -7,6 +7,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -122,8 +123,16 @@ def test_logs_name_the_key_and_never_show_it(services: dict[str, ServiceProcess]
     service = services["writes"]
     httpx.post(f"{service.url}/events", json=list(session_pair(new_player(), NOW - timedelta(hours=1))),
                headers={**bearer(LOADER_KEY), "X-Request-ID": "auth-log-check"}, timeout=30)
-    log = service.log_path.read_text()
-    line = next(line for line in log.splitlines() if "id=auth-log-check" in line)
+    # The access line is written once the response has been sent: the client can be faster than it.
+    deadline = time.monotonic() + 10
+    while True:
+        log = service.log_path.read_text()
+        lines = [line for line in log.splitlines() if "id=auth-log-check" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert lines, "no access line for the request"
+    line = lines[0]
     # Text format (the default): readable, one line per request.
     assert "player_sessions.access: POST /events 200 in " in line and "2 events" in line
     assert line.endswith("[id=auth-log-check key=loader]")
