@@ -332,17 +332,38 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
                 if mine != theirs:
                     wrong.append(f"player {pid}: got {mine[:3]}..., expected {theirs[:3]}...")
 
-            await asyncio.gather(*(player(pid) for pid in truth.players))
-            for hours in windows(truth):
+            async def starts_differ(hours: float) -> str | None:
                 frm = truth.now - timedelta(hours=hours)
                 expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MS).items() if n}
                 got = (await get(client, "/session-starts", {"hours": hours}))
-                if got["countries"] != expected or got["total"] != sum(expected.values()):
-                    wrong.append(f"starts in {hours}h: got {got['total']}, expected {sum(expected.values())}")
+                if got["countries"] == expected and got["total"] == sum(expected.values()):
+                    return None
+                off = {c: got["countries"].get(c, 0) - n for c, n in expected.items()
+                       if got["countries"].get(c, 0) != n}
+                return f"got {got['total']}, expected {sum(expected.values())} (got - expected: {off})"
+
+            await asyncio.gather(*(player(pid) for pid in truth.players))
+            failed: list[float] = []
+            for hours in windows(truth):
+                differ = await starts_differ(hours)
+                if differ:
+                    failed.append(hours)
+                    wrong.append(f"starts in {hours}h: {differ}")
+            if failed:
+                # Where, and for how long: the first whole-day window that differs (the day the missing
+                # or extra starts are in), and the first failing window again once the background
+                # recounts (every --rollup-interval) have had time to run.
+                for days in range(1, 366):  # up to the retention (8760 h)
+                    differ = await starts_differ(24 * days)
+                    if differ:
+                        wrong.append(f"first differing window: {24 * days}h ({differ})")
+                        break
+                await asyncio.sleep(3)
+                wrong.append(f"{failed[0]}h again after 3 s: {await starts_differ(failed[0]) or 'equal'}")
         return wrong
 
     wrong = asyncio.run(main())
-    assert not wrong, f"{len(wrong)} answers differ from the truth, e.g. {wrong[:5]}"
+    assert not wrong, f"{len(wrong)} answers differ from the truth, e.g. {wrong[:5] + wrong[5:][-2:]}"
     check.players = len(truth.players)
     check.windows = len(windows(truth))
     check.seconds = time.monotonic() - began
