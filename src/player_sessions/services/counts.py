@@ -181,23 +181,23 @@ class _Counter:
         inside a cut minute are exactly the piece's). The two requests go out together."""
         if not pieces:
             return Counter()
-        whole: dict[datetime, set[datetime]] = defaultdict(set)
+        wanted: set[datetime] = set()
         cut: list[datetime] = []
         for lo, hi in pieces:
             minute = minute_floor(lo)
             while minute <= hi:
                 if lo <= minute and minute + MINUTE - MS <= hi:
-                    whole[hour_floor(minute)].add(minute)
+                    wanted.add(minute)
                 else:
                     cut.append(minute)
                 minute += MINUTE
         window_lo, window_hi = min(lo for lo, _ in pieces), max(hi for _, hi in pieces)
-        wanted = {minute for minutes in whole.values() for minute in minutes}
 
         async def whole_minutes() -> Counter[str]:
             if not wanted:
                 return Counter()
-            rows = await self._store.minute_rows(sorted(whole), min(wanted), max(wanted))
+            hours = sorted({hour_floor(minute) for minute in wanted})
+            rows = await self._store.minute_rows(hours, min(wanted), max(wanted))
             by_hour: dict[datetime, list[CountRow]] = defaultdict(list)
             for row in rows:
                 if row.start in wanted:

@@ -352,17 +352,16 @@ class CassandraStore:
                         last_hour: datetime | None = None) -> list[CountRow]:
         lo = first_hour if first_hour is not None else day
         hi = last_hour if last_hour is not None else day + _LAST_HOUR_OF_DAY
-        rows = await self._execute(self._get_hour_rows, (day, lo, hi))
-        return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted,
-                         _countries_of(r.countries_json)) for r in rows]
+        return await self.hour_rows_of_days([day], lo, hi)
 
     async def hour_rows_of_days(self, days: Sequence[datetime], first_hour: datetime,
                                 last_hour: datetime) -> list[CountRow]:
         if not days:
             return []
-        if len(days) == 1:
-            return await self.hour_rows(days[0], first_hour, last_hour)
-        rows = await self._execute(self._get_hour_rows_of_days, (list(days), first_hour, last_hour))
+        if len(days) == 1:  # `day = ?`: the driver routes it to a replica of the partition
+            rows = await self._execute(self._get_hour_rows, (days[0], first_hour, last_hour))
+        else:
+            rows = await self._execute(self._get_hour_rows_of_days, (list(days), first_hour, last_hour))
         return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted,
                          _countries_of(r.countries_json)) for r in rows]
 
