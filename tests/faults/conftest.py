@@ -370,6 +370,68 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
     return check
 
 
+def rollup_diagnosis(contact_points: list[str], keyspace: str, truth: Truth,
+                     consistency: str = "ALL", limit: int = 12) -> list[str]:
+    """Where a wrong window's starts went, read straight from Cassandra: for every day and hour of the
+    truth, the truth's count against the raw rows (count(*) per country-hour partition), the hour
+    rollup (and whether it is fresh: counted == touched) and, per day, the day rollup and the sum of
+    its hour rollups. Returns the rows that disagree, or why it could not tell."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(contact_points),
+                               consistency_level=getattr(ConsistencyLevel, consistency), request_timeout=30)
+    cluster = Cluster(contact_points, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=4)
+    found: list[str] = []
+    try:
+        session = cluster.connect(keyspace)
+        raw = session.prepare("SELECT count(*) AS n FROM starts_by_country_hour "
+                              "WHERE country = ? AND hour = ?")
+        hours_of = session.prepare("SELECT hour, counts_json, touched, counted, countries FROM hour_starts "
+                                   "WHERE day = ?")
+        day_of = session.prepare("SELECT counts_json, touched, counted FROM day_starts "
+                                 "WHERE year = ? AND day = ?")
+        by_day: dict[datetime, dict[datetime, dict[str, int]]] = {}
+        for hour, per_country in truth.starts_per_country_hour.items():
+            if per_country and hour >= truth.now - RETENTION:
+                by_day.setdefault(hour.replace(hour=0), {})[hour] = per_country
+        for day in sorted(by_day):
+            hour_rows = {r.hour.replace(tzinfo=UTC): r for r in session.execute(hours_of, (day,))}
+            hour_sum = 0
+            for hour, per_country in sorted(by_day[day].items()):
+                row = hour_rows.get(hour)
+                rolled = _counts_json(row)
+                hour_sum += sum(rolled.values())
+                countries = set(per_country) | set(row.countries or () if row is not None else ())
+                for country in sorted(countries):
+                    expected = per_country.get(country, 0)
+                    stored = session.execute(raw, (country, hour)).one().n
+                    got = rolled.get(country, 0)
+                    if expected != stored or expected != got:
+                        fresh = row is not None and row.touched == row.counted
+                        listed = row is not None and country in (row.countries or ())
+                        found.append(f"{hour:%m-%d %H}h {country}: truth {expected}, raw {stored}, "
+                                     f"hour rollup {got} (fresh {fresh}, country listed {listed})")
+            day_row = session.execute(day_of, (day.year, day)).one()
+            day_counts = _counts_json(day_row)
+            expected_day = sum(sum(c.values()) for c in by_day[day].values())
+            if sum(day_counts.values()) != expected_day or hour_sum != expected_day:
+                fresh = day_row is not None and day_row.touched == day_row.counted
+                found.append(f"day {day:%m-%d}: truth {expected_day}, day rollup {sum(day_counts.values())} "
+                             f"(fresh {fresh}), its hour rollups {hour_sum}")
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        found.append(f"diagnosis at {consistency} failed: {type(exc).__name__}: {exc}")
+    finally:
+        cluster.shutdown()
+    return found[:limit] or [f"rollups at {consistency}: every day and hour agrees with the truth"]
+
+
+def _counts_json(row: Any) -> dict[str, int]:
+    counts: dict[str, int] = orjson.loads(row.counts_json) if row is not None and row.counts_json else {}
+    return counts
+
+
 # --- acknowledged means stored ------------------------------------------------------------------------
 
 def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[bytes],

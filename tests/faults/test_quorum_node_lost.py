@@ -35,6 +35,7 @@ from tests.faults.conftest import (
     bodies_acknowledged_between,
     health,
     make_dataset,
+    rollup_diagnosis,
     say,
     stored_check,
     wait_until,
@@ -99,7 +100,13 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         checked, missing = stored_check(addresses, service.keyspace, all_bodies(load.transport),
                                         consistency="QUORUM")
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
-        all_up = assert_answers_equal_truth(service.url, data.truth)
+        try:
+            all_up = assert_answers_equal_truth(service.url, data.truth)
+        except AssertionError as exc:
+            where = rollup_diagnosis(addresses, service.keyspace, data.truth)
+            raise AssertionError(f"{exc}\nrollups: {where}") from None
+        if os.environ.get("PS_FAULTS_DIAGNOSE"):  # the same report on a pass: checks the checker
+            say(f"rollups: {rollup_diagnosis(addresses, service.keyspace, data.truth)}")
 
         # Another node down: QUORUM now needs node 3, which missed the writes made while it was away.
         node2 = Node(2, config)

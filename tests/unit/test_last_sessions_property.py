@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from player_sessions.domain.clock import FixedClock
-from player_sessions.domain.sessions import MAX_END_BEFORE_START, Session, StoredEvent, newest_first
+from player_sessions.domain.sessions import (
+    MAX_END_BEFORE_START,
+    Session,
+    StoredEvent,
+    from_epoch_ms,
+    newest_first,
+)
 from player_sessions.services.sessions import last_sessions
 from player_sessions.store.base import StoredEventKey
 
@@ -20,8 +26,8 @@ RETENTION = timedelta(days=2)
 SESSION_IDS = [uuid.UUID(int=i + 1) for i in range(12)]
 
 
-def _order(e: StoredEvent) -> tuple[datetime, uuid.UUID, bool]:
-    return (e.ts, e.session_id, e.is_start)
+def _order(e: StoredEvent) -> tuple[int, bytes, bool]:
+    return (e.ts_ms, e.session_id, e.is_start)
 
 
 class PlayerEventsStore:
@@ -42,26 +48,27 @@ def brute_force(events: list[StoredEvent], limit: int) -> list[Session]:
     """Every stored event at once: the newest start and the newest end of each session, inside the
     retention, an end at most MAX_END_BEFORE_START before its start."""
     horizon = NOW - RETENTION
-    starts: dict[uuid.UUID, StoredEvent] = {}
-    ends: dict[uuid.UUID, datetime] = {}
+    starts: dict[bytes, tuple[datetime, str | None]] = {}
+    ends: dict[bytes, datetime] = {}
     for e in events:
-        if e.ts < horizon:
+        ts = from_epoch_ms(e.ts_ms)
+        if ts < horizon:
             continue
-        if e.is_start and (e.session_id not in starts or e.ts > starts[e.session_id].ts):
-            starts[e.session_id] = e
-        if not e.is_start and (e.session_id not in ends or e.ts > ends[e.session_id]):
-            ends[e.session_id] = e.ts
+        if e.is_start and (e.session_id not in starts or ts > starts[e.session_id][0]):
+            starts[e.session_id] = (ts, e.country)
+        if not e.is_start and (e.session_id not in ends or ts > ends[e.session_id]):
+            ends[e.session_id] = ts
     sessions = [
-        Session(sid, "p1", s.country, s.ts, ends[sid])
-        for sid, s in starts.items()
-        if sid in ends and ends[sid] >= s.ts - MAX_END_BEFORE_START
+        Session(uuid.UUID(bytes=sid), "p1", country, start, ends[sid])
+        for sid, (start, country) in starts.items()
+        if sid in ends and ends[sid] >= start - MAX_END_BEFORE_START
     ]
     return newest_first(sessions, limit)
 
 
 stored_events = st.lists(
     st.builds(
-        StoredEvent,
+        StoredEvent.of,
         ts=st.integers(min_value=-3 * 24 * 60, max_value=0).map(lambda m: NOW + timedelta(minutes=m)),
         session_id=st.sampled_from(SESSION_IDS),
         is_start=st.booleans(),
@@ -84,8 +91,8 @@ async def test_a_long_history_is_not_read_to_answer_the_newest_sessions() -> Non
     for i in range(2000):  # a 1-minute session every 4 minutes, further back than the retention
         start = NOW - timedelta(minutes=4 * i + 1)
         sid = uuid.UUID(int=10_000 + i)
-        events += [StoredEvent(start, sid, True, "FI"),
-                   StoredEvent(start + timedelta(minutes=1), sid, False, None)]
+        events += [StoredEvent.of(start, sid, True, "FI"),
+                   StoredEvent.of(start + timedelta(minutes=1), sid, False, None)]
     store: Any = PlayerEventsStore(events)
     got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", 20)
     assert got == brute_force(store.rows, 20)

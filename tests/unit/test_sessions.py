@@ -10,6 +10,7 @@ from player_sessions.domain.sessions import (
     LatestSessions,
     Session,
     StoredEvent,
+    epoch_ms,
     newest_first,
 )
 
@@ -92,12 +93,12 @@ def test_newest_first_accepts_any_iterable() -> None:
 
 
 def stored(session_id: uuid.UUID, ts: datetime, is_start: bool, country: str | None = "FI") -> StoredEvent:
-    return StoredEvent(ts, session_id, is_start, country if is_start else None)
+    return StoredEvent.of(ts, session_id, is_start, country if is_start else None)
 
 
 def newest_order(events: list[StoredEvent]) -> list[StoredEvent]:
     # The store's read order: ts, session_id, is_start all descending.
-    return sorted(events, key=lambda e: (e.ts, str(e.session_id), e.is_start), reverse=True)
+    return sorted(events, key=lambda e: (e.ts_ms, e.session_id, e.is_start), reverse=True)
 
 
 def latest(events: list[StoredEvent], limit: int = 20) -> list[Session]:
@@ -146,15 +147,15 @@ def test_settled_only_once_every_event_that_could_change_the_answer_is_read() ->
     pairing = LatestSessions("p1", limit=1)
     pairing.add([stored(S1, T0 + timedelta(minutes=5), False), stored(S1, T0, True)])
     # An end of a session starting at T0 may lie up to MAX_END_BEFORE_START before it.
-    assert not pairing.settled(read_down_to=T0 - timedelta(minutes=30))
-    assert not pairing.settled(read_down_to=T0 - MAX_END_BEFORE_START)
-    assert pairing.settled(read_down_to=T0 - MAX_END_BEFORE_START - timedelta(milliseconds=1))
+    assert not pairing.settled(epoch_ms(T0 - timedelta(minutes=30)))
+    assert not pairing.settled(epoch_ms(T0 - MAX_END_BEFORE_START))
+    assert pairing.settled(epoch_ms(T0 - MAX_END_BEFORE_START - timedelta(milliseconds=1)))
 
 
 def test_not_settled_with_fewer_complete_sessions_than_the_limit() -> None:
     pairing = LatestSessions("p1", limit=2)
     pairing.add([stored(S1, T0 + timedelta(minutes=5), False), stored(S1, T0, True)])
-    assert not pairing.settled(read_down_to=T0 - timedelta(days=30))
+    assert not pairing.settled(epoch_ms(T0 - timedelta(days=30)))
 
 
 def test_a_later_page_can_still_complete_a_session_seen_on_an_earlier_one() -> None:

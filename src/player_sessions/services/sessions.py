@@ -13,7 +13,7 @@ from datetime import timedelta
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import retention_horizon
-from player_sessions.domain.sessions import LatestSessions, Session
+from player_sessions.domain.sessions import LatestSessions, Session, epoch_ms
 from player_sessions.domain.validation import check_player_id
 from player_sessions.store.base import SessionStore, StoredEventKey
 
@@ -28,18 +28,18 @@ async def last_sessions(store: SessionStore, clock: Clock, retention: timedelta,
     check_player_id(player_id)
     # Both halves of a session must be inside the retention; older rows are read past, not paired
     # (their TTL removes them soon anyway).
-    horizon = retention_horizon(clock.now(), retention)
+    horizon = epoch_ms(retention_horizon(clock.now(), retention))
     latest = LatestSessions(player_id, limit)
     after: StoredEventKey | None = None
     page = 4 * limit + 16
     while True:
         rows = await store.player_events(player_id, after, page)
-        inside = [r for r in rows if r.ts >= horizon]
+        inside = [r for r in rows if r.ts_ms >= horizon]
         latest.add(inside)
         if len(rows) < page or len(inside) < len(rows):
             return latest.newest()  # the partition, or the retention, is exhausted
         last = rows[-1]
-        if latest.settled(last.ts):
+        if latest.settled(last.ts_ms):
             return latest.newest()
-        after = (last.ts, last.session_id, last.is_start)
+        after = (last.ts_ms, last.session_id, last.is_start)
         page = min(page * 4, MAX_PAGE)

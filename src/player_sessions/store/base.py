@@ -10,8 +10,9 @@ from typing import Protocol
 
 from player_sessions.domain.sessions import StoredEvent
 
-StoredEventKey = tuple[datetime, uuid.UUID, bool]
-"""(ts, session_id, is_start): a row of player_events; a read continues strictly after it."""
+StoredEventKey = tuple[int, bytes, bool]
+"""(ts as epoch ms, session_id's bytes, is_start): a row of player_events; a read continues strictly
+after it."""
 
 
 @dataclass(frozen=True, slots=True)
