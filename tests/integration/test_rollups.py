@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import count_window, refresh_backlog
+from player_sessions.services.counts import count_window, refresh_backlog, refresh_recent
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
 
@@ -56,6 +56,70 @@ async def test_backlog_pass_makes_old_days_fresh_and_exact(store: CassandraStore
     counts = await count_window(store, old_day, old_day + timedelta(days=1) - timedelta(milliseconds=1),
                                 NOW, RETENTION)
     assert counts["NO"] == 31
+
+
+class CountSpy:
+    """How many raw counts of each kind (whole hours from starts_by_country_hour, minutes from
+    starts_by_minute) the store was asked for."""
+
+    def __init__(self, store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = {"count_starts": 0, "count_minutes": 0}
+        for name in self.calls:
+            monkeypatch.setattr(store, name, self._counting(name, getattr(store, name)))
+
+    def _counting(self, name: str,
+                  real: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+        async def counted(*args: object) -> object:
+            self.calls[name] += 1
+            return await real(*args)
+        return counted
+
+    def take(self) -> dict[str, int]:
+        calls = dict(self.calls)
+        self.calls.update(dict.fromkeys(self.calls, 0))
+        return calls
+
+
+def bulk_starts(hour: datetime, n: int) -> list[object]:
+    return [{"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
+             "country": ("FI", "SE")[i % 2], "ts": (hour + timedelta(seconds=17 * i)).isoformat()}
+            for i in range(n)]
+
+
+async def test_a_query_recounts_a_bulk_loaded_hour_from_its_raw_rows(
+        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    hour = datetime(2016, 11, 20, 14, tzinfo=UTC)
+    await ingest_batch(bulk_starts(hour, 200), store, CLOCK, RETENTION, ValidationRules())  # 57 minutes
+    spy = CountSpy(store, monkeypatch)
+    window = (hour - timedelta(minutes=30), hour + timedelta(minutes=90))  # hour is its one whole hour
+    assert dict(await count_window(store, *window, NOW, RETENTION)) == {"FI": 100, "SE": 100}
+    assert spy.take() == {"count_starts": 1, "count_minutes": 0}  # one count, not 57 minutes'
+
+
+async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_few_stale_minutes(
+        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background pass recounts a bulk-loaded recent hour through its minutes, so they are fresh.
+    A few late starts (one of a country the hour had none of) then leave two minutes stale: a query
+    recounts the hour from its minute rollups, counting only those two minutes' raw rows, exactly."""
+    hour = NOW - timedelta(hours=10)
+    await ingest_batch(bulk_starts(hour, 200), store, CLOCK, RETENTION, ValidationRules())
+    spy = CountSpy(store, monkeypatch)
+    await refresh_recent(store, CLOCK, RETENTION)
+    assert spy.take()["count_starts"] == 0
+    (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
+    assert row.fresh and row.counts == {"FI": 100, "SE": 100}
+
+    late = [{"event": "start", "player_id": "late", "session_id": str(uuid.uuid4()), "country": country,
+             "ts": (hour + timedelta(minutes=minute, seconds=1)).isoformat()}
+            for country, minute in (("FI", 3), ("NO", 3), ("NO", 41))]
+    await ingest_batch(late, store, CLOCK, RETENTION, ValidationRules())
+    (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
+    assert not row.fresh
+    window = (hour - timedelta(minutes=30), hour + timedelta(minutes=90))
+    assert dict(await count_window(store, *window, NOW, RETENTION)) == {"FI": 101, "SE": 100, "NO": 2}
+    assert spy.take() == {"count_starts": 0, "count_minutes": 1}  # its two stale minutes, one request
+    (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
+    assert row.fresh and row.counts == {"FI": 101, "SE": 100, "NO": 2}
 
 
 @pytest.mark.parametrize(("base", "span_hours"), [

@@ -228,30 +228,32 @@ async def test_statement_slots_bound_what_is_in_flight_and_then_answer_503() -> 
     await store.ping()
 
 
-async def test_hour_marks_are_acknowledged_before_any_day_or_minute_mark_is_sent() -> None:
-    """A day recount that sees a day's new token must find that day's hours stale as well; a minute
-    recount that sees a minute's new token must find the new countries in its hour's row."""
+async def test_minute_then_hour_then_day_marks_each_wait_for_the_acks_of_the_level_below() -> None:
+    """A recount that sees a level's new token must find the level below stale as well: an hour is
+    recounted from its minute rollups, a day from its hours."""
     session = FakeSession(pending=True)
     store = store_over(session)
     hours = [NOW - timedelta(hours=h) for h in (1, 2, 30)]
     touches = [CountTouch(c, h, ttl=3600, day_ttl=7200, minutes=frozenset({h, h + timedelta(minutes=5)}))
                for c in ("FI", "SE") for h in hours]
     task = asyncio.ensure_future(store.touch_counts(touches, uuid.uuid4()))
-    await asyncio.sleep(0.01)
-    first = [c for cql, _ in session.sent for c in cql]
-    assert any(".hour_starts " in c for c in first)
-    assert not any(".day_starts " in c or ".minute_starts " in c for c in first), \
-        "a day or minute mark was sent before the hour marks' acks"
-    answered = len(session.futures)
-    for future in session.futures:
-        future.answer()
-    await asyncio.sleep(0.01)
-    then = [c for cql, _ in session.sent[answered:] for c in cql]
-    assert then and all(".day_starts " in c or ".minute_starts " in c for c in then)
-    assert sum(".minute_starts " in c for c in then) == 6  # one per minute, whatever its countries
-    for future in session.futures[answered:]:
-        future.answer()
+    levels = []
+    answered = 0
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+        levels.append([c for cql, _ in session.sent[answered:] for c in cql])
+        sent = len(session.futures)
+        for future in session.futures[answered:]:
+            future.answer()
+        answered = sent
     await asyncio.wait_for(task, 1)
+    minutes, hours_sent, days = levels
+    assert minutes and all(".minute_starts " in c for c in minutes), minutes
+    assert sum(".minute_starts " in c for c in minutes) == 6  # one per minute, whatever its countries
+    assert hours_sent and all(".hour_starts " in c or ".country_hours " in c for c in hours_sent)
+    assert sum(".hour_starts " in c for c in hours_sent) == 3  # one per hour, with its countries
+    assert days and all(".day_starts " in c for c in days)
+    assert sum(".day_starts " in c for c in days) == 2
 
 
 DayRow = namedtuple("DayRow", "day counts_json touched counted")

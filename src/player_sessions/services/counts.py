@@ -4,17 +4,18 @@ A window is split (domain.windows.plan_window) into whole days, whole hours and 
 hours. Whole days and hours are read from rollup rows (day_starts, hour_starts: one row per day or
 hour holding every country's count, so a year is ~365 rows whatever the number of countries); a rollup
 is used only if it is fresh (the recount that wrote it began after the last ingest that touched it),
-otherwise it is recounted from the level below (a day from its hours, an hour from its raw rows with
-count(*) on the server) and written back, so the next query finds it fresh. A partial hour at an edge
-of the window reads the minute rollups of its whole minutes (minute_starts, recounted from raw rows
-when stale) and counts raw rows only in its partial minutes: an edge costs the same however many
-starts an hour has. Raw counts go one request per day (hour recounts: every stale hour of it), per
-hour (minute recounts) or per edge minute (every country of the minute at once), aggregated on the
-server.
+otherwise it is recounted from the level below and written back, so the next query finds it fresh: a
+day from its hours; an hour from its minute rollups while few of them are stale (live traffic), else
+from its raw rows with count(*) on the server (after a bulk load); a minute from its raw rows. A
+partial hour at an edge of the window reads the minute rollups of its whole minutes and counts raw
+rows only in its partial minutes: an edge costs the same however many starts an hour has. Raw counts
+go one request per day (hour recounts: every stale hour of it), per hour (minute recounts) or per edge
+minute (every country of the minute at once), aggregated on the server.
 
-Why a stale rollup can't be taken for fresh: ingest acknowledges raw rows before it writes a new
-`touched` token (hour rows before day rows); a recount reads `touched` before it counts. A count that
-missed a raw row was therefore written with a token older than that row's touch.
+Why a stale rollup can't be taken for fresh: ingest acknowledges raw rows before it writes new
+`touched` tokens, and each level's tokens before the next level's (minutes, then hours, then days); a
+recount reads `touched` before it reads the level below. A count that missed a raw row, or a fresher
+row below it, was therefore written with a token older than that row's touch.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ T = TypeVar("T")
 # recount nests days in hours), so it never holds the store's statement slots long enough to make
 # its own or other requests' statements time out waiting for one.
 RAW_COUNTS_IN_FLIGHT = 64
+# An hour is recounted from its minute rollups while at most this many of them per hour are stale
+# (each stale one is recounted from raw rows first); past it, from its raw rows in one count.
+STALE_MINUTES_PER_HOUR_LIMIT = 15
 
 
 class RecountFlights:
@@ -101,9 +105,12 @@ async def starts_per_country(store: SessionStore, clock: Clock, retention: timed
 
 
 async def count_window(store: SessionStore, frm: datetime, to: datetime, now: datetime,
-                       retention: timedelta, flights: RecountFlights | None = None) -> Counter[str]:
+                       retention: timedelta, flights: RecountFlights | None = None,
+                       hours_from_minutes: bool = False) -> Counter[str]:
+    """The starts per country with frm <= ts <= to. `hours_from_minutes`: recount stale hours from
+    their minute rollups however many of those are stale (see _Counter)."""
     plan = plan_window(frm, to)
-    counter = _Counter(store, now, retention, flights)
+    counter = _Counter(store, now, retention, flights, hours_from_minutes)
     # The pieces are disjoint and independent: read them at once. Each kind of piece is one request
     # (days: one per year), whatever the number of days, hours or edges it spans.
     parts = await asyncio.gather(
@@ -134,12 +141,16 @@ class _Counter:
     """Reads the rollups of one window, recounting the stale ones and writing each result back
     (an idempotent overwrite).
 
-    Stale hours are recounted a day at a time: one request counts every stale hour of the day (each
-    over the countries its row lists), one more saves them. Stale days are recounted from their hours."""
+    Stale hours are recounted a day at a time: from their minute rollups (one request reads them, one
+    per hour with stale minutes recounts those) or, when many minutes are stale (a bulk load), one
+    request counts every stale hour of the day's raw rows (each over the countries its row lists),
+    which leaves the minutes stale; one more saves them. The background pass (refresh_recent) always
+    goes through the minutes. Stale days are recounted from their hours."""
 
     def __init__(self, store: SessionStore, now: datetime, retention: timedelta,
-                 flights: RecountFlights | None = None) -> None:
+                 flights: RecountFlights | None = None, hours_from_minutes: bool = False) -> None:
         self._store = store
+        self._always_via_minutes = hours_from_minutes
         self._flights = flights or RecountFlights()
         self._now = now
         self._retention = retention
@@ -214,8 +225,8 @@ class _Counter:
         return totals
 
     async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:
-        """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale recounted
-        over the hour's countries (read after the minutes' tokens: ingest writes them before)."""
+        """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale ones
+        recounted from raw rows (every country of the minutes, one request)."""
         totals: Counter[str] = Counter()
         stale = []
         for row in rows:
@@ -232,13 +243,9 @@ class _Counter:
 
     async def _count_and_save_minutes(self, hour: datetime,
                                       rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
-        # As for hours: the rows' tokens were read before this count, and the hour's countries after.
-        countries = sorted({c for r in await self._store.hour_rows(day_floor(hour), hour, hour)
-                            for c in r.countries})
-        lo = min(r.start for r in rows)
-        hi = max(r.start for r in rows) + MINUTE - MS
+        # The rows' tokens were read before this count (module docstring); every country at once.
         async with self._statements:
-            found = await self._store.count_starts_by_minute(countries, hour, lo, hi)
+            found = await self._store.count_minutes([r.start for r in rows])
             counts: dict[datetime, dict[str, int]] = {r.start: {} for r in rows}
             for (country, minute), n in found.items():
                 if minute in counts and n:
@@ -271,7 +278,33 @@ class _Counter:
 
     async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
         # The rows' `touched` tokens (and the countries written with them) were read before this count
-        # (module docstring).
+        # (module docstring). From their minute rollups when few of those are stale (live traffic
+        # touches a few minutes of an hour between two recounts: the hour costs its ~60 minute rows,
+        # not a count of every start it holds), else from raw rows (a bulk load left every minute stale).
+        hours = sorted(r.start for r in rows)
+        minutes = await self._store.minute_rows(hours, hours[0], hours[-1] + HOUR - MINUTE)
+        stale_minutes = sum(1 for m in minutes if not m.fresh)
+        if self._always_via_minutes or stale_minutes <= STALE_MINUTES_PER_HOUR_LIMIT * len(hours):
+            counts = await self._hours_from_minutes(hours, minutes)
+        else:
+            counts = await self._hours_from_raw_rows(rows)
+        async with self._statements:
+            await self._store.save_hour_counts([
+                (CountRow(r.start, counts[r.start], r.touched, r.touched),
+                 ttl_seconds(r.start + HOUR, self._now, self._retention))
+                for r in rows])
+        return counts
+
+    async def _hours_from_minutes(self, hours: list[datetime],
+                                  minutes: list[CountRow]) -> dict[datetime, dict[str, int]]:
+        by_hour: dict[datetime, list[CountRow]] = {hour: [] for hour in hours}
+        for row in minutes:
+            by_hour[hour_floor(row.start)].append(row)
+        totals = await asyncio.gather(*(self.minute_totals(hour, by_hour[hour]) for hour in hours))
+        return {hour: {c: n for c, n in total.items() if n}
+                for hour, total in zip(hours, totals, strict=True)}
+
+    async def _hours_from_raw_rows(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
         wanted = sum(len(r.countries) for r in rows)
         countries = sorted({c for r in rows for c in r.countries})
         hours = sorted(r.start for r in rows)
@@ -282,13 +315,8 @@ class _Counter:
                 found = {}  # holds one of the query's statement slots)
                 for row in rows:
                     found.update(await self._store.count_starts(sorted(row.countries), [row.start]))
-            counts = {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
-                      for r in rows}
-            await self._store.save_hour_counts([
-                (CountRow(r.start, counts[r.start], r.touched, r.touched),
-                 ttl_seconds(r.start + HOUR, self._now, self._retention))
-                for r in rows])
-        return counts
+        return {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
+                for r in rows}
 
     async def day_totals(self, day_rows: list[CountRow]) -> Counter[str]:
         """Per country, the sum of these stale day rollups, each recounted from its hours."""
@@ -314,10 +342,13 @@ class _Counter:
 
 async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta,
                          flights: RecountFlights | None = None) -> None:
-    """Recount the stale rollups of yesterday and today: the hours ingest keeps touching."""
+    """Recount the stale rollups of yesterday and today: the hours ingest keeps touching. Their hours
+    are recounted from minute rollups even when all of those are stale (after a bulk load): the
+    minutes are then fresh, and the next recount of an hour that live traffic touched costs its minute
+    rows and the few minutes touched, not a count of every start of the hour."""
     now = clock.now()
     frm = max(day_floor(now) - DAY, now - retention)
-    await count_window(store, frm, now, now, retention, flights)
+    await count_window(store, frm, now, now, retention, flights, hours_from_minutes=True)
 
 
 async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int,

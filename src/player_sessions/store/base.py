@@ -116,10 +116,9 @@ class SessionStore(Protocol):
         request."""
         ...
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
-    async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
-                                     hi: datetime) -> dict[tuple[str, datetime], int]:
-        """Raw starts per (country, minute) of `hour`, with lo <= ts <= hi; a pair without starts is
-        absent."""
+    async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
+        """Raw starts per (country, minute) of these minutes, every country, in one request; a pair
+        without starts is absent."""
         ...
     async def count_starts_between(self, minutes: Sequence[datetime], lo: datetime,
                                    hi: datetime) -> dict[str, int]:

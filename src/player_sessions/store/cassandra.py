@@ -162,9 +162,11 @@ class CassandraStore:
         self._save_minute = idem(
             f"UPDATE {ks}.minute_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
             "WHERE hour = ? AND minute = ?")
-        self._count_starts_by_minute = idem(
-            f"SELECT country, floor(ts, 1m) AS minute, count(*) AS n FROM {ks}.starts_by_country_hour "
-            "WHERE country IN ? AND hour = ? AND ts >= ? AND ts <= ? GROUP BY country, hour, floor(ts, 1m)")
+        # Every country of the minutes at once (no country list: a minute's recount needs nothing read
+        # before it but the minute's token), a few partitions per minute (one per shard).
+        self._count_minutes = idem(
+            f"SELECT minute, country, count(*) AS n FROM {ks}.starts_by_minute "
+            "WHERE minute IN ? AND shard IN ? GROUP BY minute, shard, country")
         self._get_day_rows = idem(
             f"SELECT day, {_ROLLUP_COLUMNS} FROM {ks}.day_starts "
             "WHERE year = ? AND day >= ? AND day <= ?")
@@ -331,13 +333,14 @@ class CassandraStore:
         minute_rows = ((self._touch_minute, (ttl, token, _hour_of(minute), minute))
                        for minute, ttl in minutes.items())
         day_rows = ((self._touch_day, (ttl, token, day.year, day)) for day, ttl in days.items())
-        # Hours strictly before days: a day recount that reads the day's new token must then find its
-        # hours stale too (services/counts.py). Written together, a recount between the two writes
-        # could store the day's old total under its new token, and the day would look fresh.
-        # Minutes after hours too: a minute is recounted over its hour's countries, which must include
-        # every country whose starts the minute's new token stands for.
+        # Minutes, then hours, then days, each level acknowledged before the next is sent: a recount
+        # that reads a level's new token must then find the level below stale too (an hour is recounted
+        # from its minute rollups, a day from its hours: services/counts.py). Written together, a
+        # recount between the writes could store the old total under the new token, and it would look
+        # fresh. The hour's countries go with its token: an hour recounted from raw rows counts them.
+        await self._execute_all(self._replica_batches(minute_rows))
         await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
-        await self._execute_all(self._replica_batches(itertools.chain(day_rows, minute_rows)))
+        await self._execute_all(self._replica_batches(day_rows))
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -386,12 +389,15 @@ class CassandraStore:
             (self._save_minute, (ttl, _counts_blob(row.counts), row.counted, _hour_of(row.start), row.start))
             for row, ttl in rows))
 
-    async def count_starts_by_minute(self, countries: Sequence[str], hour: datetime, lo: datetime,
-                                     hi: datetime) -> dict[tuple[str, datetime], int]:
-        if not countries:
+    async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
+        if not minutes:
             return {}
-        rows = await self._execute(self._count_starts_by_minute, (list(countries), hour, lo, hi))
-        return {(r.country, _must_utc(r.minute)): int(r.n) for r in rows}
+        rows = await self._execute(self._count_minutes, (list(minutes), list(range(schema.MINUTE_SHARDS))))
+        counts: dict[tuple[str, datetime], int] = {}
+        for r in rows:  # one row per shard
+            key = (r.country, _must_utc(r.minute))
+            counts[key] = counts.get(key, 0) + int(r.n)
+        return counts
 
     async def count_starts_between(self, minutes: Sequence[datetime], lo: datetime,
                                    hi: datetime) -> dict[str, int]:
