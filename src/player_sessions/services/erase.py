@@ -3,8 +3,9 @@ returned or counted any more.
 
 1. Find what the player has: their partition of `player_events` (every event, with each start's ts
    and country).
-2. Delete the raw start rows of starts_by_country_hour (the rows every per-country count is made from).
-3. Mark the hour and day rollups of every hour that lost a start stale, with a new `touched` token, as
+2. Delete the raw start rows of starts_by_country_hour and starts_by_minute (the rows every count is
+   made from).
+3. Mark the minute, hour and day rollups that lost a start stale, with a new `touched` token, as
    ingest does: the deletions are acknowledged before the token is written, so a recount that reads the
    new token counts without the deleted rows, and one that read an older token is seen as stale
    (services/counts.py). The counts drop by exactly the player's starts at the next query.

@@ -3,8 +3,9 @@
 Order of writes:
 1. every event's row in its player's partition (player_events) and every start's raw row
    (starts_by_country_hour), all acknowledged before anything else starts;
-2. then the hour count marks, then the day count marks (hour first: a day recount that sees the day's
-   new mark must also see the hour's; raw rows first: see services/counts.py).
+2. then the minute count marks, then the hour marks, then the day marks, each level acknowledged
+   before the next (a recount that sees a level's new mark must also find the level below stale; raw
+   rows first: see services/counts.py).
 Only then is the response sent, so a 200 means everything stored is durable at the consistency level.
 
 There is no read before a write: a session's start and end are paired when its player's sessions are

@@ -80,9 +80,9 @@ TABLES: dict[str, str] = {
         ) WITH {LCS}""",
     # The same per minute, partitioned by hour: a window's edges inside an hour read its whole minutes
     # here and count raw rows only in the two partial minutes, so an edge costs the same at any rate of
-    # starts. Hours are recounted from raw rows (one request per day), not from these. No countries
-    # set: a minute is recounted over its hour's countries, which ingest writes before the minute's
-    # token (so a bulk load touches each minute once, not once per country and minute).
+    # starts. An hour with a few stale minutes is recounted from these (services/counts.py). No
+    # countries set: a minute is recounted from starts_by_minute over every country (so a bulk load
+    # touches each minute once, not once per country and minute).
     "minute_starts": f"""
         CREATE TABLE IF NOT EXISTS {{ks}}.minute_starts (
             hour timestamp, minute timestamp,
