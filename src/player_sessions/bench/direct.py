@@ -11,8 +11,9 @@ acknowledged, then hour touches, then day touches):
   `cassandra.concurrent.execute_concurrent` at `concurrency` statements in flight per process;
 - `raw-batched`: the same rows grouped into single-partition unlogged batches of <= 100 rows, sent the
   same way;
-- `raw-grouped`: the same rows in unlogged batches of rows that share their replicas, cut at 4 KiB of
-  values or 100 rows (`store.cassandra.replica_batches`, what the store sends), sent the same way.
+- `raw-grouped`: the same rows in unlogged batches of rows that share their replicas, cut at 4.5 KiB
+  as Cassandra sizes them or 100 rows (`store.cassandra.replica_batches`, what the store sends), sent
+  the same way.
 
 The raw paths touch each (country, hour) once per stream (a ceiling trial, or a writer's bulk load)
 instead of once per request. Their statement count is requests sent: a batch counts as one.

@@ -48,9 +48,12 @@ from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreErro
 
 log = logging.getLogger(__name__)
 
-# An unlogged batch of rows sharing their replicas (see _replica_batches): cut before its bound values
-# pass 4 KiB, under Cassandra's default batch_size_warn_threshold (5 KiB), or at 100 rows.
-BATCH_VALUE_BYTES = 4096
+# An unlogged batch of rows sharing their replicas (see _replica_batches): cut before its estimated size
+# passes 4.5 KiB, under Cassandra's default batch_size_warn_threshold (5 KiB, checked on batches of
+# several partitions), or at 100 rows. Cassandra sizes a row as its values plus ~46 bytes (timestamps,
+# TTL and liveness of its cells: 100 player_events rows with 6,300 bytes of values measured 10.6 KiB).
+BATCH_BYTES = 4608
+BATCH_ROW_OVERHEAD_BYTES = 64
 BATCH_ROWS = 100
 STATEMENT_TIMEOUT_S = 10.0
 
@@ -485,8 +488,8 @@ def replica_batches(metadata: Any, keyspace: str,
     about as many player partitions as it has events: one request per partition was most of ingest's
     CPU. Rows are grouped by the set of nodes that own them (the grouping the Spark connector uses by
     default), so a batch costs the cluster what its rows would one by one (the token-aware coordinator
-    is a replica of every row) but costs the client one request. A batch is cut before its values pass
-    BATCH_VALUE_BYTES, under Cassandra's default 5 KiB batch_size_warn_threshold. Writes are
+    is a replica of every row) but costs the client one request. A batch is cut before its estimated
+    size passes BATCH_BYTES, under Cassandra's default 5 KiB batch_size_warn_threshold. Writes are
     idempotent upserts, so a batch that fails is retried whole with its request.
 
     `metadata` is the driver's `Cluster.metadata` (`get_replicas(keyspace, routing_key)`).
@@ -498,7 +501,7 @@ def replica_batches(metadata: Any, keyspace: str,
     pending: dict[frozenset[Any] | None, tuple[list[Any], list[int]]] = {}
     for statement, params in rows:
         bound = statement.bind(params)
-        size = 0
+        size = BATCH_ROW_OVERHEAD_BYTES
         for value in bound.values:
             if value.__class__ is bytes:
                 size += len(value)
@@ -512,7 +515,7 @@ def replica_batches(metadata: Any, keyspace: str,
         if group is None:
             group = pending[group_key] = ([], [0])
         statements, used = group
-        if statements and (used[0] + size > BATCH_VALUE_BYTES or len(statements) >= BATCH_ROWS):
+        if statements and (used[0] + size > BATCH_BYTES or len(statements) >= BATCH_ROWS):
             yield _batch_of(statements)
             statements.clear()
             used[0] = 0
