@@ -352,7 +352,9 @@ def _size_section(entry: dict[str, Any]) -> list[str]:
            f"{num(load['expired'])} expired, {num(load['rejected'])} rejected) through "
            f"`{load['path']}` with {load['processes']} processes in "
            f"{num(load['seconds'], 1)} s = {num(load['events_per_second'])} events/s including generation; "
-           f"{num(load['players'])} players, {load['whales']} whales. Disk: {mib(disk.get('bytes'))} MiB "
+           f"{num(load['players'])} players and {load['whales']} whales in this load "
+           f"({entry.get('whales_in_keyspace', load['whales'])} whales in the keyspace). "
+           f"Disk: {mib(disk.get('bytes'))} MiB "
            f"({num(disk.get('mib_per_million_events'), 1)} MiB per million events; {disk['method']}).", ""]
     if entry.get("cold"):
         out += table(("cold query (first after the load)", "seconds"),

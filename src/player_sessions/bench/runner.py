@@ -352,7 +352,8 @@ class _Bench:
                 loaded += load.lines
                 players += load.players
                 whales += load.whales
-                entry: dict[str, Any] = {"size": size, "events_total": loaded, "load": load.as_dict()}
+                entry: dict[str, Any] = {"size": size, "events_total": loaded, "load": load.as_dict(),
+                                         "whales_in_keyspace": len(whales)}
                 entry["disk"] = self._disk(loaded)
                 entry.update(self._query_size(svc, players, whales))
                 entry["events_total_after"] = loaded + entry["ingest_during_queries"].get(
