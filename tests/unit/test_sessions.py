@@ -11,6 +11,7 @@ from player_sessions.domain.sessions import (
     Session,
     StoredEvent,
     epoch_ms,
+    from_epoch_ms,
     newest_first,
 )
 
@@ -169,3 +170,16 @@ def test_a_later_page_can_still_complete_a_session_seen_on_an_earlier_one() -> N
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError):
         LatestSessions("p1", 0)
+
+
+@pytest.mark.parametrize(("ts", "text"), [
+    (datetime(2016, 11, 22, 20, 37, 47, tzinfo=UTC), "2016-11-22T20:37:47Z"),
+    (datetime(2016, 11, 22, 20, 37, 47, 5000, tzinfo=UTC), "2016-11-22T20:37:47.005Z"),
+    (datetime(2016, 11, 22, 20, 37, 47, 999999, tzinfo=UTC), "2016-11-22T20:37:47.999Z"),  # cut, not rounded
+    (from_epoch_ms(epoch_ms(datetime(2016, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))), "2016-01-02T03:04:05.678Z"),
+])
+def test_answers_write_instants_as_rfc3339_utc_with_milliseconds_only_when_present(
+        ts: datetime, text: str) -> None:
+    from player_sessions.api.routes import rfc3339
+
+    assert rfc3339(ts) == text
