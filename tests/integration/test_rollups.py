@@ -60,10 +60,10 @@ async def test_backlog_pass_makes_old_days_fresh_and_exact(store: CassandraStore
 
 class CountSpy:
     """How many raw counts of each kind (whole hours from starts_by_country_hour, minutes from
-    starts_by_minute) the store was asked for."""
+    starts_by_minute) and reads of minute rollups the store was asked for."""
 
     def __init__(self, store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = {"count_starts": 0, "count_minutes": 0}
+        self.calls = {"count_starts": 0, "count_minutes": 0, "minute_rows": 0}
         for name in self.calls:
             monkeypatch.setattr(store, name, self._counting(name, getattr(store, name)))
 
@@ -93,7 +93,18 @@ async def test_a_query_recounts_a_bulk_loaded_hour_from_its_raw_rows(
     spy = CountSpy(store, monkeypatch)
     window = (hour - timedelta(minutes=30), hour + timedelta(minutes=90))  # hour is its one whole hour
     assert dict(await count_window(store, *window, NOW, RETENTION)) == {"FI": 100, "SE": 100}
-    assert spy.take() == {"count_starts": 1, "count_minutes": 0}  # one count, not 57 minutes'
+    # One raw count, not 57 minutes' (its minutes read once to choose, once for the window's edges).
+    assert spy.take() == {"count_starts": 1, "count_minutes": 0, "minute_rows": 2}
+
+
+async def test_a_query_recounts_a_bulk_loaded_day_from_raw_rows_without_reading_its_minutes(
+        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = datetime(2016, 11, 12, tzinfo=UTC)
+    await ingest_batch(bulk_starts(day, 2000), store, CLOCK, RETENTION, ValidationRules())  # 9.4 hours
+    spy = CountSpy(store, monkeypatch)
+    got = await count_window(store, day, day + timedelta(days=1) - timedelta(milliseconds=1), NOW, RETENTION)
+    assert dict(got) == {"FI": 1000, "SE": 1000}
+    assert spy.take() == {"count_starts": 1, "count_minutes": 0, "minute_rows": 0}
 
 
 async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_few_stale_minutes(
@@ -117,7 +128,7 @@ async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_fe
     assert not row.fresh
     window = (hour - timedelta(minutes=30), hour + timedelta(minutes=90))
     assert dict(await count_window(store, *window, NOW, RETENTION)) == {"FI": 101, "SE": 100, "NO": 2}
-    assert spy.take() == {"count_starts": 0, "count_minutes": 1}  # its two stale minutes, one request
+    assert spy.take() == {"count_starts": 0, "count_minutes": 1, "minute_rows": 2}  # two stale minutes
     (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
     assert row.fresh and row.counts == {"FI": 101, "SE": 100, "NO": 2}
 

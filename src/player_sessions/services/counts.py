@@ -45,8 +45,12 @@ T = TypeVar("T")
 # its own or other requests' statements time out waiting for one.
 RAW_COUNTS_IN_FLIGHT = 64
 # An hour is recounted from its minute rollups while at most this many of them per hour are stale
-# (each stale one is recounted from raw rows first); past it, from its raw rows in one count.
+# (each stale one is recounted from raw rows first); past it, from its raw rows in one count. A query
+# looks at the minutes only when at most STALE_HOURS_FOR_MINUTES hours of a day are stale (at most
+# 240 minute rows read to choose): a bulk-loaded day, all hours stale, goes straight to its raw rows
+# (a year of them would otherwise read half a million minute rows first).
 STALE_MINUTES_PER_HOUR_LIMIT = 15
+STALE_HOURS_FOR_MINUTES = 4
 
 
 class RecountFlights:
@@ -282,11 +286,13 @@ class _Counter:
         # touches a few minutes of an hour between two recounts: the hour costs its ~60 minute rows,
         # not a count of every start it holds), else from raw rows (a bulk load left every minute stale).
         hours = sorted(r.start for r in rows)
-        minutes = await self._store.minute_rows(hours, hours[0], hours[-1] + HOUR - MINUTE)
-        stale_minutes = sum(1 for m in minutes if not m.fresh)
-        if self._always_via_minutes or stale_minutes <= STALE_MINUTES_PER_HOUR_LIMIT * len(hours):
-            counts = await self._hours_from_minutes(hours, minutes)
-        else:
+        counts = None
+        if self._always_via_minutes or len(hours) <= STALE_HOURS_FOR_MINUTES:
+            minutes = await self._store.minute_rows(hours, hours[0], hours[-1] + HOUR - MINUTE)
+            stale_minutes = sum(1 for m in minutes if not m.fresh)
+            if self._always_via_minutes or stale_minutes <= STALE_MINUTES_PER_HOUR_LIMIT * len(hours):
+                counts = await self._hours_from_minutes(hours, minutes)
+        if counts is None:
             counts = await self._hours_from_raw_rows(rows)
         async with self._statements:
             await self._store.save_hour_counts([
