@@ -359,14 +359,16 @@ async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta
 
 async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int,
                           flights: RecountFlights | None = None) -> int:
-    """Recount up to `max_days` stale (day, country) rollups anywhere in the retention.
+    """Recount up to `max_days` stale day rollups of the retention before yesterday.
 
     After a bulk load or late events into old days, this keeps long windows (e.g. a year) on fresh
     day rollups instead of leaving their recount to the first query. Returns how many it recounted.
+    Yesterday and today are refresh_recent's, through their minutes: live traffic touches them again
+    while a pass runs, and recounted here their many stale hours would be counted from every raw row.
     """
     now = clock.now()
     first = day_floor(now - retention)
-    last = day_floor(now)
+    last = day_floor(now) - 2 * DAY
     stale: list[CountRow] = []
     for year in range(first.year, last.year + 1):
         lo = max(first, first.replace(year=year, month=1, day=1))
