@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from player_sessions import metrics
 from player_sessions.config import Settings
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.validation import ValidationRules
@@ -107,6 +108,8 @@ async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
             backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
                                             BACKLOG_DAYS_PER_PASS, runtime.recounts)
             took = time.perf_counter() - began
+            metrics.ROLLUP_PASSES.observe(took)
+            metrics.ROLLUP_BACKLOG_DAYS.inc(backlog)
             if took >= SLOW_PASS_S:
                 log.info("rollup refresh took %.0f ms (yesterday and today %.0f ms, %d stale days recounted)",
                          took * 1000, recent_s * 1000, backlog)

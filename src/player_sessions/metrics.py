@@ -64,6 +64,13 @@ CQL_READ_LATENCY = Histogram(
 CQL_WRITES_IN_FLIGHT = Gauge(
     "player_sessions_cassandra_writes_in_flight", "Cassandra writes sent and not yet acknowledged",
     multiprocess_mode="livesum")
+ROLLUP_PASSES = Histogram(
+    "player_sessions_rollup_pass_duration_seconds",
+    "Background rollup passes (yesterday and today, then stale days before them): time each took",
+    buckets=LATENCY_BUCKETS)
+ROLLUP_BACKLOG_DAYS = Counter(
+    "player_sessions_rollup_backlog_days",
+    "Stale day rollups before yesterday recounted by the background pass")
 ERASED_ROWS = Counter(
     "player_sessions_erased_rows", "Rows removed by DELETE /players/{player_id}, by table", ["table"])
 

@@ -99,6 +99,11 @@ def test_metrics_count_requests_events_and_cassandra_work_over_both_workers(
     assert delta("player_sessions_cassandra_read_duration_seconds_count") >= 12
     assert value(after, "player_sessions_cassandra_writes_in_flight") == 0  # livesum over live workers
     assert ("player_sessions_cassandra_errors_total", ()) not in after  # labelled only once one happens
+    # Each worker's background rollup pass runs at startup, then every --rollup-interval.
+    deadline = time.monotonic() + 30
+    while value(scrape(url), "player_sessions_rollup_pass_duration_seconds_count") < 2:
+        assert time.monotonic() < deadline, "no rollup pass of both workers in /metrics after 30 s"
+        time.sleep(0.5)
 
     # Multi-process mode: each worker writes its own files and /metrics sums them (the counts above
     # are exact whichever worker served each request).

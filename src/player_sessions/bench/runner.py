@@ -269,10 +269,13 @@ class _Bench:
         with self._service(self.ingest_ks) as svc:
             self.results["service_command"] = svc.command_line
             # Low load first, on a quiet machine: after heavy writes Cassandra compacts what they
-            # wrote for minutes, and that is not "low load".
-            waited, busy = wait_until_quiet(timeout_s=o.quiet_timeout_s)
+            # wrote for minutes, and the service's first rollup pass recounts it: not "low load".
+            waited = svc.wait_for_rollup_pass(timeout=o.quiet_timeout_s)
+            quiet, busy = wait_until_quiet(timeout_s=o.quiet_timeout_s)
+            waited += quiet
             self.say(f"  low load: 10-event batches at {o.low_load_rate:g}/s on one connection for "
-                     f"{o.low_load_seconds:g}s (after {waited:.0f}s for the machine to go quiet: "
+                     f"{o.low_load_seconds:g}s (after {waited:.0f}s for the service's first rollup pass "
+                     f"and for the machine to go quiet: "
                      f"{busy:.0f} % busy)")
             count = int(o.low_load_rate * o.low_load_seconds)
             requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, o.ingest_days)

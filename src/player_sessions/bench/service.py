@@ -139,6 +139,25 @@ class ServiceProcess:
                                    f"{self.log_tail()}")
             time.sleep(0.25)
 
+    def wait_for_rollup_pass(self, timeout: float = 300.0) -> float:
+        """Wait until the service has finished its first background rollup pass (which recounts what
+        the previous scenario wrote: not the steady state a low-load cell is about); returns the
+        seconds waited. From /metrics: player_sessions_rollup_pass_duration_seconds_count."""
+        began = time.monotonic()
+        probe = get_request(self.host, self.port, "/metrics")
+        while time.monotonic() - began < timeout:
+            conn = Connection(self.host, self.port, timeout=10)
+            try:
+                status, body = conn.request(probe)
+            except (OSError, HttpError):
+                status, body = 0, b""
+            finally:
+                conn.close()
+            if status == 200 and _rollup_passes(body) >= 1:
+                break
+            time.sleep(0.25)
+        return time.monotonic() - began
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -172,3 +191,10 @@ class ServiceProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _rollup_passes(metrics_text: bytes) -> float:
+    for line in metrics_text.decode(errors="replace").splitlines():
+        if line.startswith("player_sessions_rollup_pass_duration_seconds_count"):
+            return float(line.split()[-1])
+    return 0.0
