@@ -78,6 +78,9 @@ class BenchOptions:
     ingest_days: float = 2.0  # "live" events: the last 2 days before the clock, in time order
     low_load_seconds: float = 15.0
     low_load_rate: float = 20.0  # requests/s of 10 events, one connection
+    # The low-load cell's events: the last 10 minutes before the clock (live traffic: sessions starting
+    # now); then again spread over ingest_days (a replay of late events into the ceiling's hours).
+    low_load_minutes: float = 10.0
     profile: bool = True  # py-spy the service during the batch-1,000 cell with the most clients
     quiet_timeout_s: float = 120.0  # longest wait for the machine to go quiet before a measurement
     # Scenario 3-4: queries on data

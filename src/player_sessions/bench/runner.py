@@ -208,6 +208,25 @@ class _Bench:
             weights.append(n)
         return requests, weights
 
+    def _low_load(self, svc: ServiceProcess, days: float, events: str, waited: float,
+                  busy: float) -> dict[str, Any]:
+        """One connection posting 10 events `low_load_rate` times a second, events of the last `days`."""
+        o = self.o
+        self.say(f"  low load (events from {events}): 10-event batches at {o.low_load_rate:g}/s on one "
+                 f"connection for {o.low_load_seconds:g}s (after {waited:.0f}s for the machine to go quiet: "
+                 f"{busy:.0f} % busy)")
+        count = int(o.low_load_rate * o.low_load_seconds)
+        requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, days)
+        run = LoadRun(svc.host, svc.port, requests, weights, concurrency=1, processes=1,
+                      duration=o.low_load_seconds, pace_per_second=o.low_load_rate)
+        outcome, resources = self._measure(svc, run)
+        low = {"batch_size": 10, "rate_per_second": o.low_load_rate, "event_times": events,
+               **_outcome_dict(outcome), **resources, "quiet_wait_seconds": round(waited, 1),
+               "machine_busy_before_percent": round(busy, 1)}
+        lat = low["latency"]
+        self.say(f"  low load (events from {events}): p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
+        return low
+
     # --- scenario 1 --------------------------------------------------------------------------------
 
     def ceiling(self) -> None:
@@ -273,20 +292,12 @@ class _Bench:
             waited = svc.wait_for_rollup_pass(timeout=o.quiet_timeout_s)
             quiet, busy = wait_until_quiet(timeout_s=o.quiet_timeout_s)
             waited += quiet
-            self.say(f"  low load: 10-event batches at {o.low_load_rate:g}/s on one connection for "
-                     f"{o.low_load_seconds:g}s (after {waited:.0f}s for the service's first rollup pass "
-                     f"and for the machine to go quiet: "
-                     f"{busy:.0f} % busy)")
-            count = int(o.low_load_rate * o.low_load_seconds)
-            requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, o.ingest_days)
-            run = LoadRun(svc.host, svc.port, requests, weights, concurrency=1, processes=1,
-                          duration=o.low_load_seconds, pace_per_second=o.low_load_rate)
-            outcome, resources = self._measure(svc, run)
-            low = {"batch_size": 10, "rate_per_second": o.low_load_rate, **_outcome_dict(outcome),
-                   **resources, "quiet_wait_seconds": round(waited, 1),
-                   "machine_busy_before_percent": round(busy, 1)}
-            lat = low["latency"]
-            self.say(f"  low load: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
+            low = self._low_load(svc, o.low_load_minutes / 1440,
+                                 f"the last {o.low_load_minutes:g} minutes before the clock", waited, busy)
+            # The same rate replaying late events over the last days (into the hours the ceiling
+            # trials filled): what the background recounts cost when every hour keeps changing.
+            replay = self._low_load(svc, o.ingest_days, f"the last {o.ingest_days:g} days",
+                                    *wait_until_quiet(timeout_s=o.quiet_timeout_s))
             for number, (batch, concurrency) in enumerate(grid, 1):
                 events = int(max(batch * concurrency * 3, estimate * o.ingest_seconds * 1.5))
                 requests, weights = self._ingest_requests(svc, events, batch, o.ingest_days)
@@ -309,7 +320,8 @@ class _Bench:
                          f"{cell['events_per_second']:>8,.0f} events/s, p50 {lat['p50_ms']:.0f} ms, "
                          f"p99 {lat['p99_ms']:.0f} ms, service CPU {cpu:.0f} %"
                          + (f", errors {outcome.errors}" if outcome.errors else ""))
-        self.results["api_ingest"] = {"cells": cells, "low_load": low, "events_days": o.ingest_days}
+        self.results["api_ingest"] = {"cells": cells, "low_load": low, "low_load_replay": replay,
+                                      "events_days": o.ingest_days}
 
     def _profiler(self, svc: ServiceProcess, batch: int, concurrency: int) -> ServiceProfiler | None:
         """py-spy on the service for the batch-1,000 cell with the most clients (the target's cell)."""
