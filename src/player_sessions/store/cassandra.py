@@ -63,6 +63,7 @@ STATEMENT_TIMEOUT_S = 10.0
 _ROLLUP_COLUMNS = "counts_json, uuidAsBlob(touched) AS touched, uuidAsBlob(counted) AS counted"
 _COUNTRIES_COLUMN = "toJson(countries) AS countries_json"
 _EVENT_COLUMNS = "toUnixTimestamp(ts) AS ts_ms, uuidAsBlob(session_id) AS sid, is_start, country"
+_EVENT_COLUMN_NAMES = ("ts_ms", "sid", "is_start", "country")  # StoredEvent's fields, in order
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -355,7 +356,7 @@ class CassandraStore:
             ts_ms, session_id, is_start = before  # the driver binds a timestamp from epoch ms as is
             rows = await self._execute(self._get_events_after,
                                        (player_id, ts_ms, uuid.UUID(bytes=session_id), is_start, limit))
-        return [StoredEvent(*r) for r in rows]
+        return rows  # StoredEvent rows (cached_named_tuple_factory)
 
     # --- counts ---------------------------------------------------------------------------------
 
@@ -583,8 +584,10 @@ def _row_class(colnames: tuple[str, ...]) -> Any:
 def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
     """The driver's default row factory builds a new namedtuple class for every result (~2 % of a
     player query's CPU, measured with py-spy); our statements have a handful of column lists, so the
-    classes are made once. Our column names are plain identifiers (aggregates are aliased)."""
-    make = _row_class(tuple(colnames))._make
+    classes are made once. Our column names are plain identifiers (aggregates are aliased). A player's
+    events come as StoredEvent rows (the domain's named tuple) straight away."""
+    names = tuple(colnames)
+    make = StoredEvent._make if names == _EVENT_COLUMN_NAMES else _row_class(names)._make
     return [make(row) for row in rows]
 
 
