@@ -16,7 +16,6 @@ from player_sessions.domain.sessions import (
     Session,
     StoredEvent,
     from_epoch_ms,
-    newest_first,
 )
 from player_sessions.services.sessions import last_sessions
 from player_sessions.store.base import StoredEventKey
@@ -63,7 +62,8 @@ def brute_force(events: list[StoredEvent], limit: int) -> list[Session]:
         for sid, (start, country) in starts.items()
         if sid in ends and ends[sid] >= start - MAX_END_BEFORE_START
     ]
-    return newest_first(sessions, limit)
+    # Newest start first, ties by the session id's text: the order the API promises.
+    return sorted(sessions, key=lambda s: (-s.start.timestamp(), str(s.session_id)))[:limit]
 
 
 stored_events = st.lists(

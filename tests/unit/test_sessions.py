@@ -12,7 +12,6 @@ from player_sessions.domain.sessions import (
     StoredEvent,
     epoch_ms,
     from_epoch_ms,
-    newest_first,
 )
 
 T0 = datetime(2016, 12, 1, tzinfo=UTC)
@@ -49,45 +48,6 @@ def test_end_before_start_gives_duration_zero() -> None:
 
 def test_end_equal_to_start_gives_duration_zero() -> None:
     assert session(end=T0).duration_seconds == 0
-
-
-# --- newest_first ----------------------------------------------------------------------------------
-
-
-def test_newest_first_orders_by_start_descending() -> None:
-    old, mid, new = (session(s, T0 + timedelta(hours=h)) for s, h in ((S1, 0), (S2, 1), (S3, 2)))
-    assert newest_first([mid, old, new], 10) == [new, mid, old]
-
-
-def test_newest_first_breaks_start_ties_by_session_id_ascending() -> None:
-    a, b, c = session(S3), session(S1), session(S2)
-    assert [s.session_id for s in newest_first([a, b, c], 10)] == [S1, S2, S3]
-
-
-def test_newest_first_keeps_only_the_first_of_duplicate_session_ids() -> None:
-    newer = session(S1, T0 + timedelta(hours=1), player_id="from-batch")
-    older = session(S1, T0, player_id="from-storage")
-    assert newest_first([older, newer], 10) == [newer]
-
-
-def test_newest_first_cuts_to_limit_after_removing_duplicates() -> None:
-    a = session(S1, T0 + timedelta(hours=3))
-    b = session(S2, T0 + timedelta(hours=2))
-    c = session(S3, T0 + timedelta(hours=1))
-    assert newest_first([a, a, b, c], 2) == [a, b]
-
-
-def test_newest_first_with_limit_zero_is_empty() -> None:
-    assert newest_first([session()], 0) == []
-
-
-def test_newest_first_refuses_a_negative_limit() -> None:
-    with pytest.raises(ValueError, match="limit"):
-        newest_first([session()], -1)
-
-
-def test_newest_first_accepts_any_iterable() -> None:
-    assert newest_first((session(s) for s in (S2, S1)), 5) == [session(S1), session(S2)]
 
 
 # --- LatestSessions ------------------------------------------------------------------------------
@@ -142,6 +102,14 @@ def test_sessions_come_newest_start_first_and_cut_to_the_limit() -> None:
         events += [stored(sid, T0 + timedelta(minutes=minute), True),
                    stored(sid, T0 + timedelta(minutes=minute + 1), False)]
     assert [s.session_id for s in latest(events, limit=2)] == [S3, S2]
+
+
+def test_sessions_starting_at_the_same_instant_come_by_session_id_text_ascending() -> None:
+    ids = [uuid.UUID("a0000000-0000-0000-0000-000000000000"), S3, S1,
+           uuid.UUID("0f000000-0000-0000-0000-000000000000"), S2]
+    end = T0 + timedelta(minutes=1)
+    events = [e for sid in ids for e in (stored(sid, T0, True), stored(sid, end, False))]
+    assert [s.session_id for s in latest(events)] == sorted(ids, key=str)
 
 
 def test_settled_only_once_every_event_that_could_change_the_answer_is_read() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 __all__ = ["MAX_END_BEFORE_START", "LatestSessions", "Session", "SessionKey", "StoredEvent", "epoch_ms",
-           "from_epoch_ms", "newest_first"]
+           "from_epoch_ms"]
 
 SessionKey = tuple[str, uuid.UUID]
 """(player_id, session_id): session ids are only unique per player as far as we are concerned."""
@@ -34,37 +34,6 @@ class Session:
         with duration 0, rather than dropped or shown with a negative length.
         """
         return max(0, (self.end - self.start) // _ONE_SECOND)
-
-
-def _session_id_text(session: Session) -> str:
-    return str(session.session_id)
-
-
-def _start(session: Session) -> datetime:
-    return session.start
-
-
-def newest_first(sessions: Iterable[Session], limit: int) -> list[Session]:
-    """Sessions by start descending, ties by session id ascending, each session id once, at most ``limit``.
-
-    The tie-break makes pages deterministic. Duplicates arise when the same session is read from
-    two places (e.g. paired in the batch and found in storage); the first in this order wins.
-    """
-    if limit < 0:
-        raise ValueError("limit must not be negative")
-    # Two stable sorts give "start desc, id asc" without inventing a negatable key for datetimes.
-    ordered = sorted(sessions, key=_session_id_text)
-    ordered.sort(key=_start, reverse=True)
-    seen: set[uuid.UUID] = set()
-    result: list[Session] = []
-    for session in ordered:
-        if len(result) >= limit:
-            break
-        if session.session_id in seen:
-            continue
-        seen.add(session.session_id)
-        result.append(session)
-    return result
 
 
 _MS = timedelta(milliseconds=1)
@@ -163,5 +132,6 @@ class LatestSessions:
                 for start, sid, country, end in self._newest()]
 
     def _newest(self) -> list[_Paired]:
-        # A session id completes once (its start and its end are each kept once), so no duplicates.
+        # By start descending, ties by session id ascending (deterministic pages). A session id
+        # completes once (its start and its end are each kept once), so there are no duplicates.
         return sorted(self._complete, key=_newest_key)[:self._limit]
