@@ -60,6 +60,10 @@ def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     start.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     start.add_argument("--password-auth", action="store_true",
                        help="enable PasswordAuthenticator (user cassandra, password cassandra)")
+    start.add_argument("--tls", action="store_true",
+                       help="client encryption: TLS only on the CQL port, with a throw-away CA and node "
+                       "certificate made by keytool under BASE_DIR/tls/ (clients: --tls --tls-ca-file "
+                       "BASE_DIR/tls/ca.pem, printed at start)")
 
     stop = actions.add_parser("stop", help="stop every node this launcher started",
                               formatter_class=_formatter)
@@ -85,7 +89,7 @@ def _launcher_config(args: argparse.Namespace) -> object:
     extra: dict[str, object] = {}
     if args.db_command == "start":
         extra = {"nodes": args.nodes, "heap": args.heap, "version": args.version,
-                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth}
+                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth, "tls": args.tls}
     elif args.db_command == "stop":
         extra = {"stop_timeout_s": args.timeout}
     return LauncherConfig(

@@ -34,7 +34,8 @@ def test_probes_answer_without_a_key_when_every_route_is_protected(test_keyspace
 
 
 @pytest.fixture()
-async def store_at_all(cassandra_node: str, test_keyspace_name: str, cql: Any) -> AsyncIterator[CassandraStore]:
+async def store_at_all(cassandra_node: str, test_keyspace_name: str,
+                       cql: Any) -> AsyncIterator[CassandraStore]:
     """A keyspace with two replicas on the one local node, read at ALL: two replicas must answer."""
     keyspace = f"{test_keyspace_name}_ready_all"
     store = await CassandraStore.connect(Settings(contact_points=cassandra_node, keyspace=keyspace))

@@ -651,10 +651,16 @@ def _ensure_schema(session: Session, settings: Settings) -> None:
 
 
 def connect_session(settings: Settings) -> tuple[Cluster, Session]:
-    """A driver session for schema work (blocking), its connection failures translated."""
+    """A driver session for schema work (blocking), its connection failures translated. The driver's
+    own report of a failed first connection (a logged traceback) is left out: the error says it."""
+    driver_log = logging.getLogger("cassandra.cluster")
+    level = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)
     try:
         return _open_cluster(settings)
     except NoHostAvailable as exc:
         _raise_if_auth_failed(exc, settings)
         tls.raise_if_handshake_failed(getattr(exc, "errors", None), settings)
         raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
+    finally:
+        driver_log.setLevel(level)
