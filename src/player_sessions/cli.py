@@ -184,7 +184,7 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
-        help="run the HTTP service (creates the schema first)",
+        help="run the HTTP service (migrates the schema first; --no-migrate only checks its version)",
         description="Run the HTTP API. Every option can also be set as PLAYER_SESSIONS_<OPTION> "
         "(e.g. PLAYER_SESSIONS_CONTACT_POINTS); a flag overrides the environment.",
     )
