@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException
+from cassandra import ConsistencyLevel, InvalidRequest, OperationTimedOut, RequestExecutionException
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 
@@ -51,6 +52,8 @@ SCHEMA_FINGERPRINT = "eaac310a3c540700"
 VERSION_TABLE = "schema_version"
 SCHEMA_AGREEMENT_WAIT_S = 60.0
 DDL_TIMEOUT_S = 60.0
+SETTLE_WAIT_S = 10.0
+_NOT_SETTLED = ("does not exist", "Unknown CF")
 _TABLE_IDS = uuid.UUID("6f1d3c52-9a4e-4e0b-8a57-3d2b1f0c9e77")  # namespace of the derived table ids
 
 _VERSION_TABLE_CQL = (
@@ -220,6 +223,20 @@ def _translated(what: str) -> Iterator[None]:
         raise SchemaError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
+def _settled(call: Callable[[], Any]) -> Any:
+    """Run a statement on a table another migrate may have just created: system_schema lists a new
+    table a moment before the node can use it (`table ... does not exist`, or a server error `Unknown
+    CF <id>`), so retry for a while."""
+    deadline = time.monotonic() + SETTLE_WAIT_S
+    while True:
+        try:
+            return call()
+        except (InvalidRequest, NoHostAvailable) as exc:
+            if not any(sign in str(exc) for sign in _NOT_SETTLED) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class SchemaAdmin:
     """Schema reads and DDL of one keyspace over one driver session (blocking calls)."""
 
@@ -240,7 +257,7 @@ class SchemaAdmin:
 
     def ddl(self, cql: str) -> None:
         with _translated(cql.split("(")[0].strip()):
-            self.session.execute(cql, timeout=DDL_TIMEOUT_S)
+            _settled(lambda: self.session.execute(cql, timeout=DDL_TIMEOUT_S))
 
     def _rows(self, cql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with _translated("reading the schema"):
@@ -290,7 +307,8 @@ class SchemaAdmin:
         if VERSION_TABLE not in self.tables():
             return None
         with _translated("reading the schema version"):
-            rows = list(self.session.execute(version_statement(self.keyspace), timeout=DDL_TIMEOUT_S))
+            rows = list(_settled(lambda: self.session.execute(version_statement(self.keyspace),
+                                                              timeout=DDL_TIMEOUT_S)))
         return int(rows[0].version) if rows else None
 
     def record_version(self, version: int) -> None:
@@ -299,7 +317,8 @@ class SchemaAdmin:
             "VALUES ('schema', %s, %s, %s)", consistency_level=ConsistencyLevel.EACH_QUORUM)
         by = f"player-sessions {__version__} on {socket.gethostname()} (pid {os.getpid()})"
         with _translated("recording the schema version"):
-            self.session.execute(statement, (version, datetime.now(UTC), by), timeout=DDL_TIMEOUT_S)
+            _settled(lambda: self.session.execute(statement, (version, datetime.now(UTC), by),
+                                                  timeout=DDL_TIMEOUT_S))
 
     def wait_for_agreement(self, wait_s: float) -> bool:
         with _translated("waiting for schema agreement"):
