@@ -1,6 +1,7 @@
 """The `player-sessions` command: a thin parser that calls typed functions.
 
-Exit codes: 0 ok, 1 a failure explained on stderr, 2 a usage error (argparse), 130 interrupted.
+Exit codes: 0 ok, 1 a failure explained on stderr, 2 a usage error (argparse), 130 interrupted;
+`serve --no-migrate` exits 3 when the keyspace's schema is not this release's (run `migrate`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from player_sessions.config import Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -55,6 +60,10 @@ def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     start.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     start.add_argument("--password-auth", action="store_true",
                        help="enable PasswordAuthenticator (user cassandra, password cassandra)")
+    start.add_argument("--tls", action="store_true",
+                       help="client encryption: TLS only on the CQL port, with a throw-away CA and node "
+                       "certificate made by keytool under BASE_DIR/tls/ (clients: --tls --tls-ca-file "
+                       "BASE_DIR/tls/ca.pem, printed at start)")
 
     stop = actions.add_parser("stop", help="stop every node this launcher started",
                               formatter_class=_formatter)
@@ -80,7 +89,7 @@ def _launcher_config(args: argparse.Namespace) -> object:
     extra: dict[str, object] = {}
     if args.db_command == "start":
         extra = {"nodes": args.nodes, "heap": args.heap, "version": args.version,
-                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth}
+                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth, "tls": args.tls}
     elif args.db_command == "stop":
         extra = {"stop_timeout_s": args.timeout}
     return LauncherConfig(
@@ -139,6 +148,12 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--tls-ca-file", {"help": "CA bundle for Cassandra's certificate"}),
     ("--no-tls-verify", {"dest": "tls_verify", "action": "store_const", "const": False,
                          "help": "do not verify Cassandra's certificate (testing only)"}),
+    ("--replication", {"help": "keyspace replication: `3` (SimpleStrategy, 3 replicas) or `dc1:3,dc2:3` "
+                       "(NetworkTopologyStrategy, per datacenter); default for a new keyspace "
+                       "DATACENTER:REPLICATION_FACTOR (datacenter1:1); an existing one is altered to it"}),
+    ("--no-migrate", {"dest": "migrate", "action": "store_const", "const": False,
+                      "help": "do not create or upgrade the schema: check that `player-sessions migrate` "
+                      "recorded this release's schema version, refuse to start otherwise (production)"}),
     ("--no-create-keyspace", {"dest": "create_keyspace", "action": "store_const", "const": False,
                               "help": "do not create the keyspace (managed services)"}),
     ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
@@ -169,7 +184,7 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
-        help="run the HTTP service (creates the schema first)",
+        help="run the HTTP service (migrates the schema first; --no-migrate only checks its version)",
         description="Run the HTTP API. Every option can also be set as PLAYER_SESSIONS_<OPTION> "
         "(e.g. PLAYER_SESSIONS_CONTACT_POINTS); a flag overrides the environment.",
     )
@@ -178,23 +193,82 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from player_sessions.serve import run_server
+
+    settings = _settings(args)
+    return 2 if settings is None else run_server(settings)
+
+
+def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings | None:
+    """Settings from the environment and the flags given; None (errors printed) if invalid."""
     from pydantic import ValidationError
 
     from player_sessions.config import Settings
-    from player_sessions.serve import run_server
 
     overrides = {
         name: value for name, value in vars(args).items()
-        if value is not None and name not in ("command",)
+        if value is not None and name not in ("command", *skip)
     }
     try:
-        settings = Settings(**overrides)
+        return Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
             print(f"error: --{field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
+        return None
+
+
+# --- migrate -------------------------------------------------------------------------------------
+
+MIGRATE_FLAGS = ("--contact-points", "--cql-port", "--keyspace", "--replication", "--replication-factor",
+                 "--datacenter", "--consistency", "--username", "--password", "--tls", "--tls-ca-file",
+                 "--no-tls-verify", "--no-create-keyspace")
+
+
+def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the keyspace and tables, and record the schema version",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Create the keyspace and tables, or upgrade them to the schema this release needs;\n"
+        "wait until every node agrees on the schema; record the version in the keyspace's\n"
+        "schema_version table. Safe to repeat, and to run from several places at once.\n"
+        "Run it before starting `serve --no-migrate` processes (plain `serve` runs it itself).\n"
+        "Every option can also be set as PLAYER_SESSIONS_<OPTION>.\n\n"
+        "examples:\n"
+        "  player-sessions migrate                              # local node, keyspace player_sessions\n"
+        "  player-sessions migrate --contact-points 10.0.0.5 --replication dc1:3,dc2:3\n"
+        "  player-sessions migrate --replication 3              # SimpleStrategy, 3 replicas\n"
+        "Changing the replication of an existing keyspace alters it and prints the repair to run.",
+    )
+    flags = dict(SERVE_FLAGS)
+    for flag in MIGRATE_FLAGS:
+        migrate.add_argument(flag, default=None, **flags[flag])  # type: ignore[arg-type]
+    migrate.add_argument("--wait", type=float, default=60.0, dest="wait_s", metavar="SECONDS",
+                         help="how long to wait for Cassandra to answer (default 60)")
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    import time
+
+    from player_sessions.services.schema import migrate_schema
+    from player_sessions.store.errors import StoreError
+
+    settings = _settings(args, skip=("wait_s",))
+    if settings is None:
         return 2
-    return run_server(settings)
+    began = time.monotonic()
+    print(f"migrate: keyspace {settings.keyspace} on {settings.contact_points}", flush=True)
+    try:
+        state = migrate_schema(settings, lambda line: print(f"  {line}", flush=True), args.wait_s)
+    except StoreError as exc:
+        hint = ": start Cassandra or fix --contact-points" if "not reachable" in str(exc) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"migrate: keyspace {settings.keyspace} is at schema version {state.version} "
+          f"({state.changes} change{'s' if state.changes != 1 else ''}, {time.monotonic() - began:.1f}s)",
+          flush=True)
+    return EXIT_OK
 
 
 # --- generate / load -----------------------------------------------------------------------------
@@ -231,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_db(commands)
     _add_serve(commands)
+    _add_migrate(commands)
     _add_datagen(commands)
     _add_bench(commands)
     return parser
@@ -243,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_db(args)
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "migrate":
+            return _run_migrate(args)
         if args.command == "bench":
             from player_sessions.bench.cli import run
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     tls_verify: bool = Field(True, description="verify Cassandra's certificate and host name")
     create_keyspace: bool = Field(True, description="create the keyspace if missing (off for managed "
                                   "services where keyspaces are made in their console)")
+    replication: str | None = Field(None, description="keyspace replication: `3` (SimpleStrategy) or "
+                                    "`dc1:3,dc2:3` (NetworkTopologyStrategy); default --datacenter:"
+                                    "--replication-factor for a new keyspace, unchanged for an existing one")
+    migrate: bool = Field(True, description="create/upgrade the schema at start-up; off: only check that "
+                          "its recorded version is this release's (run `player-sessions migrate` first)")
     max_in_flight: int = Field(256, ge=1, le=10_000,
                                description="Cassandra statements in flight per process (back-pressure)")
 
@@ -72,6 +77,15 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_retention(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("replication")
+    @classmethod
+    def _check_replication(cls, value: str | None) -> str | None:
+        from player_sessions.store.replication import Replication
+
+        if value is not None:
+            Replication.parse(value)  # a ValueError names the rule
+        return value
 
     @field_validator("clock", mode="before")
     @classmethod

@@ -6,12 +6,18 @@ import asyncio
 import logging
 import os
 import sys
-import time
 
 from player_sessions.config import Settings
-from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreUnavailable
+from player_sessions.store.errors import (
+    SchemaError,
+    SchemaVersionMismatch,
+    StoreAuthFailed,
+    StoreTlsFailed,
+    StoreUnavailable,
+)
 
 SCHEMA_WAIT_S = 120.0
+EXIT_SCHEMA_MISMATCH = 3  # the keyspace's schema is not this release's: run `player-sessions migrate`
 
 
 def settings_to_env(settings: Settings) -> None:
@@ -27,20 +33,47 @@ def settings_to_env(settings: Settings) -> None:
 
 
 async def ensure_schema(settings: Settings, wait_s: float = SCHEMA_WAIT_S) -> None:
-    from player_sessions.store.cassandra import CassandraStore
+    """Migrate the schema (off the event loop), waiting up to `wait_s` for Cassandra."""
+    from player_sessions.services.schema import migrate_schema
 
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            store = await CassandraStore.connect(settings, ensure_schema=True)
-            await store.close()
-            return
-        except StoreUnavailable as exc:
-            if time.monotonic() > deadline:
-                raise
-            print(f"waiting for Cassandra at {settings.contact_points} ... ({exc.__class__.__name__})",
+    await asyncio.get_running_loop().run_in_executor(None, migrate_schema, settings, _quiet, wait_s)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _say(line: str) -> None:
+    print(line if line.startswith(("warning", "waiting")) else f"  {line}", file=sys.stderr, flush=True)
+
+
+def prepare_schema(settings: Settings) -> int:
+    """Migrate (default) or, with --no-migrate, check the recorded version. Returns an exit code."""
+    from player_sessions.services.schema import check_schema, migrate_schema
+
+    try:
+        if settings.migrate:
+            print(f"migrating keyspace {settings.keyspace} (--no-migrate to only check it):",
                   file=sys.stderr, flush=True)
-            await asyncio.sleep(2)
+            migrate_schema(settings, _say, SCHEMA_WAIT_S)
+        else:
+            state = check_schema(settings, _say, SCHEMA_WAIT_S)
+            print(f"keyspace {settings.keyspace} is at schema version {state.version} "
+                  f"({state.replication.describe()})", file=sys.stderr, flush=True)
+    except (StoreAuthFailed, StoreTlsFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SchemaVersionMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SCHEMA_MISMATCH
+    except StoreUnavailable as exc:
+        print(f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
+              file=sys.stderr)
+        return 1
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_server(settings: Settings) -> int:
@@ -71,15 +104,9 @@ def _run(settings: Settings) -> int:
         logging.getLogger("player_sessions").info(
             "API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
             ", GET too" if settings.protect_reads else "")
-    try:
-        asyncio.run(ensure_schema(settings))
-    except StoreAuthFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (StoreUnavailable, SchemaError) as exc:
-        print(f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
-              file=sys.stderr)
-        return 1
+    status = prepare_schema(settings)
+    if status != 0:
+        return status
     settings_to_env(settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"player-sessions serving on {base}  (docs {base}/docs, OpenAPI {base}/openapi.json, "

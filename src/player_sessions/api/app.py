@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from player_sessions import __version__, metrics
-from player_sessions.api import dashboard
+from player_sessions.api import dashboard, health
 from player_sessions.api import metrics as metrics_route
 from player_sessions.api.auth import AUTH_RESPONSES, authorize, load_api_keys
 from player_sessions.api.errors import install_error_handlers
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.protect_reads = rt.settings.protect_reads
     app.include_router(router, dependencies=[Depends(authorize)], responses=AUTH_RESPONSES)
     app.include_router(metrics_route.router, dependencies=[Depends(authorize)])
+    app.include_router(health.router)  # probes stay open when API keys are on
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
     app.add_middleware(ObserveMiddleware)

@@ -14,8 +14,9 @@ The keys file is UTF-8 text, one key per line as `name:key`:
 Only SHA-256 digests are kept in memory; a presented key is hashed and compared with every digest by
 `hmac.compare_digest` (no early exit, so timing does not tell which key came close). Clients send
 `Authorization: Bearer <key>`: none (or another scheme) is 401, a key that is not in the file 403.
-POST and DELETE always need a key when a file is set; GET only with `--protect-reads`; `/health`
-(for load balancers) and the dashboard's static files never do. Change the file and restart `serve`
+POST and DELETE always need a key when a file is set; GET only with `--protect-reads`; `/health`,
+`/health/live` and `/health/ready` (for load balancers and orchestrators) and the dashboard's static
+files never do. Change the file and restart `serve`
 (or its workers) to rotate keys: add the new key, move clients, remove the old one.
 """
 

@@ -35,6 +35,7 @@ class LauncherConfig:
     ready_timeout_s: float = READY_TIMEOUT_S
     stop_timeout_s: float = STOP_TIMEOUT_S
     password_auth: bool = False
+    tls: bool = False  # client encryption with a throw-away CA (cassandra_local/tls.py)
     cluster_name: str = "player-sessions-local"
     # Node i listens on 127.0.0.(first_address + i - 1): a second cluster (tests) can sit beside the
     # default one on other loopback addresses with the same ports.

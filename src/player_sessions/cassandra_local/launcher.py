@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.cassandra_local import preflight
+from player_sessions.cassandra_local import preflight, tls
 from player_sessions.cassandra_local.config import MIN_FREE_DISK_BYTES, STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.errors import LauncherError
 from player_sessions.cassandra_local.jars import ensure_jars
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from player_sessions.cassandra_local.probe import ask_cql
+from player_sessions.cassandra_local.probe import CqlAnswer, ask_cql
 
 Say = Callable[[str], None]
 
@@ -45,6 +45,29 @@ def _credentials(config: LauncherConfig) -> tuple[str | None, str | None]:
     return ("cassandra", "cassandra") if config.password_auth else (None, None)
 
 
+def _recorded_tls(config: LauncherConfig) -> bool:
+    try:
+        return bool(json.loads(_state_file(config).read_text()).get("tls"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _probe(config: LauncherConfig, address: str) -> CqlAnswer | None:
+    """ask_cql with this cluster's credentials, over TLS when it was started with --tls."""
+    user, password = _credentials(config)
+    files = tls.existing(config) if config.tls or _recorded_tls(config) else None
+    return ask_cql(address, config.cql_port, username=user, password=password,
+                   ssl_context=files.client_context() if files is not None else None)
+
+
+def _say_tls(config: LauncherConfig, say: Say) -> None:
+    files = tls.existing(config)
+    if config.tls and files is not None:
+        say(f"TLS on (client encryption, certificate for {config.address(1)}): clients verify it with the CA "
+            f"{files.ca_pem}, e.g. player-sessions serve --contact-points {config.address(1)} --tls "
+            f"--tls-ca-file {files.ca_pem}")
+
+
 @dataclass(frozen=True)
 class StartResult:
     started: bool  # False when our node(s) or a foreign Cassandra already answered
@@ -58,7 +81,6 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     began = time.monotonic()
     recorded = _recorded_node_count(config)
     running = [n for n in _nodes(config, recorded or config.nodes) if n.is_running()]
-    user, password = _credentials(config)
 
     if running:
         if recorded is not None and recorded != config.nodes:
@@ -66,16 +88,17 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
                 f"a {recorded}-node local cluster is already running from {config.base_dir}",
                 "run `player-sessions db stop` first, or pass the same --nodes",
             )
-        answer = ask_cql(running[0].address, config.cql_port, username=user, password=password)
+        answer = _probe(config, running[0].address)
         if answer is not None and len(running) == config.nodes:
             say(f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
                 f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do.")
+            _say_tls(config, say)
             return StartResult(False, time.monotonic() - began, False, answer.release_version)
         # Our JVM exists but is still booting (or a cluster is half up): wait for it below.
 
     first = Node(1, config)
     if not running and preflight.port_open(first.address, config.cql_port):
-        answer = ask_cql(first.address, config.cql_port, username=user, password=password)
+        answer = _probe(config, first.address)
         if answer is None:
             raise LauncherError(
                 f"port {config.cql_port} on {first.address} is taken by a process that does not answer "
@@ -95,7 +118,11 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     preflight.check_disk(config.base_dir.resolve(), MIN_FREE_DISK_BYTES)
     downloaded = ensure_jars(config.version, config.jar_dir, say)
     _state_file(config).parent.mkdir(parents=True, exist_ok=True)
-    _state_file(config).write_text(json.dumps({"nodes": config.nodes, "version": config.version}))
+    _state_file(config).write_text(json.dumps({"nodes": config.nodes, "version": config.version,
+                                               "tls": config.tls}))
+    if config.tls:
+        say("Making a throw-away CA and node certificate with keytool (once per base dir) ...")
+        tls.ensure_certificates(config)
 
     nodes = _nodes(config)
     version = ""
@@ -113,6 +140,7 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     seconds = time.monotonic() - began
     say(f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
         f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s).")
+    _say_tls(config, say)
     return StartResult(True, seconds, downloaded, version)
 
 
@@ -139,7 +167,6 @@ def _fail_start(node: Node, config: LauncherConfig, why: str) -> LauncherError:
 
 
 def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
-    user, password = _credentials(config)
     while True:
         if not node.is_running():
             cause = node.fatal_cause()
@@ -149,7 +176,7 @@ def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
             raise _fail_start(node, config, f"Cassandra node {node.index} was not ready in "
                                             f"{config.ready_timeout_s:.0f}s")
         if preflight.port_open(node.address, config.cql_port):
-            answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+            answer = _probe(config, node.address)
             if answer is not None:
                 return answer.release_version
         time.sleep(0.5)
@@ -183,9 +210,8 @@ def _peers_known(nodes: list[Node], config: LauncherConfig) -> bool:
     Gossip (nodetool's UN) runs ahead of that table: a CI run once found the seed's system.peers_v2
     still empty right after all three nodes were UN, so a driver connected to it saw a 1-node ring.
     """
-    user, password = _credentials(config)
     for node in nodes:
-        answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+        answer = _probe(config, node.address)
         if answer is None or answer.peers_listed != len(nodes) - 1:
             return False
     return True
@@ -223,12 +249,10 @@ class NodeStatus:
 
 def status(config: LauncherConfig) -> list[NodeStatus]:
     count = _recorded_node_count(config) or config.nodes
-    user, password = _credentials(config)
     result = []
     for node in _nodes(config, count):
         running = node.is_running()
-        up = running and ask_cql(node.address, config.cql_port, username=user,
-                                 password=password) is not None
+        up = running and _probe(config, node.address) is not None
         result.append(NodeStatus(node.index, node.address, node.recorded_pid() if running else None,
                                  up, node.data_bytes()))
     return result

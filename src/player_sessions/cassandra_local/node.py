@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from player_sessions.cassandra_local import tls
 from player_sessions.cassandra_local.config import STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.jars import jamm_agent
 
@@ -83,6 +84,7 @@ class Node:
             cql_port=self.config.cql_port,
             authenticator="PasswordAuthenticator" if auth else "AllowAllAuthenticator",
             authorizer="CassandraAuthorizer" if auth else "AllowAllAuthorizer",
+            client_encryption=tls.yaml_block(tls.existing(self.config) if self.config.tls else None),
         )
         (self.conf_dir / "cassandra.yaml").write_text(yaml)
         (self.conf_dir / "logback.xml").write_text(_template("logback.xml"))

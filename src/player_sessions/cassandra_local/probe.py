@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ def ask_cql(
     timeout: float = 3.0,
     username: str | None = None,
     password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CqlAnswer | None:
     """`SELECT release_version FROM system.local` on exactly this node; None if it does not answer."""
     _quiet_driver()
@@ -44,6 +46,7 @@ def ask_cql(
         connect_timeout=timeout,
         control_connection_timeout=timeout,
         auth_provider=auth,
+        ssl_context=ssl_context,
     )
     try:
         session = cluster.connect()

@@ -11,7 +11,6 @@ import collections
 import functools
 import itertools
 import logging
-import ssl
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from player_sessions.concurrency import gather_bounded
 from player_sessions.config import Settings
 from player_sessions.domain.sessions import StoredEvent
 from player_sessions.domain.windows import minute_floor
-from player_sessions.store import schema
+from player_sessions.store import migrations, schema, tls
 from player_sessions.store.base import (
     CountRow,
     CountTouch,
@@ -106,6 +105,7 @@ class CassandraStore:
             return cls(cluster, session, settings)
         except NoHostAvailable as exc:
             _raise_if_auth_failed(exc, settings)
+            tls.raise_if_handshake_failed(getattr(exc, "errors", None), settings)
             raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
         except DriverException as exc:
             raise SchemaError(f"could not create the schema: {exc}") from exc
@@ -301,6 +301,11 @@ class CassandraStore:
 
     async def ping(self) -> None:
         await self._execute(self._ping)
+
+    async def ready(self) -> None:
+        """A read of our keyspace at the configured consistency: it answers only when enough replicas
+        of a real partition (the schema version's) do."""
+        await self._execute(migrations.version_statement(self._settings.keyspace))
 
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
         """Each event's row in its player's partition and each start's raw row, in replica batches.
@@ -621,12 +626,7 @@ def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
     )
     auth = (PlainTextAuthProvider(settings.username, settings.password or "")
             if settings.username else None)
-    ssl_context = None
-    if settings.tls:
-        ssl_context = ssl.create_default_context(cafile=settings.tls_ca_file)
-        if not settings.tls_verify:
-            ssl_context.check_hostname = False
-            ssl_context.verify_mode = ssl.CERT_NONE
+    ssl_context = tls.client_context(settings)
     cluster = Cluster(
         contact_points=settings.contact_point_list,
         port=settings.cql_port,
@@ -645,10 +645,22 @@ def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
 
 
 def _ensure_schema(session: Session, settings: Settings) -> None:
-    if settings.create_keyspace:
-        session.execute(schema.keyspace_cql(settings.keyspace, settings.datacenter,
-                                            settings.replication_factor), timeout=60)
-    for cql in schema.table_cql(settings.keyspace):
-        session.execute(cql, timeout=60)
-    # DDL is applied by one coordinator; wait until every node agrees before preparing statements.
-    session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    admin = migrations.SchemaAdmin(session.cluster, session, settings.keyspace)
+    requested, default = migrations.replication_of(settings)
+    migrations.migrate(admin, requested, default, settings.create_keyspace, say=lambda _line: None)
+
+
+def connect_session(settings: Settings) -> tuple[Cluster, Session]:
+    """A driver session for schema work (blocking), its connection failures translated. The driver's
+    own report of a failed first connection (a logged traceback) is left out: the error says it."""
+    driver_log = logging.getLogger("cassandra.cluster")
+    level = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)
+    try:
+        return _open_cluster(settings)
+    except NoHostAvailable as exc:
+        _raise_if_auth_failed(exc, settings)
+        tls.raise_if_handshake_failed(getattr(exc, "errors", None), settings)
+        raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
+    finally:
+        driver_log.setLevel(level)

@@ -1,4 +1,4 @@
-"""The schema, as code: created idempotently by `serve` before it listens.
+"""The schema, as code: what `player-sessions migrate` (store/migrations.py) brings a keyspace to.
 
 Why these table options:
 - Every row of the event tables carries a TTL of `retention - (now - ts)`, so data dies one retention
@@ -100,14 +100,6 @@ TABLES: dict[str, str] = {
 }
 
 
-def keyspace_cql(keyspace: str, datacenter: str, replication_factor: int) -> str:
-    # Identifiers are validated by Settings (pattern); CQL cannot bind identifiers as parameters.
-    return (
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': {replication_factor}}}"
-    )
-
-
 # Columns added after a table's first release, for keyspaces created before (no-ops on new ones).
 # Rollup rows of an older keyspace have no `counts_json`: they read as stale and are recounted once
 # (their old `counts` map column is left in place, unread).
@@ -116,6 +108,3 @@ MIGRATIONS: tuple[str, ...] = tuple(
     for table in ("hour_starts", "minute_starts", "day_starts")
 )
 
-
-def table_cql(keyspace: str) -> list[str]:
-    return [cql.replace("{ks}", keyspace) for cql in (*TABLES.values(), *MIGRATIONS)]
