@@ -292,8 +292,8 @@ class NodetoolStatus:
     error: str  # "" when nodetool ran; otherwise the last lines of its output, for the error message
 
 
-def nodetool_status(node: Node) -> NodetoolStatus:
-    """Run `nodetool status` (over the node's local JMX port) and count the UN lines."""
+def nodetool(node: Node, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run `nodetool ARGS` against the node over its local JMX port (raises TimeoutExpired)."""
     jar_dir = node.config.jar_dir
     command = [
         "java", "-Xmx128m", *_module_flags(), "-cp", f"{node.conf_dir}:{jar_dir}/*",
@@ -303,10 +303,15 @@ def nodetool_status(node: Node) -> NodetoolStatus:
         f"-Dcassandra.logdir={node.log_dir / 'nodetool'}",
         # NodeTool appends every command to ~/.cassandra/nodetool.history; keep it in the node dir.
         f"-Duser.home={node.dir / 'tmp'}",
-        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), "status",
+        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), *args,
     ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout_s)
+
+
+def nodetool_status(node: Node) -> NodetoolStatus:
+    """Run `nodetool status` and count the UN lines."""
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+        proc = nodetool(node, "status")
     except subprocess.TimeoutExpired:
         return NodetoolStatus(0, f"nodetool status on JMX port {node.jmx_port} took over 60s")
     up = sum(1 for line in proc.stdout.splitlines() if line.startswith("UN "))

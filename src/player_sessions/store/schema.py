@@ -4,10 +4,13 @@ Why these table options:
 - Every row of the event tables carries a TTL of `retention - (now - ts)`, so data dies one retention
   after its event. TimeWindowCompactionStrategy with 7-day windows keeps ~52 windows per year of TTL
   and drops whole expired SSTables without compacting them.
-- gc_grace_seconds is 3 hours on TTL-only tables: we never delete from them, and every replica expires
-  a TTL'd cell on its own, so there is no tombstone a down replica must learn about through repair.
-  (An erase of a player deletes rows; those tombstones still outlive a replica outage of < 3 h and
-  hinted handoff covers that window, max_hint_window being 3 h.)
+- gc_grace_seconds is 3 hours on TTL-only tables (country_hours): nothing is deleted from them, and
+  every replica expires a TTL'd cell on its own, so no tombstone must reach a replica that was away.
+- It is 10 days on the tables DELETE /players/{id} deletes from (player_events, starts_by_country_hour,
+  starts_by_minute): a tombstone must outlive the longest time a replica can miss the delete before
+  repair gives it the tombstone, or the replica's copy of the erased rows comes back. Hints cover
+  only an outage under max_hint_window (3 h); beyond it, the weekly repair does (docs/design.md,
+  "Erase stays erased"). The cost: expired rows stay on disk up to 10 days longer (~3 % of a year).
 - The count tables are overwritten in place (recounts), which TWCS handles badly; they are small, so
   they use LeveledCompactionStrategy, which keeps reads of a day's rows to few SSTables.
 """
@@ -28,6 +31,7 @@ TWCS = (
     "'compaction_window_size': 7, 'unchecked_tombstone_compaction': 'true'} "
     "AND gc_grace_seconds = 10800"
 )
+TWCS_ERASED = TWCS.replace("gc_grace_seconds = 10800", "gc_grace_seconds = 864000")
 LCS = "compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 86400"
 
 TABLES: dict[str, str] = {
@@ -41,13 +45,13 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS {{ks}}.player_events (
             player_id text, ts timestamp, session_id uuid, is_start boolean, country text,
             PRIMARY KEY ((player_id), ts, session_id, is_start)
-        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC, is_start DESC) AND {TWCS}""",
+        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC, is_start DESC) AND {TWCS_ERASED}""",
     # Raw starts: one partition per country and hour, newest first (pagination, exact edge counts).
     "starts_by_country_hour": f"""
         CREATE TABLE IF NOT EXISTS {{ks}}.starts_by_country_hour (
             country text, hour timestamp, ts timestamp, session_id uuid, player_id text,
             PRIMARY KEY ((country, hour), ts, session_id)
-        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC) AND {TWCS}""",
+        ) WITH CLUSTERING ORDER BY (ts DESC, session_id DESC) AND {TWCS_ERASED}""",
     # Raw starts again, by minute and every country together: the two minutes a window's edges cut are
     # counted here, a few partitions per edge (one per shard) instead of one per country (40 countries:
     # 7-9 ms of Cassandra per edge, however few starts). Sharded by the session id so that the
@@ -56,7 +60,7 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS {{ks}}.starts_by_minute (
             minute timestamp, shard tinyint, country text, ts timestamp, session_id uuid,
             PRIMARY KEY ((minute, shard), country, ts, session_id)
-        ) WITH {TWCS}""",
+        ) WITH {TWCS_ERASED}""",
     # Which hours a country has starts in: lets pagination skip empty hours of a long window.
     "country_hours": f"""
         CREATE TABLE IF NOT EXISTS {{ks}}.country_hours (
