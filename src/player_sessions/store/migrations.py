@@ -47,8 +47,8 @@ from player_sessions.store.replication import Replication
 
 # Bump it with every change of schema.py (tests/unit/test_migrations.py compares SCHEMA_FINGERPRINT
 # with the declarations and says so), so that `serve --no-migrate` refuses a keyspace not migrated yet.
-SCHEMA_VERSION = 3
-SCHEMA_FINGERPRINT = "eaac310a3c540700"
+SCHEMA_VERSION = 4
+SCHEMA_FINGERPRINT = "34e97bdd771a02ca"
 VERSION_TABLE = "schema_version"
 SCHEMA_AGREEMENT_WAIT_S = 60.0
 DDL_TIMEOUT_S = 60.0
