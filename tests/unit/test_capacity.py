@@ -105,3 +105,15 @@ def test_cli_prints_a_plan_and_refuses_bad_input(capsys: pytest.CaptureFixture[s
     assert "RF 3 in each of 2 data centre(s)" in capsys.readouterr().out
     assert run(parser.parse_args(["--events-per-second", "5000", "--cpu-target", "2"])) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_player_sessions_capacity_runs_from_the_main_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from player_sessions.cli import main
+
+    assert main(["capacity", "--events-per-second", "100000", "--replication", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "8.64 billion a day" in out and "Cassandra nodes per data centre" in out
+    with pytest.raises(SystemExit) as exited:
+        main(["capacity", "--help"])
+    assert exited.value.code == 0
+    assert "--events-per-second" in capsys.readouterr().out
