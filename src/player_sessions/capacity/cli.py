@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"API CPU µs per event (measured: {c.API_CPU_US_PER_EVENT.source})")
     add("--cassandra-cpu-us", type=float, default=c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.value,
         help=f"Cassandra CPU µs per event and replica (measured: "
-        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.source}; at RF 3 on 3 local nodes "
-        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA_RF3.value:g})")
+        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.source}; an upper bound: "
+        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA_RF3.value:g}, three local nodes sharing 2 cores at RF 3)")
     add("--disk-bytes-per-event", type=float, default=c.DISK_BYTES_PER_EVENT_REPLICA.value,
         help=f"compressed bytes per event and replica (measured: {c.DISK_BYTES_PER_EVENT_REPLICA.source})")
 
