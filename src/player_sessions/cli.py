@@ -293,6 +293,15 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_arguments(commands.add_parser("bench", help=HELP, description=DESCRIPTION))
 
 
+# --- capacity ------------------------------------------------------------------------------------
+
+def _add_capacity(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.capacity.cli import DESCRIPTION, HELP, add_arguments
+
+    add_arguments(commands.add_parser("capacity", help=HELP, description=DESCRIPTION,
+                                      formatter_class=_formatter))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(commands)
     _add_datagen(commands)
     _add_bench(commands)
+    _add_capacity(commands)
     return parser
 
 
@@ -324,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from player_sessions.bench.cli import run
 
             return run(args)
+        if args.command == "capacity":
+            from player_sessions.capacity.cli import run as run_capacity
+
+            return run_capacity(args)
         if args.command == "generate":
             from player_sessions.datagen.commands import run_generate_command
 

@@ -1,0 +1,1 @@
+"""Capacity planning: measured costs per event (`constants`) and the pure model built on them (`model`)."""
