@@ -163,6 +163,9 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                          "need `Authorization: Bearer <key>`"}),
     ("--protect-reads", {"action": "store_const", "const": True,
                          "help": "with --api-keys-file, GET routes (not /health) need a key too"}),
+    ("--protect-metrics", {"action": "store_const", "const": True,
+                           "help": "with --api-keys-file, GET /metrics needs a key with the `metrics` "
+                           "scope (--protect-reads closes it too)"}),
 ]
 
 

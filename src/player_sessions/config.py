@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     api_keys_file: str | None = Field(None, description="file of `name:key` lines; when set, POST and "
                                       "DELETE need `Authorization: Bearer <key>`")
     protect_reads: bool = Field(False, description="with --api-keys-file, GET routes need a key too")
+    protect_metrics: bool = Field(False, description="with --api-keys-file, GET /metrics needs a key "
+                                  "with the `metrics` scope even without --protect-reads")
 
     @field_validator("retention", mode="before")
     @classmethod

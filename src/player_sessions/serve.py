@@ -68,9 +68,13 @@ def _run(settings: Settings) -> int:
         except ApiKeysError as exc:
             print(f"error: --api-keys-file: {exc}", file=sys.stderr)
             return 1
-        logging.getLogger("player_sessions").info(
-            "API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
-            ", GET too" if settings.protect_reads else "")
+        log = logging.getLogger("player_sessions")
+        log.info("API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
+                 ", GET too" if settings.protect_reads else "")
+        if keys.unscoped:
+            log.warning("API keys without scopes may do everything (ingest, read, erase, metrics): %s; "
+                        "name each key's scopes in %s (README, API keys)", ", ".join(keys.unscoped),
+                        settings.api_keys_file)
     try:
         asyncio.run(ensure_schema(settings))
     except StoreAuthFailed as exc:
