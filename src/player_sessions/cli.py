@@ -163,6 +163,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                          "need `Authorization: Bearer <key>`"}),
     ("--protect-reads", {"action": "store_const", "const": True,
                          "help": "with --api-keys-file, GET routes (not /health) need a key too"}),
+    ("--cursor-keys", {"help": "comma-separated keys that sign pagination cursors, the first signs, all "
+                        "verify (prefer PLAYER_SESSIONS_CURSOR_KEYS; default: one generated per serve)"}),
     ("--protect-metrics", {"action": "store_const", "const": True,
                            "help": "with --api-keys-file, GET /metrics needs a key with the `metrics` "
                            "scope (--protect-reads closes it too)"}),

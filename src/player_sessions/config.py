@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     api_keys_file: str | None = Field(None, description="file of `name:key` lines; when set, POST and "
                                       "DELETE need `Authorization: Bearer <key>`")
     protect_reads: bool = Field(False, description="with --api-keys-file, GET routes need a key too")
+    cursor_keys: str | None = Field(None, description="comma-separated keys (16+ characters each) that "
+                                    "sign and verify pagination cursors: the first signs, all verify; "
+                                    "`serve` generates one for its workers when unset")
     protect_metrics: bool = Field(False, description="with --api-keys-file, GET /metrics needs a key "
                                   "with the `metrics` scope even without --protect-reads")
 
@@ -81,6 +84,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_instant(value) if value.strip() else None
         return value
+
+    @field_validator("cursor_keys")
+    @classmethod
+    def _check_cursor_keys(cls, value: str | None) -> str | None:
+        if value is not None and any(len(k.strip()) < 16 for k in value.split(",")):
+            raise ValueError("each cursor key needs at least 16 characters (comma-separated, no empty key)")
+        return value
+
+    @property
+    def cursor_key_list(self) -> list[bytes]:
+        return [k.strip().encode() for k in (self.cursor_keys or "").split(",") if k.strip()]
 
     @property
     def contact_point_list(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 import time
 
@@ -84,6 +85,13 @@ def _run(settings: Settings) -> int:
         print(f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
               file=sys.stderr)
         return 1
+    if not settings.cursor_keys:
+        # One key for every worker of this serve, so a page from one worker continues on another.
+        settings = settings.model_copy(update={"cursor_keys": secrets.token_urlsafe(32)})
+        logging.getLogger("player_sessions").info(
+            "pagination cursors are signed with a key generated for this serve: they stop working "
+            "when it restarts; set PLAYER_SESSIONS_CURSOR_KEYS when several serve processes answer "
+            "the same clients")
     settings_to_env(settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"player-sessions serving on {base}  (docs {base}/docs, OpenAPI {base}/openapi.json, "

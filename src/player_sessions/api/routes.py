@@ -155,7 +155,7 @@ async def get_country_starts(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JsonResponse:
     page = await country_starts(rt.require_store(), rt.clock, rt.settings.retention, country, hours,
-                                limit, cursor)
+                                limit, cursor, rt.cursor_keys)
     return JsonResponse({
         "country": page.country,
         "starts": [{"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}
