@@ -156,6 +156,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                                "batch beside small ones; a chunked or compressed body counts half)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
+    ("--player-read-max-rows", {"type": int, "help": "most of a player's events GET /players/{id}/sessions "
+                                "reads; past it the answer says \"truncated\": true (default 20000)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),
     ("--log-format", {"choices": ("text", "json"), "help": "log lines as readable text or one JSON object "
                       "per line (default text)"}),

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Domain
     retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")
     clock: datetime | None = Field(None, description="freeze 'now' at this instant (replay old data)")
+    player_read_max_rows: int = Field(20_000, ge=1, description="most of a player's events one read of "
+                                      "their sessions goes through; past it the answer is `truncated`")
     rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
 
     # Operations (issue 8): logs and API keys

@@ -116,14 +116,16 @@ async def get_player_sessions(
     player_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JsonResponse:
-    sessions = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit)
+    found = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit,
+                                rt.settings.player_read_max_rows)
     return JsonResponse({
         "player_id": player_id,
         "sessions": [
             {"session_id": str(s.session_id), "country": s.country, "start": rfc3339(s.start),
              "end": rfc3339(s.end), "duration_seconds": s.duration_seconds}
-            for s in sessions
+            for s in found.sessions
         ],
+        "truncated": found.truncated,
     })
 
 
