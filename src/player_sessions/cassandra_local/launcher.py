@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.cassandra_local import preflight
+from player_sessions.cassandra_local import credentials, preflight
 from player_sessions.cassandra_local.config import MIN_FREE_DISK_BYTES, STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.errors import LauncherError
 from player_sessions.cassandra_local.jars import ensure_jars
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from player_sessions.cassandra_local.probe import ask_cql
+from player_sessions.cassandra_local.probe import CqlAnswer, ask_cql, set_password
 
 Say = Callable[[str], None]
 
@@ -40,9 +40,38 @@ def _nodes(config: LauncherConfig, count: int | None = None) -> list[Node]:
     return [Node(i, config) for i in range(1, (count or config.nodes) + 1)]
 
 
-def _credentials(config: LauncherConfig) -> tuple[str | None, str | None]:
-    # A fresh PasswordAuthenticator node has the superuser cassandra/cassandra.
-    return ("cassandra", "cassandra") if config.password_auth else (None, None)
+def _ask(address: str, config: LauncherConfig) -> CqlAnswer | None:
+    """ask_cql with the cluster's login (with --password-auth: the new password, else the default)."""
+    for user, password in credentials.logins(config):
+        answer = ask_cql(address, config.cql_port, username=user, password=password)
+        if answer is not None:
+            return answer
+    return None
+
+
+SUPERUSER_WAIT_S = 30.0
+
+
+def _secure_superuser(config: LauncherConfig, node: Node, say: Say) -> None:
+    """Give the superuser its own password (a node starts with cassandra/cassandra, known to all)."""
+    password = credentials.ensure_superuser_password(config)
+    where = credentials.superuser_password_file(config)
+    if ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER, password=password) is None:
+        try:
+            set_password(node.address, config.cql_port, credentials.SUPERUSER,
+                         credentials.DEFAULT_SUPERUSER_PASSWORD, password)
+        except Exception as exc:
+            raise LauncherError(f"could not change the password of the superuser "
+                                f"{credentials.SUPERUSER!r}: {exc}",
+                                f"the password it should get is in {where}; check `db logs`") from exc
+        deadline = time.monotonic() + SUPERUSER_WAIT_S
+        while ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER,
+                      password=password) is None:
+            if time.monotonic() > deadline:
+                raise LauncherError(f"the superuser's new password did not work within "
+                                    f"{SUPERUSER_WAIT_S:.0f}s", f"it is in {where}; check `db logs`")
+            time.sleep(0.5)
+    say(f"Password authentication on: user {credentials.SUPERUSER}, password in {where} (mode 0600).")
 
 
 @dataclass(frozen=True)
@@ -58,7 +87,6 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     began = time.monotonic()
     recorded = _recorded_node_count(config)
     running = [n for n in _nodes(config, recorded or config.nodes) if n.is_running()]
-    user, password = _credentials(config)
 
     if running:
         if recorded is not None and recorded != config.nodes:
@@ -66,16 +94,18 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
                 f"a {recorded}-node local cluster is already running from {config.base_dir}",
                 "run `player-sessions db stop` first, or pass the same --nodes",
             )
-        answer = ask_cql(running[0].address, config.cql_port, username=user, password=password)
+        answer = _ask(running[0].address, config)
         if answer is not None and len(running) == config.nodes:
             say(f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
                 f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do.")
+            if config.password_auth:
+                _secure_superuser(config, running[0], say)
             return StartResult(False, time.monotonic() - began, False, answer.release_version)
         # Our JVM exists but is still booting (or a cluster is half up): wait for it below.
 
     first = Node(1, config)
     if not running and preflight.port_open(first.address, config.cql_port):
-        answer = ask_cql(first.address, config.cql_port, username=user, password=password)
+        answer = _ask(first.address, config)
         if answer is None:
             raise LauncherError(
                 f"port {config.cql_port} on {first.address} is taken by a process that does not answer "
@@ -98,6 +128,7 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     _state_file(config).write_text(json.dumps({"nodes": config.nodes, "version": config.version}))
 
     nodes = _nodes(config)
+    credentials.ensure_jmx_files(config)
     version = ""
     for node in nodes:
         if not node.is_running():
@@ -110,6 +141,8 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
         version = _wait_for_cql(node, config, began)
     if len(nodes) > 1:
         _wait_for_ring(nodes, config, began, say)
+    if config.password_auth:
+        _secure_superuser(config, nodes[0], say)
     seconds = time.monotonic() - began
     say(f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
         f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s).")
@@ -139,7 +172,6 @@ def _fail_start(node: Node, config: LauncherConfig, why: str) -> LauncherError:
 
 
 def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
-    user, password = _credentials(config)
     while True:
         if not node.is_running():
             cause = node.fatal_cause()
@@ -149,7 +181,7 @@ def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
             raise _fail_start(node, config, f"Cassandra node {node.index} was not ready in "
                                             f"{config.ready_timeout_s:.0f}s")
         if preflight.port_open(node.address, config.cql_port):
-            answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+            answer = _ask(node.address, config)
             if answer is not None:
                 return answer.release_version
         time.sleep(0.5)
@@ -183,9 +215,8 @@ def _peers_known(nodes: list[Node], config: LauncherConfig) -> bool:
     Gossip (nodetool's UN) runs ahead of that table: a CI run once found the seed's system.peers_v2
     still empty right after all three nodes were UN, so a driver connected to it saw a 1-node ring.
     """
-    user, password = _credentials(config)
     for node in nodes:
-        answer = ask_cql(node.address, config.cql_port, username=user, password=password)
+        answer = _ask(node.address, config)
         if answer is None or answer.peers_listed != len(nodes) - 1:
             return False
     return True
@@ -223,12 +254,10 @@ class NodeStatus:
 
 def status(config: LauncherConfig) -> list[NodeStatus]:
     count = _recorded_node_count(config) or config.nodes
-    user, password = _credentials(config)
     result = []
     for node in _nodes(config, count):
         running = node.is_running()
-        up = running and ask_cql(node.address, config.cql_port, username=user,
-                                 password=password) is not None
+        up = running and _ask(node.address, config) is not None
         result.append(NodeStatus(node.index, node.address, node.recorded_pid() if running else None,
                                  up, node.data_bytes()))
     return result
