@@ -3,7 +3,7 @@ returned or counted any more.
 
 1. Page through the player's partition of `player_events` (every event, with each start's ts and
    country), `ERASE_PAGE_ROWS` rows at a time, so a player with a million events costs a page of
-   memory, not the partition.
+   rows in memory (and the distinct session ids and touched minutes it counts), not the partition.
 2. For each page, delete its raw start rows of starts_by_country_hour and starts_by_minute (the rows
    every count is made from).
 3. Mark the minute, hour and day rollups that lost a start stale, with a new `touched` token, as
