@@ -5,15 +5,25 @@ BIN := $(VENV)/bin
 PS := $(BIN)/player-sessions
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint typecheck db-start db-stop clean bench demo fuzz faults
+.PHONY: install lock run test test-unit lint typecheck db-start db-stop clean bench demo fuzz faults
 
-$(STAMP): pyproject.toml
+# Exact versions with their hashes from requirements.lock, then the project itself without resolving again.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## lock: re-resolve requirements.lock from pyproject.toml (every extra; exact versions and hashes; keeps
+## current pins that still fit, UPGRADE=1 moves everything to the newest allowed)
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --generate-hashes \
+		--no-header --quiet $(if $(UPGRADE),--upgrade) -o requirements.lock
 
 db-start: install
 	$(PS) db start

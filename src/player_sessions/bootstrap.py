@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     rules: ValidationRules
+    cursor_keys: tuple[bytes, ...]  # the first signs pagination cursors, all verify
     store: SessionStore | None = None
     recounts: RecountFlights = field(default_factory=RecountFlights)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -45,7 +47,14 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    return Runtime(settings=settings, clock=settings.make_clock(), rules=ValidationRules())
+    cursor_keys = settings.cursor_key_list
+    if not cursor_keys:
+        # `serve` always sets a key shared by its workers; this is an app built some other way.
+        log.warning("no cursor keys set (PLAYER_SESSIONS_CURSOR_KEYS): this process signs pagination "
+                    "cursors with a key of its own, which no other process accepts")
+        cursor_keys = [secrets.token_bytes(32)]
+    return Runtime(settings=settings, clock=settings.make_clock(), rules=ValidationRules(),
+                   cursor_keys=tuple(cursor_keys))
 
 
 async def start_runtime(runtime: Runtime, ensure_schema: bool = False,

@@ -171,6 +171,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                                "batch beside small ones; a chunked or compressed body counts half)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
+    ("--player-read-max-rows", {"type": int, "help": "most of a player's events GET /players/{id}/sessions "
+                                "reads; past it the answer says \"truncated\": true (default 20000)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),
     ("--log-format", {"choices": ("text", "json"), "help": "log lines as readable text or one JSON object "
                       "per line (default text)"}),
@@ -178,6 +180,11 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                          "need `Authorization: Bearer <key>`"}),
     ("--protect-reads", {"action": "store_const", "const": True,
                          "help": "with --api-keys-file, GET routes (not /health) need a key too"}),
+    ("--cursor-keys", {"help": "comma-separated keys that sign pagination cursors, the first signs, all "
+                        "verify (prefer PLAYER_SESSIONS_CURSOR_KEYS; default: one generated per serve)"}),
+    ("--protect-metrics", {"action": "store_const", "const": True,
+                           "help": "with --api-keys-file, GET /metrics needs a key with the `metrics` "
+                           "scope (--protect-reads closes it too)"}),
 ]
 
 

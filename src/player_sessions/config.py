@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Domain
     retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")
     clock: datetime | None = Field(None, description="freeze 'now' at this instant (replay old data)")
+    player_read_max_rows: int = Field(20_000, ge=1, description="most of a player's events one read of "
+                                      "their sessions goes through; past it the answer is `truncated`")
     rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
 
     # Operations (issue 8): logs and API keys
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     api_keys_file: str | None = Field(None, description="file of `name:key` lines; when set, POST and "
                                       "DELETE need `Authorization: Bearer <key>`")
     protect_reads: bool = Field(False, description="with --api-keys-file, GET routes need a key too")
+    cursor_keys: str | None = Field(None, description="comma-separated keys (16+ characters each) that "
+                                    "sign and verify pagination cursors: the first signs, all verify; "
+                                    "`serve` generates one for its workers when unset")
+    protect_metrics: bool = Field(False, description="with --api-keys-file, GET /metrics needs a key "
+                                  "with the `metrics` scope even without --protect-reads")
 
     @field_validator("retention", mode="before")
     @classmethod
@@ -93,6 +100,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_instant(value) if value.strip() else None
         return value
+
+    @field_validator("cursor_keys")
+    @classmethod
+    def _check_cursor_keys(cls, value: str | None) -> str | None:
+        if value is not None and any(len(k.strip()) < 16 for k in value.split(",")):
+            raise ValueError("each cursor key needs at least 16 characters (comma-separated, no empty key)")
+        return value
+
+    @property
+    def cursor_key_list(self) -> list[bytes]:
+        return [k.strip().encode() for k in (self.cursor_keys or "").split(",") if k.strip()]
 
     @property
     def contact_point_list(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 
 from player_sessions.config import Settings
@@ -101,12 +102,23 @@ def _run(settings: Settings) -> int:
         except ApiKeysError as exc:
             print(f"error: --api-keys-file: {exc}", file=sys.stderr)
             return 1
-        logging.getLogger("player_sessions").info(
-            "API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
-            ", GET too" if settings.protect_reads else "")
+        log = logging.getLogger("player_sessions")
+        log.info("API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
+                 ", GET too" if settings.protect_reads else "")
+        if keys.unscoped:
+            log.warning("API keys without scopes may do everything (ingest, read, erase, metrics): %s; "
+                        "name each key's scopes in %s (README, API keys)", ", ".join(keys.unscoped),
+                        settings.api_keys_file)
     status = prepare_schema(settings)
     if status != 0:
         return status
+    if not settings.cursor_keys:
+        # One key for every worker of this serve, so a page from one worker continues on another.
+        settings = settings.model_copy(update={"cursor_keys": secrets.token_urlsafe(32)})
+        logging.getLogger("player_sessions").info(
+            "pagination cursors are signed with a key generated for this serve: they stop working "
+            "when it restarts; set PLAYER_SESSIONS_CURSOR_KEYS when several serve processes answer "
+            "the same clients")
     settings_to_env(settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"player-sessions serving on {base}  (docs {base}/docs, OpenAPI {base}/openapi.json, "

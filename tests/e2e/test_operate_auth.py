@@ -48,6 +48,74 @@ def services(cassandra_node: str, test_keyspace_name: str, keys_file: Path,
         service.stop()
 
 
+INGEST_KEY = "in-" + uuid.uuid4().hex
+READ_KEY = "rd-" + uuid.uuid4().hex
+ERASE_KEY = "er-" + uuid.uuid4().hex
+ANY_KEY = "an-" + uuid.uuid4().hex  # a line without scopes: may do everything
+
+
+@pytest.fixture(scope="module")
+def scoped_services(cassandra_node: str, test_keyspace_name: str,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+    folder = tmp_path_factory.mktemp("scoped")
+    path = folder / "api-keys"
+    digest = hashlib.sha256(READ_KEY.encode()).hexdigest()
+    path.write_text(f"loader:{INGEST_KEY} ingest\ndashboard:sha256:{digest}  read, metrics\n"
+                    f"privacy:{ERASE_KEY}\terase\nold:{ANY_KEY}\n")
+    keyspace = f"{test_keyspace_name}_scoped"
+    started = {
+        "reads": start_service(keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path),
+                                                  "--protect-reads": ""}),
+        "metrics": start_service(keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path),
+                                                    "--protect-metrics": ""}),
+    }
+    yield started
+    for service in started.values():
+        service.stop()
+
+
+def test_each_key_may_do_only_what_its_scopes_name(scoped_services: dict[str, ServiceProcess]) -> None:
+    player = new_player()
+    batch = list(session_pair(player, NOW - timedelta(hours=1)))
+    reads = (f"/players/{player}/sessions", "/session-starts?hours=2", "/session-starts/FI?hours=2")
+    with httpx.Client(base_url=scoped_services["reads"].url, timeout=30) as client:
+        assert client.post("/events", json=batch, headers=bearer(INGEST_KEY)).json()["stored"] == 2
+        for key, scope in ((READ_KEY, "ingest"), (ERASE_KEY, "ingest")):
+            refused = client.post("/events", json=batch, headers=bearer(key))
+            assert refused.status_code == 403, key
+            assert refused.json()["field"] == "authorization"
+            assert f"lacks the `{scope}` scope" in refused.json()["error"]
+        for path in (*reads, "/metrics"):
+            assert client.get(path, headers=bearer(READ_KEY)).status_code == 200, path
+            assert client.get(path, headers=bearer(INGEST_KEY)).status_code == 403, path
+            assert client.get(path, headers=bearer(ERASE_KEY)).status_code == 403, path
+            assert client.get(path, headers=bearer(ANY_KEY)).status_code == 200, path
+        assert client.get(reads[0], headers=bearer(READ_KEY)).json()["sessions"]
+        for key in (INGEST_KEY, READ_KEY):
+            refused = client.delete(f"/players/{player}", headers=bearer(key))
+            assert refused.status_code == 403 and "lacks the `erase` scope" in refused.json()["error"]
+        assert client.get(reads[0], headers=bearer(READ_KEY)).json()["sessions"]  # nothing was erased
+        assert client.delete(f"/players/{player}", headers=bearer(ERASE_KEY)).status_code == 202
+        assert client.get(reads[0], headers=bearer(READ_KEY)).json()["sessions"] == []
+        assert client.post("/events", json=batch, headers=bearer(ANY_KEY)).json()["stored"] == 2
+        assert client.delete(f"/players/{player}", headers=bearer(ANY_KEY)).status_code == 202
+
+
+def test_protect_metrics_closes_only_metrics(scoped_services: dict[str, ServiceProcess]) -> None:
+    with httpx.Client(base_url=scoped_services["metrics"].url, timeout=30) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=bearer(INGEST_KEY)).status_code == 403
+        assert client.get("/metrics", headers=bearer(READ_KEY)).status_code == 200
+        assert client.get("/session-starts", params={"hours": 1}).status_code == 200  # reads stay open
+
+
+def test_keys_without_scopes_are_named_in_a_warning(scoped_services: dict[str, ServiceProcess]) -> None:
+    log = scoped_services["reads"].log_path.read_text()
+    warnings = [line for line in log.splitlines() if "without scopes" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0] and ": old;" in warnings[0]
+    assert ANY_KEY not in log
+
+
 def announce_huge_body(url: str) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
@@ -145,6 +213,7 @@ def test_logs_name_the_key_and_never_show_it(services: dict[str, ServiceProcess]
     ("a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb\n", "line 2: the name 'a' is used twice"),
     ("# only a comment\n", "no keys"),
     ("no colon here\n", "line 1: expected `name:key`"),
+    ("loader:aaaaaaaaaaaaaaaaaaaa ingest,delete\n", "line 1 (loader): unknown scope 'delete'"),
 ])
 def test_a_bad_keys_file_stops_serve_with_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "keys"

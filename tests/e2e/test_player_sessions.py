@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 
-from tests.e2e.factories import NOW, end, new_player, session_pair, start
+from tests.e2e.factories import NOW, end, iso, new_player, session_pair, start
 
 
 def sessions_of(client: httpx.Client, player: str, **params: int) -> list[dict[str, object]]:
@@ -79,3 +80,20 @@ def test_invalid_player_id_is_400(client: httpx.Client) -> None:
     r = client.get("/players/bad player/sessions")
     assert r.status_code == 400
     assert r.json()["error"] == "player_id: only letters, digits and . _ : - are allowed"
+
+
+def test_a_read_stops_at_the_row_cap_and_says_truncated(service_factory: Callable[..., str]) -> None:
+    url = service_factory("capped", clock=iso(NOW), player_read_max_rows="300")
+    bot, player = new_player(), new_player()
+    newest = session_pair(bot, NOW - timedelta(minutes=5))
+    oldest = session_pair(bot, NOW - timedelta(days=3))
+    open_starts = [start(bot, str(uuid.uuid4()), NOW - timedelta(minutes=10 + i)) for i in range(400)]
+    with httpx.Client(base_url=url, timeout=60) as capped:
+        assert capped.post("/events", json=[*newest, *open_starts, *oldest]).json()["stored"] == 404
+        assert capped.post("/events", json=list(session_pair(player, NOW - timedelta(hours=1)))
+                           ).json()["stored"] == 2
+        r = capped.get(f"/players/{bot}/sessions").json()
+        assert r["truncated"] is True
+        assert [s["session_id"] for s in r["sessions"]] == [newest[0]["session_id"]]
+        r = capped.get(f"/players/{player}/sessions").json()
+        assert r["truncated"] is False and len(r["sessions"]) == 1

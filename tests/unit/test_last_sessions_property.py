@@ -82,7 +82,7 @@ stored_events = st.lists(
 @given(events=stored_events, limit=st.integers(min_value=1, max_value=6))
 async def test_paged_read_equals_pairing_everything(events: list[StoredEvent], limit: int) -> None:
     store: Any = PlayerEventsStore(events)
-    got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", limit)
+    got = (await last_sessions(store, FixedClock(NOW), RETENTION, "p1", limit)).sessions
     assert got == brute_force(store.rows, limit)
 
 
@@ -94,8 +94,32 @@ async def test_a_long_history_is_not_read_to_answer_the_newest_sessions() -> Non
         events += [StoredEvent.of(start, sid, True, "FI"),
                    StoredEvent.of(start + timedelta(minutes=1), sid, False, None)]
     store: Any = PlayerEventsStore(events)
-    got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", 20)
+    got = (await last_sessions(store, FixedClock(NOW), RETENTION, "p1", 20)).sessions
     assert got == brute_force(store.rows, 20)
     # 20 sessions (40 rows), then one more hour (MAX_END_BEFORE_START) of events to settle them:
     # one read of 96 rows, not 4,000 rows.
     assert store.reads == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=stored_events, limit=st.integers(min_value=1, max_value=6),
+       max_rows=st.integers(min_value=1, max_value=40))
+async def test_a_capped_read_pairs_exactly_the_rows_it_read(events: list[StoredEvent], limit: int,
+                                                          max_rows: int) -> None:
+    store: Any = PlayerEventsStore(events)
+    seen: list[int] = []
+    read = store.player_events
+
+    async def counted(player_id: str, before: StoredEventKey | None, n: int) -> list[StoredEvent]:
+        rows: list[StoredEvent] = await read(player_id, before, n)
+        seen.append(len(rows))
+        return rows
+
+    store.player_events = counted
+    got = await last_sessions(store, FixedClock(NOW), RETENTION, "p1", limit, max_rows)
+    assert sum(seen) <= max_rows
+    if got.truncated:
+        assert sum(seen) == max_rows
+        assert got.sessions == brute_force(store.rows[:max_rows], limit)
+    else:
+        assert got.sessions == brute_force(store.rows, limit)

@@ -28,6 +28,16 @@ def test_keys_file_plain_and_hashed_keys_match_by_name() -> None:
     assert keys.match(f"sha256:{digest}") is None  # the digest itself is not a key
 
 
+def test_keys_file_scopes_follow_the_key_after_whitespace() -> None:
+    digest = hashlib.sha256(b"another-key-0123456789").hexdigest()
+    keys = parse_api_keys(f"loader:{KEY} ingest\ndash : sha256:{digest}\tread, metrics\nold:{KEY}x\n")
+    loader, dash, old = (keys.find(k) for k in (KEY, "another-key-0123456789", KEY + "x"))
+    assert loader is not None and loader.scopes == {"ingest"} and loader.scoped
+    assert dash is not None and dash.scopes == {"read", "metrics"}
+    assert old is not None and old.scopes == {"ingest", "read", "erase", "metrics"} and not old.scoped
+    assert keys.unscoped == ["old"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("", "no keys"),
     (f"{KEY}\n", "line 1: expected `name:key`"),
@@ -37,6 +47,8 @@ def test_keys_file_plain_and_hashed_keys_match_by_name() -> None:
     ("a:short\n", "line 1 (a): the key must be 16-256"),
     ("a:has a space in the key\n", "line 1 (a): the key must be"),
     ("a:sha256:abc\n", "line 1 (a): the key must be"),
+    (f"a:{KEY} ingest,write\n", "line 1 (a): unknown scope 'write' (scopes: ingest, read, erase, metrics)"),
+    (f"a:{KEY} {KEY}\n", "line 1 (a): unknown scope (scopes:"),
 ])
 def test_keys_file_errors_name_the_line_and_never_the_key(text: str, message: str) -> None:
     with pytest.raises(ApiKeysError) as caught:

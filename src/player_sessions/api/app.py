@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from player_sessions import __version__, metrics
 from player_sessions.api import dashboard, health
 from player_sessions.api import metrics as metrics_route
-from player_sessions.api.auth import AUTH_RESPONSES, authorize, load_api_keys
+from player_sessions.api.auth import AUTH_RESPONSES, authorize, authorize_metrics, load_api_keys
 from player_sessions.api.errors import install_error_handlers
 from player_sessions.api.models import EventIn, EventsIn
 from player_sessions.api.observe import ObserveMiddleware
@@ -51,8 +51,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
     app.state.api_keys = load_api_keys(rt.settings.api_keys_file) if rt.settings.api_keys_file else None
     app.state.protect_reads = rt.settings.protect_reads
+    app.state.protect_metrics = rt.settings.protect_metrics
     app.include_router(router, dependencies=[Depends(authorize)], responses=AUTH_RESPONSES)
-    app.include_router(metrics_route.router, dependencies=[Depends(authorize)])
+    app.include_router(metrics_route.router, dependencies=[Depends(authorize_metrics)])
     app.include_router(health.router)  # probes stay open when API keys are on
     app.include_router(dashboard.router)
     dashboard.mount_static(app)

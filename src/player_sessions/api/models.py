@@ -48,6 +48,10 @@ class SessionOut(BaseModel):
 class PlayerSessionsOut(BaseModel):
     player_id: str
     sessions: list[SessionOut]
+    truncated: bool = Field(description="true when the read stopped at --player-read-max-rows of the "
+                            "player's events (default 20,000) before the answer was settled: `sessions` "
+                            "are the complete sessions found in the newest events read, possibly fewer "
+                            "than `limit`")
 
 
 class StartCountsOut(BaseModel):

@@ -116,14 +116,16 @@ async def get_player_sessions(
     player_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JsonResponse:
-    sessions = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit)
+    found = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit,
+                                rt.settings.player_read_max_rows)
     return JsonResponse({
         "player_id": player_id,
         "sessions": [
             {"session_id": str(s.session_id), "country": s.country, "start": rfc3339(s.start),
              "end": rfc3339(s.end), "duration_seconds": s.duration_seconds}
-            for s in sessions
+            for s in found.sessions
         ],
+        "truncated": found.truncated,
     })
 
 
@@ -155,7 +157,7 @@ async def get_country_starts(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JsonResponse:
     page = await country_starts(rt.require_store(), rt.clock, rt.settings.retention, country, hours,
-                                limit, cursor)
+                                limit, cursor, rt.cursor_keys)
     return JsonResponse({
         "country": page.country,
         "starts": [{"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}

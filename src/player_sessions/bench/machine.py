@@ -132,16 +132,9 @@ class LocalNode:
 
     def flush(self, keyspace: str, timeout: float = 300.0) -> tuple[bool, str]:
         """`nodetool flush <keyspace>` over the node's local JMX port (as `db status` runs nodetool)."""
-        from player_sessions.cassandra_local.node import NODETOOL_CLASS, _module_flags
+        from player_sessions.cassandra_local.node import nodetool_command
 
-        node = self.node
-        command = [
-            "java", "-Xmx128m", *_module_flags(), "-cp", f"{node.conf_dir}:{self.config.jar_dir}/*",
-            f"-Dlogback.configurationFile={node.conf_dir / 'logback.xml'}",
-            f"-Dcassandra.logdir={node.log_dir / 'nodetool'}",
-            f"-Duser.home={node.dir / 'tmp'}",
-            NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), "flush", "--", keyspace,
-        ]
+        command = nodetool_command(self.node, "flush", "--", keyspace)
         try:
             proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:

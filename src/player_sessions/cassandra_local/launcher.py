@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -11,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from player_sessions.cassandra_local import preflight, tls
+from player_sessions.cassandra_local import credentials, preflight, tls
 from player_sessions.cassandra_local.config import MIN_FREE_DISK_BYTES, STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.errors import LauncherError
 from player_sessions.cassandra_local.jars import ensure_jars
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from player_sessions.cassandra_local.probe import CqlAnswer, ask_cql
+from player_sessions.cassandra_local.probe import CqlAnswer, ask_cql, set_password
 
 Say = Callable[[str], None]
 
@@ -40,9 +41,31 @@ def _nodes(config: LauncherConfig, count: int | None = None) -> list[Node]:
     return [Node(i, config) for i in range(1, (count or config.nodes) + 1)]
 
 
-def _credentials(config: LauncherConfig) -> tuple[str | None, str | None]:
-    # A fresh PasswordAuthenticator node has the superuser cassandra/cassandra.
-    return ("cassandra", "cassandra") if config.password_auth else (None, None)
+SUPERUSER_WAIT_S = 30.0
+
+
+def _secure_superuser(config: LauncherConfig, node: Node, say: Say) -> None:
+    """Give the superuser its own password (a node starts with cassandra/cassandra, known to all)."""
+    password = credentials.ensure_superuser_password(config)
+    where = credentials.superuser_password_file(config)
+    context = _client_tls(config)
+    if ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER, password=password,
+               ssl_context=context) is None:
+        try:
+            set_password(node.address, config.cql_port, credentials.SUPERUSER,
+                         credentials.DEFAULT_SUPERUSER_PASSWORD, password, ssl_context=context)
+        except Exception as exc:
+            raise LauncherError(f"could not change the password of the superuser "
+                                f"{credentials.SUPERUSER!r}: {exc}",
+                                f"the password it should get is in {where}; check `db logs`") from exc
+        deadline = time.monotonic() + SUPERUSER_WAIT_S
+        while ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER,
+                      password=password, ssl_context=context) is None:
+            if time.monotonic() > deadline:
+                raise LauncherError(f"the superuser's new password did not work within "
+                                    f"{SUPERUSER_WAIT_S:.0f}s", f"it is in {where}; check `db logs`")
+            time.sleep(0.5)
+    say(f"Password authentication on: user {credentials.SUPERUSER}, password in {where} (mode 0600).")
 
 
 def _recorded_tls(config: LauncherConfig) -> bool:
@@ -52,12 +75,21 @@ def _recorded_tls(config: LauncherConfig) -> bool:
         return False
 
 
-def _probe(config: LauncherConfig, address: str) -> CqlAnswer | None:
-    """ask_cql with this cluster's credentials, over TLS when it was started with --tls."""
-    user, password = _credentials(config)
+def _client_tls(config: LauncherConfig) -> ssl.SSLContext | None:
+    """The context that verifies the cluster's certificate when it was started with --tls."""
     files = tls.existing(config) if config.tls or _recorded_tls(config) else None
-    return ask_cql(address, config.cql_port, username=user, password=password,
-                   ssl_context=files.client_context() if files is not None else None)
+    return files.client_context() if files is not None else None
+
+
+def _probe(config: LauncherConfig, address: str) -> CqlAnswer | None:
+    """ask_cql with the cluster's login (with --password-auth: the new password, else the default),
+    over TLS when the cluster was started with --tls."""
+    context = _client_tls(config)
+    for user, password in credentials.logins(config):
+        answer = ask_cql(address, config.cql_port, username=user, password=password, ssl_context=context)
+        if answer is not None:
+            return answer
+    return None
 
 
 def _say_tls(config: LauncherConfig, say: Say) -> None:
@@ -92,6 +124,8 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
         if answer is not None and len(running) == config.nodes:
             say(f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
                 f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do.")
+            if config.password_auth:
+                _secure_superuser(config, running[0], say)
             _say_tls(config, say)
             return StartResult(False, time.monotonic() - began, False, answer.release_version)
         # Our JVM exists but is still booting (or a cluster is half up): wait for it below.
@@ -125,6 +159,7 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
         tls.ensure_certificates(config)
 
     nodes = _nodes(config)
+    credentials.ensure_jmx_files(config)
     version = ""
     for node in nodes:
         if not node.is_running():
@@ -137,6 +172,8 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
         version = _wait_for_cql(node, config, began)
     if len(nodes) > 1:
         _wait_for_ring(nodes, config, began, say)
+    if config.password_auth:
+        _secure_superuser(config, nodes[0], say)
     seconds = time.monotonic() - began
     say(f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
         f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s).")

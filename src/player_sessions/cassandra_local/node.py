@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from player_sessions.cassandra_local import tls
+from player_sessions.cassandra_local import credentials, tls
 from player_sessions.cassandra_local.config import STORAGE_PORT, LauncherConfig
 from player_sessions.cassandra_local.jars import jamm_agent
 
@@ -106,7 +106,10 @@ class Node:
             f"-Dcassandra.storagedir={self.dir}",
             f"-Dcassandra.logdir={self.log_dir}",
             f"-Dlogback.configurationFile={self.conf_dir / 'logback.xml'}",
-            f"-Dcassandra.jmx.local.port={self.jmx_port}",
+            f"-Dcassandra.jmx.local.port={self.jmx_port}",  # local: bound to 127.0.0.1 only
+            "-Dcom.sun.management.jmxremote.authenticate=true",
+            f"-Dcom.sun.management.jmxremote.password.file={credentials.jmx_password_file(self.config)}",
+            f"-Dcom.sun.management.jmxremote.access.file={credentials.jmx_access_file(self.config)}",
             f"-Djna.tmpdir={self.dir / 'tmp'}",
             # lz4-java and snappy unpack their native libraries into java.io.tmpdir, and a node that is
             # SIGKILLed (a failed start) leaves them behind in /tmp; keep them in the node dir instead.
@@ -292,10 +295,10 @@ class NodetoolStatus:
     error: str  # "" when nodetool ran; otherwise the last lines of its output, for the error message
 
 
-def nodetool(node: Node, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run `nodetool ARGS` against the node over its local JMX port (raises TimeoutExpired)."""
+def nodetool_command(node: Node, *arguments: str) -> list[str]:
+    """`nodetool <arguments>` against the node's local JMX port, with the cluster's JMX login."""
     jar_dir = node.config.jar_dir
-    command = [
+    return [
         "java", "-Xmx128m", *_module_flags(), "-cp", f"{node.conf_dir}:{jar_dir}/*",
         f"-Dlogback.configurationFile={node.conf_dir / 'logback.xml'}",
         # Not the node's own log dir: two JVMs appending to one rolling system.log interleave and
@@ -303,13 +306,19 @@ def nodetool(node: Node, *args: str, timeout_s: float = 60.0) -> subprocess.Comp
         f"-Dcassandra.logdir={node.log_dir / 'nodetool'}",
         # NodeTool appends every command to ~/.cassandra/nodetool.history; keep it in the node dir.
         f"-Duser.home={node.dir / 'tmp'}",
-        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port), *args,
+        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port),
+        *credentials.nodetool_login(node.config), *arguments,
     ]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout_s)
+
+
+def nodetool(node: Node, *arguments: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run `nodetool ARGUMENTS` against the node over its local JMX port (raises TimeoutExpired)."""
+    return subprocess.run(nodetool_command(node, *arguments), capture_output=True, text=True, check=False,
+                          timeout=timeout_s)
 
 
 def nodetool_status(node: Node) -> NodetoolStatus:
-    """Run `nodetool status` and count the UN lines."""
+    """Run `nodetool status` (over the node's local JMX port) and count the UN lines."""
     try:
         proc = nodetool(node, "status")
     except subprocess.TimeoutExpired:

@@ -77,3 +77,25 @@ def hosts_up(addresses: list[str], port: int, timeout: float = 5.0) -> int:
         return 0
     finally:
         cluster.shutdown()
+
+
+def set_password(address: str, port: int, username: str, old_password: str, new_password: str,
+                 timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    """`ALTER ROLE <username> WITH PASSWORD = ...` logged in as that role; raises if it fails."""
+    _quiet_driver()
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]), request_timeout=timeout
+    )
+    cluster = Cluster(contact_points=[address], port=port,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=timeout,
+                      auth_provider=PlainTextAuthProvider(username, old_password), ssl_context=ssl_context)
+    try:
+        session = cluster.connect()
+        # A role name cannot be a bind marker; ours is a constant of the launcher, quoted.
+        session.execute(f'ALTER ROLE "{username}" WITH PASSWORD = %s', (new_password,))
+    finally:
+        cluster.shutdown()

@@ -1,10 +1,11 @@
 """Erase a player: remove their events and sessions from every table, so nothing of theirs can be
 returned or counted any more.
 
-1. Find what the player has: their partition of `player_events` (every event, with each start's ts
-   and country).
-2. Delete the raw start rows of starts_by_country_hour and starts_by_minute (the rows every count is
-   made from).
+1. Page through the player's partition of `player_events` (every event, with each start's ts and
+   country), `ERASE_PAGE_ROWS` rows at a time, so a player with a million events costs a page of
+   rows in memory (and the distinct session ids and touched minutes it counts), not the partition.
+2. For each page, delete its raw start rows of starts_by_country_hour and starts_by_minute (the rows
+   every count is made from).
 3. Mark the minute, hour and day rollups that lost a start stale, with a new `touched` token, as
    ingest does: the deletions are acknowledged before the token is written, so a recount that reads the
    new token counts without the deleted rows, and one that read an older token is seen as stale
@@ -21,16 +22,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from player_sessions import metrics
 from player_sessions.domain.clock import Clock
+from player_sessions.domain.sessions import from_epoch_ms
 from player_sessions.domain.validation import check_player_id
-from player_sessions.domain.windows import hour_floor
+from player_sessions.domain.windows import hour_floor, minute_floor
 from player_sessions.services.counts import count_touches
-from player_sessions.store.base import SessionStore
+from player_sessions.store.base import SessionStore, StoredEventKey
 
 HOUR = timedelta(hours=1)
+ERASE_PAGE_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -41,27 +44,42 @@ class ErasedPlayer:
     rollups_marked_stale: int  # (country, hour) rollups whose count will be recounted
 
 
-async def erase_player(store: SessionStore, clock: Clock, retention: timedelta,
-                       player_id: str) -> ErasedPlayer:
+async def erase_player(store: SessionStore, clock: Clock, retention: timedelta, player_id: str,
+                       page_rows: int = ERASE_PAGE_ROWS) -> ErasedPlayer:
     check_player_id(player_id)
     now = clock.now()
-    footprint = await store.player_footprint(player_id)
-    await store.erase_player_rows(player_id, footprint)
-
     horizon = now - retention
-    touches = count_touches(
-        ((country, ts) for country, ts, _ in footprint.starts
-         if hour_floor(ts) + HOUR > horizon),  # an hour wholly out of retention is never counted again
-        now, retention)
+    events = starts = 0
+    sessions: set[bytes] = set()
+    # (country, minute): what the counts need to know, far fewer than the starts for a busy player.
+    touched: set[tuple[str, datetime]] = set()
+    after: StoredEventKey | None = None
+    while True:
+        rows = await store.player_events(player_id, after, page_rows)
+        page_starts = [(e.country, from_epoch_ms(e.ts_ms), uuid.UUID(bytes=e.session_id))
+                       for e in rows if e.is_start and e.country is not None]
+        await store.erase_player_rows(player_id, page_starts)
+        events += len(rows)
+        starts += len(page_starts)
+        sessions.update(e.session_id for e in rows)
+        # An hour wholly out of retention is never counted again: no touch.
+        touched.update((country, minute_floor(ts)) for country, ts, _ in page_starts
+                       if hour_floor(ts) + HOUR > horizon)
+        if len(rows) < page_rows:
+            break
+        last = rows[-1]
+        after = (last.ts_ms, last.session_id, last.is_start)
+
+    touches = count_touches(touched, now, retention)
     if touches:
         await store.touch_counts(touches, uuid.uuid4())
     await store.drop_player_events(player_id)
 
     removed = {
-        "player_events": footprint.events,
-        "starts_by_country_hour": len(footprint.starts),
-        "starts_by_minute": len(footprint.starts),
+        "player_events": events,
+        "starts_by_country_hour": starts,
+        "starts_by_minute": starts,
     }
     for table, n in removed.items():
         metrics.ERASED_ROWS.labels(table).inc(n)
-    return ErasedPlayer(player_id, removed, footprint.sessions, len(touches))
+    return ErasedPlayer(player_id, removed, len(sessions), len(touches))

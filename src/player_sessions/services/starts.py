@@ -1,11 +1,14 @@
 """One country's session starts in a window, newest first, walked page by page with a cursor.
 
 The cursor freezes the window (from, to) of the first page, so "now" moving on between pages neither
-skips nor repeats a start, and carries the last row returned (hour, ts, session_id).
+skips nor repeats a start, and carries the last row returned (hour, ts, session_id) and the country.
+It is signed (domain/cursor.py): a cursor this service did not issue, or issued for another country,
+is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,7 +37,8 @@ class StartsPage:
 
 
 async def country_starts(store: SessionStore, clock: Clock, retention: timedelta, country: str,
-                         hours: float | None, limit: int, cursor: str | None) -> StartsPage:
+                         hours: float | None, limit: int, cursor: str | None,
+                         cursor_keys: Sequence[bytes]) -> StartsPage:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     code = normalise_country(country)
@@ -44,9 +48,11 @@ async def country_starts(store: SessionStore, clock: Clock, retention: timedelta
     position: StartsCursor | None = None
     if cursor:
         try:
-            position = decode_cursor(cursor)
+            position = decode_cursor(cursor, cursor_keys)
         except ValueError as exc:
             raise InvalidRequest("cursor", "not a valid cursor") from exc
+        if position.country != code:
+            raise InvalidRequest("cursor", f"issued for {position.country}, not {code}")
         frm, to = position.frm, position.to
     else:
         if hours is None:
@@ -75,6 +81,6 @@ async def country_starts(store: SessionStore, clock: Clock, retention: timedelta
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor(StartsCursor(frm=frm, to=to, hour=last.hour, ts=last.ts,
-                                                 session_id=last.session_id))
+        next_cursor = encode_cursor(StartsCursor(country=code, frm=frm, to=to, hour=last.hour, ts=last.ts,
+                                                 session_id=last.session_id), cursor_keys[0])
     return StartsPage(code, frm, to, page, next_cursor)

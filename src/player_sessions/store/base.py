@@ -75,15 +75,6 @@ class StartRow:
     player_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class PlayerFootprint:
-    """Everything one player has stored, as found by DELETE /players/{player_id} before it deletes."""
-
-    events: int  # rows in player_events
-    sessions: int  # distinct session ids among them
-    starts: frozenset[tuple[str, datetime, uuid.UUID]]  # (country, ts, session_id): raw start rows
-
-
 class SessionStore(Protocol):
     async def ping(self) -> None: ...
     async def ready(self) -> None: ...
@@ -93,8 +84,8 @@ class SessionStore(Protocol):
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
 
     # erase a player
-    async def player_footprint(self, player_id: str) -> PlayerFootprint: ...
-    async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None: ...
+    async def erase_player_rows(self, player_id: str,
+                                starts: Sequence[tuple[str, datetime, uuid.UUID]]) -> None: ...
     async def drop_player_events(self, player_id: str) -> None: ...
 
     # sessions

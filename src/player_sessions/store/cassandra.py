@@ -38,7 +38,6 @@ from player_sessions.store.base import (
     CountRow,
     CountTouch,
     EventWrite,
-    PlayerFootprint,
     StartRow,
     StartWrite,
     StoredEventKey,
@@ -197,19 +196,13 @@ class CassandraStore:
         self._ping = idem("SELECT release_version FROM system.local")
 
     def _prepare_erase(self, ks: str) -> None:
-        """The statements of DELETE /players/{player_id}."""
+        """The statements of DELETE /players/{player_id} (it reads the partition with player_events)."""
 
-        def idem(cql: str, unpaged: bool = False) -> PreparedStatement:
+        def idem(cql: str) -> PreparedStatement:
             stmt = self._session.prepare(cql)
             stmt.is_idempotent = True
-            if unpaged:
-                # One player's partition, bounded by the TTL to one retention of that player's sessions.
-                stmt.fetch_size = None
             return stmt
 
-        self._get_all_events = idem(
-            f"SELECT ts, session_id, is_start, country FROM {ks}.player_events WHERE player_id = ?",
-            unpaged=True)
         self._del_start = idem(
             f"DELETE FROM {ks}.starts_by_country_hour "
             "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
@@ -454,21 +447,16 @@ class CassandraStore:
 
     # --- erasing a player ----------------------------------------------------------------------
 
-    async def player_footprint(self, player_id: str) -> PlayerFootprint:
-        rows = await self._execute(self._get_all_events, (player_id,))
-        starts = frozenset(
-            (r.country, _must_utc(r.ts), r.session_id) for r in rows if r.is_start and r.country is not None)
-        return PlayerFootprint(len(rows), len({r.session_id for r in rows}), starts)
-
-    async def erase_player_rows(self, player_id: str, footprint: PlayerFootprint) -> None:
-        """Delete the player's raw start rows (player_events goes last, in drop_player_events, so a
+    async def erase_player_rows(self, player_id: str,
+                                starts: Sequence[tuple[str, datetime, uuid.UUID]]) -> None:
+        """Delete raw start rows of the player (player_events goes last, in drop_player_events, so a
         failed erase can be retried and still finds everything)."""
         await self._execute_all(self._replica_batches(itertools.chain(
             ((self._del_start, (country, _hour_of(ts), ts, session_id))
-             for country, ts, session_id in footprint.starts),
+             for country, ts, session_id in starts),
             ((self._del_minute_start,
               (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id))
-             for country, ts, session_id in footprint.starts))))
+             for country, ts, session_id in starts))))
 
     async def drop_player_events(self, player_id: str) -> None:
         await self._execute(self._del_events, (player_id,))
