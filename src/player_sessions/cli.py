@@ -142,6 +142,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--no-create-keyspace", {"dest": "create_keyspace", "action": "store_const", "const": False,
                               "help": "do not create the keyspace (managed services)"}),
     ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
+    ("--max-decoded-bytes", {"type": int, "help": "largest request body once decompressed, the JSON that "
+                             "is parsed (default 24 MiB: 100,000 of the longest valid events)"}),
     ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
     ("--request-timeout", {"type": float,
                            "help": "seconds before a request gives up with 503 (default 120)"}),

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
+    # 100,000 of the longest valid events, pretty-printed, take 23.8 MB (a typical batch: 14 MB).
+    max_decoded_bytes: int = Field(24 * 1024 * 1024, ge=1024, description="largest request body once "
+                                   "decompressed: the JSON that is parsed (a plain body too)")
     request_timeout: float = Field(120.0, gt=0, description="seconds a request may take before 503")
     # Limits and back-pressure (docs/reliability.md)
     body_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause, and the grace "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -44,6 +44,16 @@ class NotJson:
 NOT_JSON_ERROR = EventError("event", "not valid JSON")
 
 
+class TooLarge:
+    """Stands for an event of more than `limit` bytes, which is not decoded: it becomes that event's
+    error."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, limit: int) -> None:
+        self.error = EventError("event", f"larger than {limit} bytes")
+
+
 @dataclass
 class IngestResult:
     received: int = 0
@@ -62,11 +72,33 @@ class Classified:
 def classify(raw_events: Sequence[object], now: datetime, retention: timedelta,
              rules: ValidationRules) -> Classified:
     """Pure: split a request's events into valid, expired and rejected (with index and reason)."""
-    result = IngestResult(received=len(raw_events))
+    return classify_pieces((raw_events,), now, retention, rules)
+
+
+def classify_pieces(pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta,
+                    rules: ValidationRules) -> Classified:
+    """Pure: `classify` over a request's events given in consecutive pieces. A piece is dropped once
+    validated, so only the compact events outlive it, not their decoded JSON."""
+    result = IngestResult()
     valid: list[Event] = []
-    for index, raw in enumerate(raw_events):
+    index = 0
+    for piece in pieces:
+        _classify_into(piece, index, now, retention, rules, valid, result)
+        index += len(piece)
+    result.received = index
+    result.rejected = len(result.errors)
+    result.stored = len(valid)
+    return Classified(valid, result)
+
+
+def _classify_into(raw_events: Sequence[object], first: int, now: datetime, retention: timedelta,
+                   rules: ValidationRules, valid: list[Event], result: IngestResult) -> None:
+    for index, raw in enumerate(raw_events, first):
         if isinstance(raw, NotJson):
             result.errors.append((index, NOT_JSON_ERROR))
+            continue
+        if isinstance(raw, TooLarge):
+            result.errors.append((index, raw.error))
             continue
         try:
             event = validate_event(raw, now, rules)
@@ -77,9 +109,6 @@ def classify(raw_events: Sequence[object], now: datetime, retention: timedelta,
             result.expired += 1
         else:
             valid.append(event)
-    result.rejected = len(result.errors)
-    result.stored = len(valid)
-    return Classified(valid, result)
 
 
 async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock: Clock,
@@ -95,9 +124,26 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
         classified = await asyncio.to_thread(classify, raw_events, now, retention, rules)
     if consume and isinstance(raw_events, list):
         raw_events.clear()
-    events = classified.valid
-    if events:
-        await store_events(events, store, now, retention)
+    return await store_classified(classified, store, now, retention)
+
+
+async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore, clock: Clock,
+                        retention: timedelta, rules: ValidationRules, *, in_thread: bool) -> IngestResult:
+    """Validate a request's events, given as pieces that are decoded as they are taken, and store the
+    valid ones. `in_thread` for a large body: decoding and validating it take ~0.5 s of CPU per
+    100,000 events, and in a thread the event loop keeps serving other requests in between."""
+    now = clock.now()
+    if in_thread:
+        classified = await asyncio.to_thread(classify_pieces, pieces, now, retention, rules)
+    else:
+        classified = classify_pieces(pieces, now, retention, rules)
+    return await store_classified(classified, store, now, retention)
+
+
+async def store_classified(classified: Classified, store: SessionStore, now: datetime,
+                           retention: timedelta) -> IngestResult:
+    if classified.valid:
+        await store_events(classified.valid, store, now, retention)
     return classified.result
 
 
