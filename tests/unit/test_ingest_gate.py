@@ -14,38 +14,28 @@ MIB = 1024 * 1024
 
 def test_a_plain_body_weighs_its_declared_length_within_bounds() -> None:
     gate = IngestGate(slots=64, budget=32 * MIB, wait_s=1)
-    assert gate.weigh("13000000", None) == 13_000_000
-    assert gate.weigh("200", "identity") == MIN_WEIGHT
-    assert gate.weigh(str(100 * MIB), None) == 32 * MIB
+    assert gate.weigh("13000000", None, 24 * MIB) == 13_000_000
+    assert gate.weigh("200", "identity", 24 * MIB) == MIN_WEIGHT
+    assert gate.weigh(str(100 * MIB), None, 24 * MIB) == 32 * MIB
 
 
 @pytest.mark.parametrize(("length", "encoding"), [(None, None), ("1000", "gzip"), ("x", None), ("-5", None)])
-def test_a_body_of_unknown_size_starts_at_the_least_weight(length: str | None, encoding: str | None) -> None:
-    assert IngestGate(slots=64, budget=32 * MIB, wait_s=1).weigh(length, encoding) == MIN_WEIGHT
+def test_a_body_of_unknown_size_weighs_what_it_may_decompress_to(length: str | None,
+                                                                 encoding: str | None) -> None:
+    gate = IngestGate(slots=64, budget=32 * MIB, wait_s=1)
+    assert gate.weigh(length, encoding, 24 * MIB) == 24 * MIB
+    assert gate.weigh(length, encoding, 64 * MIB) == 32 * MIB  # never more than the whole budget
 
 
-async def test_a_growing_body_grows_its_weight_up_to_the_budget_and_waits_for_room() -> None:
-    gate = IngestGate(slots=64, budget=10 * MIB, wait_s=0.2)
-    other = IngestLease(gate, 6 * MIB)
-    await gate.acquire(other.weight)
-    lease = IngestLease(gate, MIN_WEIGHT)
+async def test_once_read_a_body_weighs_only_its_size() -> None:
+    gate = IngestGate(slots=64, budget=32 * MIB, wait_s=0.05)
+    lease = IngestLease(gate, gate.weigh("1000", "gzip", 24 * MIB))
     await gate.acquire(lease.weight)
-    await lease.cover(3 * MIB)  # fits beside the other
-    assert lease.weight == 3 * MIB
     with pytest.raises(Busy):
-        await lease.cover(5 * MIB)  # the other holds 6 of the 10 MiB for longer than wait_s
-    assert lease.weight == 3 * MIB
-    growing = asyncio.ensure_future(lease.cover(20 * MIB))
-    await asyncio.sleep(0.01)
-    assert not growing.done()
-    gate.release(other.weight)
-    await growing
-    assert lease.weight == 10 * MIB  # never more than the whole budget
-    waiting = asyncio.ensure_future(gate.acquire(MIN_WEIGHT))
-    await asyncio.sleep(0.01)
-    assert not waiting.done()  # a compressed bomb holds the budget: no one else's body meanwhile
-    gate.release(lease.weight)
-    await waiting
+        await gate.acquire(13 * MIB)  # a second compressed body waits while the first is read
+    lease.shrink_to(2 * MIB)
+    await gate.acquire(13 * MIB)
+    assert lease.weight == 2 * MIB
 
 
 async def test_many_small_batches_run_together_but_only_two_huge_ones() -> None:

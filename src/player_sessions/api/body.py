@@ -9,7 +9,7 @@ import asyncio
 import math
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -48,11 +48,11 @@ class IngestGate:
     bytes of the bodies in progress, not the number of connections, are what bound the process's
     memory; weighing each request by its size lets many small batches run side by side while only a
     couple of huge ones do. A request whose size is unknown before it is read (chunked, or compressed:
-    weighed by what it decompresses to) starts at its wire size and grows its weight as its body
-    grows (`IngestLease.cover`), ahead of the queue, waiting for room like any other. Waiters are
-    admitted in arrival order, so a large batch is not starved by a stream of small ones. A request
-    not admitted within `wait_s` gets 503 + Retry-After: nothing was stored and the retry is safe.
-    Waiting requests hold no more body than they weigh (the socket's flow control stops the sender).
+    weighed by what it may decompress to) weighs the most its body may be, up to the whole budget,
+    until it is read; then only its size (`IngestLease.shrink_to`). Waiters are admitted in arrival
+    order, so a large batch is not starved by a stream of small ones. A request not admitted within
+    `wait_s` gets 503 + Retry-After before its body is read: nothing was stored and the retry is safe.
+    Waiting requests hold no body (the socket's flow control stops the sender).
     """
 
     def __init__(self, slots: int, budget: int, wait_s: float) -> None:
@@ -62,13 +62,13 @@ class IngestGate:
         self._requests = 0
         self._bytes = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self._growers: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    def weigh(self, content_length: str | None, encoding: str | None) -> int:
-        """The weight a request starts with: its declared length (a compressed body's wire size, to
-        grow as it inflates), at least MIN_WEIGHT, at most the whole budget."""
+    def weigh(self, content_length: str | None, encoding: str | None, max_decoded: int) -> int:
+        """What a request weighs until its body is read: its declared length if it is plain, else the
+        most it may decompress to; at least MIN_WEIGHT, at most the whole budget."""
         declared = (content_length or "").strip()
-        size = int(declared) if declared.isascii() and declared.isdigit() else 0
+        identity = (encoding or "identity").strip().lower() == "identity"
+        size = int(declared) if identity and declared.isascii() and declared.isdigit() else max_decoded
         return min(max(size, MIN_WEIGHT), self.budget)
 
     def _fits(self, weight: int) -> bool:
@@ -102,28 +102,9 @@ class IngestGate:
                            "retry later") from None
             raise
 
-    async def grow(self, extra: int) -> None:
-        """More bytes for a request already admitted: before any new request, since its body is
-        already being held; Busy when there is no room for `wait_s`."""
-        if not self._growers and self._bytes + extra <= self.budget:
-            self._bytes += extra
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._growers.append((extra, waiter))
-        try:
-            async with asyncio.timeout(self.wait_s):
-                await waiter
-        except BaseException as exc:
-            if waiter.done() and not waiter.cancelled():
-                self._bytes -= extra
-            else:
-                waiter.cancel()
-                self._growers = deque(w for w in self._growers if w[1] is not waiter)
-            self._admit()
-            if isinstance(exc, TimeoutError):
-                raise Busy("request", f"this process's ingest stayed at its limit ({self.budget} body "
-                           f"bytes) for {self.wait_s:g}s; nothing was stored, retry later") from None
-            raise
+    def shrink(self, extra: int) -> None:
+        self._bytes -= extra
+        self._admit()
 
     def release(self, weight: int) -> None:
         self._requests -= 1
@@ -131,16 +112,6 @@ class IngestGate:
         self._admit()
 
     def _admit(self) -> None:
-        while self._growers:
-            extra, waiter = self._growers[0]
-            if waiter.done():
-                self._growers.popleft()
-                continue
-            if self._bytes + extra > self.budget:
-                return
-            self._growers.popleft()
-            self._bytes += extra
-            waiter.set_result(None)
         while self._waiters:
             weight, waiter = self._waiters[0]
             if waiter.done():
@@ -154,6 +125,7 @@ class IngestGate:
 
 
 MIN_WEIGHT = 64 * 1024  # a small batch still costs its request's working set
+INFLATE_STEP = 1024 * 1024
 
 
 class IngestLease:
@@ -163,12 +135,10 @@ class IngestLease:
         self.gate = gate
         self.weight = weight
 
-    async def cover(self, size: int) -> None:
-        if size <= self.weight or self.weight >= self.gate.budget:
-            return
-        # Doubling: a body that grows to n bytes asks the gate O(log n) times.
-        target = min(max(size, 2 * self.weight), self.gate.budget)
-        await self.gate.grow(target - self.weight)
+    def shrink_to(self, size: int) -> None:
+        """The body is read and weighs `size`: give back the rest of what it was weighed at."""
+        target = min(max(size, MIN_WEIGHT), self.weight)
+        self.gate.shrink(self.weight - target)
         self.weight = target
 
 
@@ -180,8 +150,10 @@ async def ingest_slot(request: Request) -> AsyncIterator[IngestLease]:
         settings = state.runtime.settings
         gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.ingest_budget_bytes,
                                               settings.queue_timeout)
+    settings = state.runtime.settings
     lease = IngestLease(gate, gate.weigh(request.headers.get("content-length"),
-                                         request.headers.get("content-encoding")))
+                                         request.headers.get("content-encoding"),
+                                         min(settings.max_decoded_bytes, settings.max_body_bytes)))
     await gate.acquire(lease.weight)
     try:
         yield lease
@@ -194,10 +166,9 @@ IngestSlot = Annotated[IngestLease, Depends(ingest_slot)]
 
 async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None, encoding: str | None,
                        max_bytes: int, *, max_decoded: int | None = None, body_timeout: float | None = None,
-                       min_rate: float = 0.0,
-                       cover: Callable[[int], Awaitable[None]] | None = None) -> bytearray:
+                       min_rate: float = 0.0) -> bytearray:
     """The body, refused with 413 as soon as it passes max_bytes on the wire or `max_decoded` (default
-    max_bytes) once decompressed. `cover(n)` is awaited before the body held grows to n bytes.
+    max_bytes) once decompressed.
 
     With `body_timeout`, 408 when the next chunk takes longer than that, or when the body falls below
     an average of `min_rate` bytes/s after a grace of `body_timeout` seconds (n bytes may take
@@ -246,18 +217,25 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
             raw_size += len(chunk)
             if raw_size > max_bytes:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
-            # Inflate no more than the room left: a decompression bomb stops at limit + 1.
-            data = chunk if inflater is None else inflater.decompress(chunk, limit - size + 1)
-            size += len(data)
-            if size > limit:
-                raise PayloadTooLarge("body", f"larger than {limit} bytes{once}")
-            if cover is not None:
-                await cover(size)
-            body += data
+            pending = chunk
+            while pending:
+                if inflater is None:
+                    data, pending = pending, b""
+                else:
+                    # Inflate no more than the room left (a bomb stops at limit + 1), a step at a time:
+                    # 64 KiB of gzip can inflate to 64 MiB, tens of milliseconds of other requests'.
+                    data = inflater.decompress(pending, min(limit - size + 1, INFLATE_STEP))
+                    pending = inflater.unconsumed_tail
+                size += len(data)
+                if size > limit:
+                    raise PayloadTooLarge("body", f"larger than {limit} bytes{once}")
+                body += data
+                if pending:
+                    await asyncio.sleep(0)
         if inflater is not None:
             tail = inflater.flush()
             size += len(tail)
-            if size > limit or inflater.unconsumed_tail:
+            if size > limit:
                 raise PayloadTooLarge("body", f"larger than {limit} bytes{once}")
             if not inflater.eof:
                 raise BadRequest("body", f"truncated {enc} data")

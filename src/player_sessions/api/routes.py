@@ -90,7 +90,8 @@ async def post_events(request: Request, rt: RuntimeDep, slot: IngestSlot) -> Jso
     body = await read_limited(request.stream(), request.headers.get("content-length"),
                               request.headers.get("content-encoding"), settings.max_body_bytes,
                               max_decoded=settings.max_decoded_bytes, body_timeout=settings.body_timeout,
-                              min_rate=settings.body_min_rate, cover=slot.cover)
+                              min_rate=settings.body_min_rate)
+    slot.shrink_to(len(body))
     pieces = event_pieces(body, kind in NDJSON_TYPES, settings.max_events)
     in_thread = len(body) > OFFLOAD_BYTES
     del body  # the pieces hold it until they are decoded, not while the events are stored
