@@ -156,6 +156,12 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
                                "progress per process; bounds memory (default 16 MiB: one 100,000-event "
                                "batch beside small ones; a chunked or compressed body counts half)"}),
+    ("--header-timeout", {"type": float, "help": "seconds a connection may take to send its request "
+                           "headers; then 408 and closed (default 10)"}),
+    ("--max-header-bytes", {"type": int, "help": "largest request head; 431 and closed above (default "
+                             "32768)"}),
+    ("--max-connections", {"type": int, "help": "open connections per worker; more are answered 503 and "
+                            "closed (default 2048; keep under ulimit -n)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
     ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),

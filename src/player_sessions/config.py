@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     ingest_budget_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
                                      "POST /events requests in progress per process (bounds memory; a body "
                                      "of unknown size counts half)")
+    header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send a request's "
+                                  "headers; then 408 and closed")
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head (request line "
+                                  "and headers); 431 and closed above it")
+    max_connections: int = Field(2048, ge=1, description="open connections per worker; more are answered "
+                                 "503 and closed (keep under the open-files limit, ulimit -n)")
     queue_timeout: float = Field(5.0, gt=0, description="seconds a request waits for an ingest slot or a "
                                  "Cassandra write slot before 503 + Retry-After")
 

@@ -21,19 +21,22 @@ import orjson
 import pytest
 
 from tests.e2e.factories import session_pair
-from tests.faults.conftest import NOW_DT, Service, say
+from tests.faults.conftest import FULL, NOW_DT, Service, say
 
 pytestmark = pytest.mark.faults
 
 MAX_BODY = 64 * 1024 * 1024  # the default --max-body-bytes
 BODY_TIMEOUT_S = 2.0
 MIN_RATE = 1000  # bytes/s after BODY_TIMEOUT_S
+HEADER_TIMEOUT_S = 10.0 if FULL else 3.0
+HALF_OPEN = 1000
 
 
 @pytest.fixture(scope="module")
 def limits_service(cassandra_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = Service(f"ps_faults_limits_{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("limits"),
-                      {"--body-timeout": str(BODY_TIMEOUT_S), "--body-min-rate": str(MIN_RATE)})
+                      {"--body-timeout": str(BODY_TIMEOUT_S), "--body-min-rate": str(MIN_RATE),
+                       "--header-timeout": str(HEADER_TIMEOUT_S)})
     service.start()
     try:
         yield service
@@ -312,3 +315,91 @@ def test_a_100000_event_batch_adds_little_memory_and_delays_no_one(
     assert (hwm - rss_before) / 1024 < 100
     # Other requests' delay is reported, not asserted: the write of 100,000 events still holds the
     # event loop for a few hundred milliseconds at times (docs/reliability.md).
+
+
+def half_open(port: int, count: int) -> list[socket.socket]:
+    """Connections that send part of a request line and then nothing."""
+    opened = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        sock.setblocking(False)
+        opened.append(sock)
+    return opened
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_half_open_connections_are_closed_while_fresh_requests_answer(limits_service: Service) -> None:
+    began = time.monotonic()
+    socks = half_open(limits_service.port, HALF_OPEN)
+    opened_s = time.monotonic() - began
+    open_socks = set(socks)
+    fresh: list[tuple[int, float]] = []
+    closed_at: list[float] = []
+    try:
+        with httpx.Client(base_url=limits_service.url, timeout=10) as client:
+            while open_socks and time.monotonic() - began < 40:
+                sent = time.monotonic()
+                fresh.append((client.get("/").status_code, time.monotonic() - sent))
+                for sock in [s for s in open_socks if closed_by_peer(s)]:
+                    open_socks.discard(sock)
+                    closed_at.append(time.monotonic() - began)
+                time.sleep(0.25)
+    finally:
+        for sock in socks:
+            sock.close()
+    say(f"{HALF_OPEN} half-open connections opened in {opened_s:.1f}s; closed by the service: "
+        f"{len(closed_at)}, the first after {min(closed_at, default=0):.1f}s, the last after "
+        f"{max(closed_at, default=0):.1f}s (--header-timeout {HEADER_TIMEOUT_S:g}); fresh GET / meanwhile: "
+        f"{len(fresh)}, statuses {sorted({s for s, _ in fresh})}, slowest "
+        f"{max(t for _, t in fresh) * 1000:.0f} ms")
+    assert not open_socks, f"{len(open_socks)} still open after 40 s"
+    assert max(closed_at) < 30
+    assert all(status == 200 for status, _ in fresh)
+
+
+@pytest.mark.parametrize("trickled", [False, True])
+def test_oversized_headers_get_431(limits_service: Service, trickled: bool) -> None:
+    """Whole in one send, or without end in pieces: 431 and the connection closed."""
+    with connect(limits_service) as sock:
+        if trickled:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(64):
+                if select.select([sock], [], [], 0.01)[0]:
+                    break
+                sock.sendall(b"a" * 1024)
+        else:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024) + b"\r\n\r\n")
+        status, _, body = read_response(sock, timeout=10)
+    assert status == 431, body
+
+
+def test_connections_over_the_cap_are_refused_at_once(cassandra_node: str, tmp_path: Path) -> None:
+    service = Service(f"ps_faults_conns_{uuid.uuid4().hex[:8]}", tmp_path, {"--max-connections": "50"})
+    service.start()
+    socks: list[socket.socket] = []
+    try:
+        socks = half_open(service.port, 50)
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as extra:
+            status, _, body = read_response(extra, timeout=10)
+        assert status == 503, body
+        for sock in socks:
+            sock.close()
+        time.sleep(0.5)
+        assert httpx.get(f"{service.url}/", timeout=10).status_code == 200
+    finally:
+        for sock in socks:
+            sock.close()
+        service.stop()
