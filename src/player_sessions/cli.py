@@ -155,7 +155,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                                "per process (default 64)"}),
     ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
                                "progress per process; bounds memory (default 16 MiB: one 100,000-event "
-                               "batch beside small ones; a chunked or compressed body counts half)"}),
+                               "batch beside small ones; a chunked or compressed body weighs what it may "
+                               "decompress to until it is read)"}),
     ("--header-timeout", {"type": float, "help": "seconds a connection may take to send its request "
                            "headers; then 408 and closed (default 10)"}),
     ("--max-header-bytes", {"type": int, "help": "largest request head; 431 and closed above (default "

@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     max_ingest_requests: int = Field(64, ge=1, le=10_000, description="POST /events requests read, parsed "
                                      "and stored at once per process")
     ingest_budget_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
-                                     "POST /events requests in progress per process (bounds memory; a body "
-                                     "of unknown size counts half)")
+                                     "POST /events requests in progress per process (bounds memory; a "
+                                     "compressed or chunked body weighs what it may decompress to)")
     header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send a request's "
                                   "headers; then 408 and closed")
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head (request line "
