@@ -157,6 +157,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--no-create-keyspace", {"dest": "create_keyspace", "action": "store_const", "const": False,
                               "help": "do not create the keyspace (managed services)"}),
     ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
+    ("--max-decoded-bytes", {"type": int, "help": "largest request body once decompressed, the JSON that "
+                             "is parsed (default 24 MiB: 100,000 of the longest valid events)"}),
     ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
     ("--request-timeout", {"type": float,
                            "help": "seconds before a request gives up with 503 (default 120)"}),
@@ -168,7 +170,14 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
                                "per process (default 64)"}),
     ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
                                "progress per process; bounds memory (default 16 MiB: one 100,000-event "
-                               "batch beside small ones; a chunked or compressed body counts half)"}),
+                               "batch beside small ones; a chunked or compressed body weighs what it may "
+                               "decompress to until it is read)"}),
+    ("--header-timeout", {"type": float, "help": "seconds a connection may take to send its request "
+                           "headers; then 408 and closed (default 10)"}),
+    ("--max-header-bytes", {"type": int, "help": "largest request head; 431 and closed above (default "
+                             "32768)"}),
+    ("--max-connections", {"type": int, "help": "open connections per worker; more are answered 503 and "
+                            "closed (default 2048; keep under ulimit -n)"}),
     ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
                          "before 503 + Retry-After (default 5)"}),
     ("--player-read-max-rows", {"type": int, "help": "most of a player's events GET /players/{id}/sessions "

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
+    # 100,000 of the longest valid events, pretty-printed, take 23.8 MB (a typical batch: 14 MB).
+    max_decoded_bytes: int = Field(24 * 1024 * 1024, ge=1024, description="largest request body once "
+                                   "decompressed: the JSON that is parsed (a plain body too)")
     request_timeout: float = Field(120.0, gt=0, description="seconds a request may take before 503")
     # Limits and back-pressure (docs/reliability.md)
     body_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause, and the grace "
@@ -34,8 +37,14 @@ class Settings(BaseSettings):
     max_ingest_requests: int = Field(64, ge=1, le=10_000, description="POST /events requests read, parsed "
                                      "and stored at once per process")
     ingest_budget_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="sum of the body sizes of the "
-                                     "POST /events requests in progress per process (bounds memory; a body "
-                                     "of unknown size counts half)")
+                                     "POST /events requests in progress per process (bounds memory; a "
+                                     "compressed or chunked body weighs what it may decompress to)")
+    header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send a request's "
+                                  "headers; then 408 and closed")
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head (request line "
+                                  "and headers); 431 and closed above it")
+    max_connections: int = Field(2048, ge=1, description="open connections per worker; more are answered "
+                                 "503 and closed (keep under the open-files limit, ulimit -n)")
     queue_timeout: float = Field(5.0, gt=0, description="seconds a request waits for an ingest slot or a "
                                  "Cassandra write slot before 503 + Retry-After")
 

@@ -94,6 +94,7 @@ def _run(settings: Settings) -> int:
     import uvicorn
 
     from player_sessions import logsetup
+    from player_sessions.api import connections
     from player_sessions.api.auth import ApiKeysError, load_api_keys
 
     if settings.api_keys_file:
@@ -130,7 +131,7 @@ def _run(settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=connections.PROTOCOL,  # httptools, with header deadline, header size and connection caps
         log_level="warning",
         timeout_graceful_shutdown=10,
         log_config=logsetup.log_config(settings.log_format),

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from player_sessions.api.body import MIN_WEIGHT, IngestGate
+from player_sessions.api.body import MIN_WEIGHT, IngestGate, IngestLease
 from player_sessions.api.errors import Busy
 
 MIB = 1024 * 1024
@@ -14,14 +14,28 @@ MIB = 1024 * 1024
 
 def test_a_plain_body_weighs_its_declared_length_within_bounds() -> None:
     gate = IngestGate(slots=64, budget=32 * MIB, wait_s=1)
-    assert gate.weigh("13000000", None) == 13_000_000
-    assert gate.weigh("200", "identity") == MIN_WEIGHT
-    assert gate.weigh(str(100 * MIB), None) == 32 * MIB
+    assert gate.weigh("13000000", None, 24 * MIB) == 13_000_000
+    assert gate.weigh("200", "identity", 24 * MIB) == MIN_WEIGHT
+    assert gate.weigh(str(100 * MIB), None, 24 * MIB) == 32 * MIB
 
 
 @pytest.mark.parametrize(("length", "encoding"), [(None, None), ("1000", "gzip"), ("x", None), ("-5", None)])
-def test_a_body_of_unknown_size_weighs_half_the_budget(length: str | None, encoding: str | None) -> None:
-    assert IngestGate(slots=64, budget=32 * MIB, wait_s=1).weigh(length, encoding) == 16 * MIB
+def test_a_body_of_unknown_size_weighs_what_it_may_decompress_to(length: str | None,
+                                                                 encoding: str | None) -> None:
+    gate = IngestGate(slots=64, budget=32 * MIB, wait_s=1)
+    assert gate.weigh(length, encoding, 24 * MIB) == 24 * MIB
+    assert gate.weigh(length, encoding, 64 * MIB) == 32 * MIB  # never more than the whole budget
+
+
+async def test_once_read_a_body_weighs_only_its_size() -> None:
+    gate = IngestGate(slots=64, budget=32 * MIB, wait_s=0.05)
+    lease = IngestLease(gate, gate.weigh("1000", "gzip", 24 * MIB))
+    await gate.acquire(lease.weight)
+    with pytest.raises(Busy):
+        await gate.acquire(13 * MIB)  # a second compressed body waits while the first is read
+    lease.shrink_to(2 * MIB)
+    await gate.acquire(13 * MIB)
+    assert lease.weight == 2 * MIB
 
 
 async def test_many_small_batches_run_together_but_only_two_huge_ones() -> None:

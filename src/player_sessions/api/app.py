@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from player_sessions import __version__, metrics
-from player_sessions.api import dashboard, health
+from player_sessions.api import dashboard, docs_pages, health
 from player_sessions.api import metrics as metrics_route
 from player_sessions.api.auth import AUTH_RESPONSES, authorize, authorize_metrics, load_api_keys
 from player_sessions.api.errors import install_error_handlers
@@ -20,6 +20,7 @@ from player_sessions.api.models import EventIn, EventsIn
 from player_sessions.api.observe import ObserveMiddleware
 from player_sessions.api.responses import JsonResponse
 from player_sessions.api.routes import router
+from player_sessions.api.security_headers import SecurityHeadersMiddleware
 from player_sessions.bootstrap import Runtime, build_runtime, start_runtime, stop_runtime
 from player_sessions.config import Settings
 
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         description="Ingest game session events; last complete sessions per player; starts per country.",
         default_response_class=JsonResponse,
         lifespan=lifespan,
+        docs_url=None,  # served by docs_pages, without a CDN
+        redoc_url=None,
     )
     app.state.runtime = rt
     # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
@@ -57,7 +60,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health.router)  # probes stay open when API keys are on
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
+    app.include_router(docs_pages.router)
+    docs_pages.mount_assets(app)
     app.add_middleware(ObserveMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, errors too
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Reading and decoding a POST /events body within limits: bytes, decompressed bytes, events, time
-(a body that pauses or trickles in is refused with 408), and how many bodies one process holds at once
-(`ingest_slot`: the memory bound, 503 + Retry-After when every slot stays busy)."""
+"""Reading a POST /events body within limits: bytes on the wire, bytes once decompressed, time (a body
+that pauses or trickles in is refused with 408), and how many bodies one process holds at once
+(`ingest_slot`: the memory bound, 503 + Retry-After when every slot stays busy). Decoding it within the
+event limit: `event_pieces`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import orjson
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
@@ -22,7 +22,7 @@ from player_sessions.api.errors import (
     RequestTimeout,
     UnsupportedMedia,
 )
-from player_sessions.services.ingest import NotJson
+from player_sessions.api.event_pieces import event_pieces
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
@@ -47,11 +47,12 @@ class IngestGate:
     A 100,000-event body (~13 MB of JSON) costs ~200 MB once parsed and while it is written, so the
     bytes of the bodies in progress, not the number of connections, are what bound the process's
     memory; weighing each request by its size lets many small batches run side by side while only a
-    couple of huge ones do. A request whose size is unknown before it is read (chunked or compressed)
-    weighs half the budget. Waiters are admitted in arrival order, so a large batch is not starved by a
-    stream of small ones. A request not admitted within `wait_s` gets 503 + Retry-After before its
-    body is read: nothing was stored and the retry is safe. Waiting requests hold no body (the
-    socket's flow control stops the sender).
+    couple of huge ones do. A request whose size is unknown before it is read (chunked, or compressed:
+    weighed by what it may decompress to) weighs the most its body may be, up to the whole budget,
+    until it is read; then only its size (`IngestLease.shrink_to`). Waiters are admitted in arrival
+    order, so a large batch is not starved by a stream of small ones. A request not admitted within
+    `wait_s` gets 503 + Retry-After before its body is read: nothing was stored and the retry is safe.
+    Waiting requests hold no body (the socket's flow control stops the sender).
     """
 
     def __init__(self, slots: int, budget: int, wait_s: float) -> None:
@@ -62,12 +63,13 @@ class IngestGate:
         self._bytes = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    def weigh(self, content_length: str | None, encoding: str | None) -> int:
+    def weigh(self, content_length: str | None, encoding: str | None, max_decoded: int) -> int:
+        """What a request weighs until its body is read: its declared length if it is plain, else the
+        most it may decompress to; at least MIN_WEIGHT, at most the whole budget."""
         declared = (content_length or "").strip()
         identity = (encoding or "identity").strip().lower() == "identity"
-        if identity and declared.isascii() and declared.isdigit():
-            return min(max(int(declared), MIN_WEIGHT), self.budget)
-        return max(self.budget // 2, 1)
+        size = int(declared) if identity and declared.isascii() and declared.isdigit() else max_decoded
+        return min(max(size, MIN_WEIGHT), self.budget)
 
     def _fits(self, weight: int) -> bool:
         return self._requests < self.slots and self._bytes + weight <= self.budget
@@ -100,6 +102,10 @@ class IngestGate:
                            "retry later") from None
             raise
 
+    def shrink(self, extra: int) -> None:
+        self._bytes -= extra
+        self._admit()
+
     def release(self, weight: int) -> None:
         self._requests -= 1
         self._bytes -= weight
@@ -119,9 +125,24 @@ class IngestGate:
 
 
 MIN_WEIGHT = 64 * 1024  # a small batch still costs its request's working set
+INFLATE_STEP = 1024 * 1024
 
 
-async def ingest_slot(request: Request) -> AsyncIterator[None]:
+class IngestLease:
+    """One request's share of the gate: its weight, grown to cover its body as the body grows."""
+
+    def __init__(self, gate: IngestGate, weight: int) -> None:
+        self.gate = gate
+        self.weight = weight
+
+    def shrink_to(self, size: int) -> None:
+        """The body is read and weighs `size`: give back the rest of what it was weighed at."""
+        target = min(max(size, MIN_WEIGHT), self.weight)
+        self.gate.shrink(self.weight - target)
+        self.weight = target
+
+
+async def ingest_slot(request: Request) -> AsyncIterator[IngestLease]:
     """FastAPI dependency: holds this request's share of the process's ingest limits while it runs."""
     state = request.app.state
     gate: IngestGate | None = getattr(state, "ingest_gate", None)
@@ -129,35 +150,43 @@ async def ingest_slot(request: Request) -> AsyncIterator[None]:
         settings = state.runtime.settings
         gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.ingest_budget_bytes,
                                               settings.queue_timeout)
-    weight = gate.weigh(request.headers.get("content-length"), request.headers.get("content-encoding"))
-    await gate.acquire(weight)
+    settings = state.runtime.settings
+    lease = IngestLease(gate, gate.weigh(request.headers.get("content-length"),
+                                         request.headers.get("content-encoding"),
+                                         min(settings.max_decoded_bytes, settings.max_body_bytes)))
+    await gate.acquire(lease.weight)
     try:
-        yield
+        yield lease
     finally:
-        gate.release(weight)
+        gate.release(lease.weight)
 
 
-IngestSlot = Annotated[None, Depends(ingest_slot)]
+IngestSlot = Annotated[IngestLease, Depends(ingest_slot)]
 
 
 async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None, encoding: str | None,
-                       max_bytes: int, *, body_timeout: float | None = None,
-                       min_rate: float = 0.0) -> bytes:
-    """The body, refused with 413 as soon as it (or its decompressed form) passes max_bytes.
+                       max_bytes: int, *, max_decoded: int | None = None, body_timeout: float | None = None,
+                       min_rate: float = 0.0) -> bytearray:
+    """The body, refused with 413 as soon as it passes max_bytes on the wire or `max_decoded` (default
+    max_bytes) once decompressed.
 
     With `body_timeout`, 408 when the next chunk takes longer than that, or when the body falls below
     an average of `min_rate` bytes/s after a grace of `body_timeout` seconds (n bytes may take
     body_timeout + n / min_rate seconds): a client that trickles its body cannot hold a slot forever.
     """
-    declared = (content_length or "").strip()
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
     enc = (encoding or "identity").strip().lower()
+    # Once decompressed, a body must pass both limits; a plain body is parsed as it comes.
+    limit = min(max_decoded or max_bytes, max_bytes)
+    wire_limit = limit if enc == "identity" else max_bytes
+    declared = (content_length or "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > wire_limit:
+        raise PayloadTooLarge("body", f"larger than {wire_limit} bytes")
     if enc not in ("identity", "gzip", "deflate"):
         raise UnsupportedMedia("content-encoding", f"{enc}: only gzip and deflate are accepted")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS) \
         if enc != "identity" else None
-    parts: list[bytes] = []
+    once = "" if inflater is None else " once decompressed"
+    body = bytearray()
     size = 0
     raw_size = 0
     iterator = aiter(chunks)
@@ -188,59 +217,34 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
             raw_size += len(chunk)
             if raw_size > max_bytes:
                 raise PayloadTooLarge("body", f"larger than {max_bytes} bytes")
-            # Inflate no more than the room left: a decompression bomb stops at max_bytes + 1.
-            data = chunk if inflater is None else inflater.decompress(chunk, max_bytes - size + 1)
-            size += len(data)
-            if size > max_bytes:
-                raise PayloadTooLarge("body", f"larger than {max_bytes} bytes once decompressed")
-            parts.append(data)
+            pending = chunk
+            while pending:
+                if inflater is None:
+                    data, pending = pending, b""
+                else:
+                    # Inflate no more than the room left (a bomb stops at limit + 1), a step at a time:
+                    # 64 KiB of gzip can inflate to 64 MiB, tens of milliseconds of other requests'.
+                    data = inflater.decompress(pending, min(limit - size + 1, INFLATE_STEP))
+                    pending = inflater.unconsumed_tail
+                size += len(data)
+                if size > limit:
+                    raise PayloadTooLarge("body", f"larger than {limit} bytes{once}")
+                body += data
+                if pending:
+                    await asyncio.sleep(0)
         if inflater is not None:
             tail = inflater.flush()
             size += len(tail)
-            if size > max_bytes or inflater.unconsumed_tail:
-                raise PayloadTooLarge("body", f"larger than {max_bytes} bytes once decompressed")
+            if size > limit:
+                raise PayloadTooLarge("body", f"larger than {limit} bytes{once}")
             if not inflater.eof:
                 raise BadRequest("body", f"truncated {enc} data")
-            parts.append(tail)
+            body += tail
     except zlib.error as exc:
         raise BadRequest("body", f"not valid {enc} data") from exc
-    return b"".join(parts)
+    return body
 
 
-def decode_events(body: bytes, kind: str, max_events: int) -> list[object]:
-    events = _decode_ndjson(body, max_events) if kind in NDJSON_TYPES else _decode_json(body)
-    if not events:
-        raise BadRequest("body", f"no events: send 1 to {max_events} events")
-    if len(events) > max_events:
-        raise PayloadTooLarge("body", f"{len(events)} events: at most {max_events} per request")
-    return events
-
-
-def _decode_json(body: bytes) -> list[object]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("body", f"not valid JSON ({exc})") from exc
-    if isinstance(document, list):
-        return document
-    if isinstance(document, dict) and isinstance(document.get("events"), list):
-        events: list[object] = document["events"]
-        return events
-    raise BadRequest("body", 'top level must be an array of events or {"events": [...]}')
-
-
-def _decode_ndjson(body: bytes, max_events: int) -> list[object]:
-    lines = [line for line in body.split(b"\n") if line.strip()]
-    if len(lines) > max_events:
-        raise PayloadTooLarge("body", f"{len(lines)} events: at most {max_events} per request")
-    events: list[object] = []
-    parsed = 0
-    for number, line in enumerate(lines):
-        try:
-            events.append(orjson.loads(line))
-            parsed += 1
-        except orjson.JSONDecodeError:
-            events.append(NotJson(number))
-    if lines and parsed == 0:
-        raise BadRequest("body", "not NDJSON: no line is a JSON value")
-    return events
+def decode_events(body: bytes | bytearray, kind: str, max_events: int) -> list[object]:
+    """The whole body's events at once: for tests and small bodies (the route takes them in pieces)."""
+    return [event for piece in event_pieces(body, kind in NDJSON_TYPES, max_events) for event in piece]
