@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from player_sessions import __version__, metrics
 from player_sessions.api import dashboard
 from player_sessions.api import metrics as metrics_route
+from player_sessions.api import openapi as openapi_doc
 from player_sessions.api.auth import AUTH_RESPONSES, authorize, load_api_keys
 from player_sessions.api.errors import install_error_handlers
 from player_sessions.api.models import EventIn, EventsIn
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         description="Ingest game session events; last complete sessions per player; starts per country.",
         default_response_class=JsonResponse,
         lifespan=lifespan,
+        generate_unique_id_function=openapi_doc.operation_id,
     )
     app.state.runtime = rt
     # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 for name, sub in definition.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = definition
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_doc.describe(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
