@@ -275,8 +275,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _client_only(argv: Sequence[str] | None, missing: str | None) -> int:
+    """The command line of a client-only install: --version works, every command explains itself."""
+    parser = argparse.ArgumentParser(prog="player-sessions", description="This install has the Python "
+                                     "client only (player_sessions.client).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.parse_known_args(argv)
+    print(f"error: the player-sessions commands need {missing}: pip install 'player-sessions[server]'",
+          file=sys.stderr)
+    return EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        return _client_only(argv, exc.name)
+    args = parser.parse_args(argv)
     try:
         if args.command == "db":
             return _run_db(args)

@@ -428,3 +428,14 @@ def test_the_client_imports_and_runs_without_the_servers_dependencies() -> None:
     done = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["ok ConnectError", "[]"]
+
+
+def test_without_the_server_dependencies_the_cli_explains_what_to_install() -> None:
+    blocker = BLOCKER.split("import player_sessions.client")[0]
+    script = blocker + "from player_sessions.cli import main\nraise SystemExit(main(['serve']))\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "pip install 'player-sessions[server]'" in done.stderr
+    version = subprocess.run([sys.executable, "-c", blocker + "from player_sessions.cli import main\n"
+                              "main(['--version'])\n"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("player-sessions ")
