@@ -410,7 +410,7 @@ BLOCKED = {"fastapi", "cassandra", "pydantic_settings", "pydantic", "starlette",
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"blocked: {name}")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)  # as if not installed
         return None
 sys.meta_path.insert(0, Block())
 import player_sessions.client as c
