@@ -56,13 +56,13 @@ HEADERS: Final[dict[str, Any]] = {
 STATUS_HEADERS: Final[dict[str, list[str]]] = {"401": ["WWW-Authenticate"], "503": ["Retry-After"]}
 
 ERROR_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
-    "400": {"error": "hours: must be greater than 0 and at most 8760", "field": "hours"},
+    "400": {"error": "hours: input should be greater than 0", "field": "hours"},
     "401": {"error": "authorization: send `Authorization: Bearer <api key>`", "field": "authorization"},
     "403": {"error": "authorization: the API key is not valid", "field": "authorization"},
     "408": {"error": "body: paused for more than 30 s", "field": "body"},
     "413": {"error": "body: 100001 events: at most 100000 per request", "field": "body"},
-    "415": {"error": "content-type: text/plain: send application/json or application/x-ndjson",
-            "field": "content-type"},
+    "415": {"error": "content-type: text/plain: send application/json (an array or {\"events\": [...]}) "
+                     "or application/x-ndjson (one event per line)", "field": "content-type"},
     "500": {"error": "internal storage error"},
     "503": {"error": "storage unavailable: Cassandra could not complete the request; nothing was "
                      "acknowledged, retry the whole request"},
