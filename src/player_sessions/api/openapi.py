@@ -59,7 +59,8 @@ ERROR_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
     "400": {"error": "hours: input should be greater than 0", "field": "hours"},
     "401": {"error": "authorization: send `Authorization: Bearer <api key>`", "field": "authorization"},
     "403": {"error": "authorization: the API key is not valid", "field": "authorization"},
-    "408": {"error": "body: paused for more than 30 s", "field": "body"},
+    "408": {"error": "body: arrived too slowly (65536 bytes in 30.0s): no pause over 30s, at least "
+                     "16384 bytes/s after the first 30s", "field": "body"},
     "413": {"error": "body: 100001 events: at most 100000 per request", "field": "body"},
     "415": {"error": "content-type: text/plain: send application/json (an array or {\"events\": [...]}) "
                      "or application/x-ndjson (one event per line)", "field": "content-type"},
@@ -70,6 +71,7 @@ ERROR_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
 EXAMPLES: Final[dict[tuple[str, str], Any]] = {
     ("ingestEvents", "200"): {"received": 3, "stored": 2, "expired": 0, "rejected": 1, "errors": [
         {"index": 2, "field": "session_id", "error": "session_id: not a UUID"}]},
+    ("ingestEvents", "400"): {"error": "body: no events: send 1 to 100000 events", "field": "body"},
     ("getPlayerSessions", "200"): {"player_id": "p1", "sessions": [
         {"session_id": "4a0c43c9-c43a-42ff-ba55-67563dfa35d4", "country": "FI",
          "start": "2016-11-06T02:35:22Z", "end": "2016-11-06T02:43:23Z", "duration_seconds": 481}]},
