@@ -105,8 +105,7 @@ class AsyncClient:
         content, headers = wire.events_request(body, request_id, self.compress)
         response = await self._request("POST", "/events", request_id=request_id, content=content,
                                        headers=headers)
-        result: IngestResult = wire.parse_with(response, IngestResult.from_json)
-        return result
+        return wire.parse_with(response, IngestResult.from_json)
 
     def batcher(self, max_events: int = 1000, max_seconds: float = 1.0, max_bytes: int = 1 << 20,
                 queue_size: int = 10_000, block: bool = True,
@@ -116,14 +115,11 @@ class AsyncClient:
     async def sessions(self, player_id: str, limit: int = 20) -> list[Session]:
         response = await self._request("GET", wire.player_path(player_id, "/sessions"),
                                        params={"limit": limit})
-        parsed: list[Session] = wire.parse_with(
-            response, lambda body: [Session.from_json(s) for s in body["sessions"]])
-        return parsed
+        return wire.parse_with(response, lambda body: [Session.from_json(s) for s in body["sessions"]])
 
     async def session_starts(self, hours: float) -> StartCounts:
         response = await self._request("GET", "/session-starts", params={"hours": hours})
-        counts: StartCounts = wire.parse_with(response, StartCounts.from_json)
-        return counts
+        return wire.parse_with(response, StartCounts.from_json)
 
     async def country_starts(self, country: str, hours: float | None = None,
                              page_size: int = 100) -> AsyncIterator[Start]:
@@ -142,8 +138,7 @@ class AsyncClient:
 
     async def erase(self, player_id: str) -> ErasedPlayer:
         response = await self._request("DELETE", wire.player_path(player_id))
-        erased: ErasedPlayer = wire.parse_with(response, ErasedPlayer.from_json)
-        return erased
+        return wire.parse_with(response, ErasedPlayer.from_json)
 
 
 class AsyncBatcher:

@@ -115,8 +115,7 @@ class Client:
         request_id = request_id or wire.new_request_id()
         content, headers = wire.events_request(body, request_id, self.compress)
         response = self._request("POST", "/events", request_id=request_id, content=content, headers=headers)
-        result: IngestResult = wire.parse_with(response, IngestResult.from_json)
-        return result
+        return wire.parse_with(response, IngestResult.from_json)
 
     def batcher(self, max_events: int = 1000, max_seconds: float = 1.0, max_bytes: int = 1 << 20,
                 queue_size: int = 10_000, block: bool = True,
@@ -129,15 +128,12 @@ class Client:
     def sessions(self, player_id: str, limit: int = 20) -> list[Session]:
         """The player's last ``limit`` complete sessions, newest start first."""
         response = self._request("GET", wire.player_path(player_id, "/sessions"), params={"limit": limit})
-        parsed: list[Session] = wire.parse_with(
-            response, lambda body: [Session.from_json(s) for s in body["sessions"]])
-        return parsed
+        return wire.parse_with(response, lambda body: [Session.from_json(s) for s in body["sessions"]])
 
     def session_starts(self, hours: float) -> StartCounts:
         """Session starts per country in the last ``hours`` hours."""
         response = self._request("GET", "/session-starts", params={"hours": hours})
-        counts: StartCounts = wire.parse_with(response, StartCounts.from_json)
-        return counts
+        return wire.parse_with(response, StartCounts.from_json)
 
     def country_starts(self, country: str, hours: float | None = None,
                        page_size: int = 100) -> Iterator[Start]:
@@ -158,8 +154,7 @@ class Client:
     def erase(self, player_id: str) -> ErasedPlayer:
         """Remove the player's events and sessions everywhere (idempotent)."""
         response = self._request("DELETE", wire.player_path(player_id))
-        erased: ErasedPlayer = wire.parse_with(response, ErasedPlayer.from_json)
-        return erased
+        return wire.parse_with(response, ErasedPlayer.from_json)
 
 
 class Batcher:

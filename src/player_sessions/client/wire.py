@@ -6,9 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -26,6 +26,7 @@ SERVER_MAX_BYTES: Final = 64 * 1024 * 1024
 USER_AGENT: Final = f"player-sessions-client/{__version__}"
 
 EventLike = Event | Mapping[str, Any]
+T = TypeVar("T")
 
 
 def _default(value: object) -> object:
@@ -124,7 +125,7 @@ def json_body(response: httpx.Response) -> Any:
                        None, response.headers.get("x-request-id")) from exc
 
 
-def parse_with(response: httpx.Response, parse: Any) -> Any:
+def parse_with(response: httpx.Response, parse: Callable[[Any], T]) -> T:
     """``parse(json)``, turning a body that is not the contract into an ``ApiError``."""
     body = json_body(response)
     try:
