@@ -13,7 +13,7 @@ WORKDIR /app
 # (cassandra-driver included), so no compiler is needed in the slim image.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . \
+RUN pip install '.[server]' \
     && useradd --create-home --uid 10001 app
 
 # Nothing here needs root.

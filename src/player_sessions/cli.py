@@ -12,12 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from player_sessions import __version__
+
 if TYPE_CHECKING:
     from player_sessions.config import Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+# Installed by the `server` extra only: a client-only install has none of them.
+SERVER_MODULES = frozenset({"cassandra", "fastapi", "uvicorn", "msgspec", "orjson", "pydantic",
+                            "pydantic_settings", "pycountry", "prometheus_client", "starlette"})
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -318,6 +323,38 @@ def _add_capacity(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                                       formatter_class=_formatter))
 
 
+# --- settings ------------------------------------------------------------------------------------
+
+def _add_settings(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    settings = commands.add_parser(
+        "settings", formatter_class=_formatter,
+        help="list every setting: its serve flag, environment variable, default and meaning",
+        description="Print the configuration reference, read from the settings object itself. "
+        "`--markdown --update README.md` rewrites README's table between its markers.")
+    settings.add_argument("--markdown", action="store_true", help="a Markdown table instead of plain text")
+    settings.add_argument("--update", type=Path, default=None, metavar="FILE",
+                          help="replace the table between the settings markers in FILE instead of printing")
+
+
+def _run_settings(args: argparse.Namespace) -> int:
+    from player_sessions import settings_reference as ref
+
+    serve = argparse.ArgumentParser(prog="player-sessions serve")
+    for flag, options in SERVE_FLAGS:
+        serve.add_argument(flag, default=None, **options)  # type: ignore[arg-type]
+    table = ref.markdown(serve) if args.markdown or args.update else ref.plain(serve)
+    if args.update is None:
+        print(table, end="")
+        return EXIT_OK
+    try:
+        changed = ref.update_file(args.update, table)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.update}: {'updated' if changed else 'already up to date'}", file=sys.stderr)
+    return EXIT_OK
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then `player-sessions serve`.",
         formatter_class=_formatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_db(commands)
     _add_serve(commands)
@@ -334,11 +372,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datagen(commands)
     _add_bench(commands)
     _add_capacity(commands)
+    _add_settings(commands)
     return parser
 
 
+def _client_only(argv: Sequence[str] | None, missing: str | None) -> int:
+    """The command line of a client-only install: --version works, every command explains itself."""
+    parser = argparse.ArgumentParser(prog="player-sessions", description="This install has the Python "
+                                     "client only (player_sessions.client).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.parse_known_args(argv)
+    print(f"error: the player-sessions commands need {missing}: pip install 'player-sessions[server]'",
+          file=sys.stderr)
+    return EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        return _client_only(argv, exc.name)
+    args = parser.parse_args(argv)
     try:
         if args.command == "db":
             return _run_db(args)
@@ -362,6 +418,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from player_sessions.datagen.commands import run_load_command
 
             return run_load_command(args)
+        if args.command == "settings":
+            return _run_settings(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        # A client-only install (the light core) has no server dependencies.
+        print(f"error: `{args.command}` needs {exc.name}: pip install 'player-sessions[server]'",
+              file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

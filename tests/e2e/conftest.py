@@ -18,6 +18,16 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every service log of this test run: tests/e2e/test_openapi_truth.py reads the statuses the service
+# actually answered from their access lines.
+SERVICE_LOGS: list[Path] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of a module with ``RUNS_LAST = True`` run after every other test of the run."""
+    last = [item for item in items if getattr(getattr(item, "module", None), "RUNS_LAST", False)]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
 
 
 def free_port() -> int:
@@ -57,6 +67,7 @@ def start_service(keyspace: str, log_dir: Path, extra: dict[str, str] | None = N
     for flag, value in (extra or {}).items():
         args += [flag, value] if value != "" else [flag]
     log_path = log_dir / f"serve-{keyspace}-{port}.log"
+    SERVICE_LOGS.append(log_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYER_SESSIONS_")}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)

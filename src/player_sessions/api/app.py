@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from player_sessions import __version__, metrics
 from player_sessions.api import dashboard, docs_pages, health
 from player_sessions.api import metrics as metrics_route
+from player_sessions.api import openapi as openapi_doc
 from player_sessions.api.auth import AUTH_RESPONSES, authorize, authorize_metrics, load_api_keys
 from player_sessions.api.errors import install_error_handlers
 from player_sessions.api.models import EventIn, EventsIn
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
         docs_url=None,  # served by docs_pages, without a CDN
         redoc_url=None,
+        generate_unique_id_function=openapi_doc.operation_id,
     )
     app.state.runtime = rt
     # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 for name, sub in definition.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = definition
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_doc.describe(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -12,11 +14,12 @@ class EventIn(BaseModel):
 
     event: Literal["start", "end"]
     player_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    session_id: str = Field(description="a UUID", examples=["4a0c43c9-c43a-42ff-ba55-67563dfa35d4"])
+    session_id: uuid.UUID = Field(description="a UUID (also 32 hex digits without hyphens, any case)",
+                                  examples=["4a0c43c9-c43a-42ff-ba55-67563dfa35d4"])
     country: str | None = Field(None, description="ISO 3166-1 alpha-2; required on start",
                                 examples=["FI"])
-    ts: str = Field(description="ISO 8601 / RFC 3339; without an offset it is UTC",
-                    examples=["2016-11-22T20:37:47"])
+    ts: datetime = Field(description="ISO 8601 / RFC 3339; without an offset it is UTC; kept to the "
+                         "millisecond", examples=["2016-11-22T20:37:47Z"])
 
 
 class EventsIn(BaseModel):
@@ -38,10 +41,10 @@ class IngestResultOut(BaseModel):
 
 
 class SessionOut(BaseModel):
-    session_id: str
+    session_id: uuid.UUID
     country: str | None
-    start: str = Field(examples=["2016-11-06T02:35:22Z"])
-    end: str = Field(examples=["2016-11-06T02:43:23Z"])
+    start: datetime = Field(examples=["2016-11-06T02:35:22Z"])
+    end: datetime = Field(examples=["2016-11-06T02:43:23Z"])
     duration_seconds: int
 
 
@@ -55,17 +58,17 @@ class PlayerSessionsOut(BaseModel):
 
 
 class StartCountsOut(BaseModel):
-    from_: str = Field(alias="from")
-    to: str
+    from_: datetime = Field(alias="from")
+    to: datetime
     hours: float
     total: int
     countries: dict[str, int]
 
 
 class StartOut(BaseModel):
-    session_id: str
+    session_id: uuid.UUID
     player_id: str
-    ts: str
+    ts: datetime
 
 
 class CountryStartsOut(BaseModel):

@@ -4,10 +4,10 @@ Memory stays bounded whatever the file size: a reader thread decompresses and cu
 queue of two, and at most ``concurrency`` batches are in flight. The reader runs in a daemon thread
 so a stalled stdin can never keep the process alive after Ctrl-C.
 
-Retries are safe because ingest is idempotent (an event is keyed by player and session): 503, 429,
-502, 504, 500 and transport errors (refused, reset, timeouts) are retried with exponential backoff
-and jitter, honouring ``Retry-After``; a batch that keeps failing for ``give_up_after`` seconds
-stops the load. Other 4xx answers are the client's fault and stop at once: retrying cannot help.
+Batches go through ``player_sessions.client.AsyncClient``, which owns the retry rules (503, 429,
+5xx and transport errors, exponential backoff with jitter, ``Retry-After``, one request id per
+batch); here a batch that keeps failing for ``give_up_after`` seconds stops the load, and other 4xx
+answers stop it at once: retrying cannot help.
 
 "How far did it get" has to respect concurrency: batches are acknowledged out of order, so the
 reported line is the highest L such that every batch up to L was acknowledged.
@@ -25,15 +25,17 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import IO, Any, Final, TextIO
+from typing import IO, Final, TextIO
 
 import httpx
 import orjson
 
+from player_sessions.client import ApiError, AsyncClient, IngestResult, RetriesExhausted
+from player_sessions.client.retry import RetryNotice, RetryPolicy
 from player_sessions.datagen._io import CountingReader, Progress, format_duration, open_input
 
 __all__ = [
@@ -52,9 +54,12 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
 
-_RETRYABLE: Final = frozenset({429, 500, 502, 503, 504})
 _CONTENT_TYPE: Final = "application/x-ndjson"
 _QUEUE_BATCHES: Final = 2
+
+
+class _Stopped(Exception):
+    """A stop was requested while a batch waited to be tried again."""
 
 
 def _utcnow() -> datetime:
@@ -220,24 +225,6 @@ def _rebase_line(obj: object, line: bytes, shift: timedelta) -> bytes:
     return orjson.dumps(obj)
 
 
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent/garbled."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 @dataclass(slots=True)
 class _Batch:
     seq: int
@@ -359,7 +346,7 @@ class _Loader:
         self.summary = summary
         self.progress = progress
         self.stop = stop
-        self.endpoint = options.url.rstrip("/") + "/events"
+        self.spans: dict[str, str] = {}  # request id -> the batch's lines, for retry messages
         self.failed = False
         self.sigints = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -373,31 +360,19 @@ class _Loader:
 
     # --- acknowledgement bookkeeping -----------------------------------------------------------
 
-    def _acknowledge(self, batch: _Batch, response: httpx.Response) -> None:
-        try:
-            body: Any = orjson.loads(response.content)
-            received, stored = int(body["received"]), int(body["stored"])
-            expired, rejected = int(body["expired"]), int(body["rejected"])
-            errors = body.get("errors") or []
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            self._fail(f"unexpected answer to {batch.span}: HTTP {response.status_code} "
-                       f"{response.text[:200]!r}")
-            return
+    def _acknowledge(self, batch: _Batch, result: IngestResult) -> None:
         s = self.summary
         s.sent += batch.size
-        s.stored += stored
-        s.expired += expired
-        s.rejected += rejected
+        s.stored += result.stored
+        s.expired += result.expired
+        s.rejected += result.rejected
         s.batches += 1
-        if received != batch.size and len(s.warnings) < self.o.report_limit:
-            s.warnings.append(f"{batch.span}: sent {batch.size} events, server received {received}")
-        for error in errors:
-            if not isinstance(error, dict):
+        if result.received != batch.size and len(s.warnings) < self.o.report_limit:
+            s.warnings.append(f"{batch.span}: sent {batch.size} events, server received {result.received}")
+        for error in result.errors:
+            if not 0 <= error.index < len(batch.line_numbers):
                 continue
-            index = error.get("index")
-            if not isinstance(index, int) or not 0 <= index < len(batch.line_numbers):
-                continue
-            item = (-batch.line_numbers[index], str(error.get("error", "")), error.get("field"))
+            item = (-batch.line_numbers[error.index], error.error, error.field)
             if len(self.rejected_heap) < self.o.report_limit:
                 heapq.heappush(self.rejected_heap, item)
             elif item > self.rejected_heap[0]:
@@ -413,77 +388,63 @@ class _Loader:
         if self.summary.error is None:
             self.summary.error = message
 
-    def _client_error(self, batch: _Batch, response: httpx.Response, body_size: int) -> None:
-        status = response.status_code
-        detail = response.text[:300].strip()
+    def _refused(self, batch: _Batch, exc: ApiError) -> None:
+        status = exc.status
         if status == 413:
-            hint = (f"the server refused {batch.size} events ({body_size:,} bytes) in one request: "
+            hint = (f"the server refused {batch.size} events ({len(batch.body):,} bytes) in one request: "
                     "lower --batch-size")
         elif status == 415:
             hint = f"the server does not accept {_CONTENT_TYPE}"
         elif status in (401, 403):
             hint = "not authorised: check --api-key"
         elif status in (404, 405):
-            hint = f"no POST {self.endpoint}: check --url"
+            hint = f"no POST {self.o.url.rstrip('/')}/events: check --url"
+        elif 200 <= status < 300:
+            hint = "unexpected answer"
         else:
             hint = "the request was refused; retrying cannot help"
+        detail = exc.error.strip()
         said = f" (server said: {detail})" if detail else ""
         self._fail(f"HTTP {status} for {batch.span}: {hint}{said}")
 
-    # --- sending ---------------------------------------------------------------------------------
+    # --- sending: the client retries; these hooks report and stop it ----------------------------
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless a stop is requested; False if it was."""
+    async def _sleep(self, seconds: float) -> None:
+        """The client's wait between tries; raises _Stopped when a stop is requested meanwhile."""
         deadline = time.monotonic() + seconds
         while True:
             if self.stop.is_set():
-                return False
+                raise _Stopped
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return True
+                return
             await asyncio.sleep(min(remaining, 0.1))
 
-    async def _send(self, client: httpx.AsyncClient, batch: _Batch) -> None:
-        body = batch.body
-        first_failure: float | None = None
-        attempt = 0
-        while True:
-            retry_after: float | None = None
-            try:
-                response = await client.post(self.endpoint, content=body)
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    self._acknowledge(batch, response)
-                    return
-                if status not in _RETRYABLE:
-                    self._client_error(batch, response, len(body))
-                    return
-                failure = f"HTTP {status}"
-                retry_after = _retry_after(response.headers.get("retry-after"), self.o.clock())
-            now = time.monotonic()
-            if first_failure is None:
-                first_failure = now
-            if retry_after is not None:
-                # At least what the server asked for; a little spread so batches do not return together.
-                delay = retry_after + self.random.uniform(0, min(1.0, retry_after / 4))
-            else:
-                ceiling = min(self.o.backoff_max, self.o.backoff_initial * 2 ** attempt)
-                delay = self.random.uniform(ceiling / 2, ceiling)
-            failing_for = now - first_failure
-            if failing_for + delay > self.o.give_up_after:
-                self.summary.gave_up = True
-                self._fail(f"gave up on {batch.span} after {format_duration(failing_for)} of failures "
-                           f"({attempt + 1} attempts), last: {failure}")
-                return
-            self.summary.retries += 1
-            attempt += 1
-            if attempt == 1 or attempt % 5 == 0:
-                self.progress.message(f"load: {batch.span}: {failure}; retry {attempt} in {delay:.1f}s")
-            if not await self._sleep(delay):
-                return
+    def _on_retry(self, notice: RetryNotice) -> None:
+        self.summary.retries += 1
+        if notice.retry == 1 or notice.retry % 5 == 0:
+            span = self.spans.get(notice.request_id, "a batch")
+            self.progress.message(f"load: {span}: {notice.failure}; retry {notice.retry} "
+                                  f"in {notice.delay:.1f}s")
+
+    async def _send(self, client: AsyncClient, batch: _Batch) -> None:
+        request_id = uuid.uuid4().hex
+        self.spans[request_id] = batch.span
+        try:
+            result = await client.send_ndjson(batch.body, request_id)
+        except _Stopped:
+            return
+        except ApiError as exc:
+            self._refused(batch, exc)
+            return
+        except RetriesExhausted as exc:
+            self.summary.gave_up = True
+            self._fail(f"gave up on {batch.span} after {format_duration(exc.failing_for)} of failures "
+                       f"({exc.attempts} attempts), last: {exc.last_failure}")
+            return
+        finally:
+            del self.spans[request_id]
+        self._acknowledge(batch, result)
 
     # --- main loop -------------------------------------------------------------------------------
 
@@ -545,18 +506,18 @@ class _Loader:
                 sigint = True
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread, or no signal support: Ctrl-C then raises KeyboardInterrupt
-        headers = {"Content-Type": _CONTENT_TYPE, "Accept": "application/json"}
-        if self.o.api_key:
-            headers["Authorization"] = f"Bearer {self.o.api_key}"
-        timeout = httpx.Timeout(self.o.timeout, connect=min(10.0, self.o.timeout))
-        limits = httpx.Limits(max_connections=self.o.concurrency,
-                              max_keepalive_connections=self.o.concurrency)
+        policy = RetryPolicy(attempts=None, give_up_after=self.o.give_up_after,
+                             backoff_initial=self.o.backoff_initial, backoff_max=self.o.backoff_max)
+        # Plain bodies, as the file's own bytes: a load mostly runs next to the service, where
+        # compressing would cost CPU on both sides and save nothing.
+        client = AsyncClient(self.o.url, self.o.api_key, timeout=self.o.timeout, retry=policy, compress=None,
+                             max_connections=self.o.concurrency, on_retry=self._on_retry,
+                             transport=self.o.transport, sleep=self._sleep, rng=self.random)
         ticker = asyncio.create_task(self._tick(counter, size))
         slots = asyncio.Semaphore(self.o.concurrency)
         thread.start()
         try:
-            async with httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits,
-                                         transport=self.o.transport) as client:
+            async with client:
                 while not (self.stop.is_set() or self.failed):
                     await slots.acquire()
                     stopping = self.stop.is_set() or self.failed
