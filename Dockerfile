@@ -20,9 +20,10 @@ RUN pip install '.[server]' \
 USER app
 EXPOSE 8000
 
-# /health answers 200 only when Cassandra answers too.
+# Liveness: a Cassandra outage must not mark the process unhealthy (orchestrators that restart
+# unhealthy containers would restart every API process at once); readiness is /health/ready.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4).status != 200)"
 
 # Exec form: the service is PID 1 and gets `docker stop`'s SIGTERM directly.
 CMD ["player-sessions", "serve", "--host", "0.0.0.0", "--port", "8000", "--contact-points", "cassandra"]
