@@ -165,6 +165,8 @@ SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
     ("--max-decoded-bytes", {"type": int, "help": "largest request body once decompressed, the JSON that "
                              "is parsed (default 24 MiB: 100,000 of the longest valid events)"}),
     ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
+    ("--max-in-flight-per-request",
+     {"type": int, "help": "Cassandra statements one request keeps in flight (default 32)"}),
     ("--request-timeout", {"type": float,
                            "help": "seconds before a request gives up with 503 (default 120)"}),
     ("--body-timeout", {"type": float, "help": "seconds a request body may pause, and the grace before "

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
                           "its recorded version is this release's (run `player-sessions migrate` first)")
     max_in_flight: int = Field(256, ge=1, le=10_000,
                                description="Cassandra statements in flight per process (back-pressure)")
+    max_in_flight_per_request: int = Field(
+        32, ge=1, le=10_000,
+        description="Cassandra statements one request keeps in flight (under --max-in-flight): a large batch "
+        "then leaves the event loop to other requests between its writes")
 
     # Domain
     retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")

@@ -99,7 +99,13 @@ def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(limits_se
                 answered = True
                 break
             assert writable, "the service neither reads nor answers"
-            sock.sendall(chunk)
+            try:
+                sock.sendall(chunk)
+            except (ConnectionResetError, BrokenPipeError):
+                # It answered and closed while this chunk was on its way; the answer is still in
+                # this socket's receive queue.
+                answered = True
+                break
             sent += len(piece)
         assert answered, f"no answer after sending all {offered} bytes"
         status, _, body = read_response(sock)
@@ -313,8 +319,7 @@ def test_a_100000_event_batch_adds_little_memory_and_delays_no_one(
         f"{len(probe.waits)} requests, p99 {probe.p99_ms():.0f} ms, worst {probe.worst_ms():.0f} ms")
     assert r.status_code == 200 and r.json()["received"] == 100_000, r.text[:300]
     assert (hwm - rss_before) / 1024 < 100
-    # Other requests' delay is reported, not asserted: the write of 100,000 events still holds the
-    # event loop for a few hundred milliseconds at times (docs/reliability.md).
+    assert probe.p99_ms() < 100
 
 
 def half_open(port: int, count: int) -> list[socket.socket]:

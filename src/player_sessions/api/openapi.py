@@ -28,6 +28,8 @@ OPERATIONS: Final[dict[str, tuple[str, str]]] = {
     "get_session_starts": ("getSessionStarts", "session starts"),
     "get_country_starts": ("getCountryStarts", "session starts"),
     "health": ("getHealth", "health"),
+    "live": ("getLiveness", "health"),
+    "ready": ("getReadiness", "health"),
 }
 TAGS: Final = [
     {"name": "ingest", "description": "Send session events (batches of 1 to 100,000)."},
@@ -85,6 +87,10 @@ EXAMPLES: Final[dict[tuple[str, str], Any]] = {
          "ts": "2016-11-30T23:59:58Z"}], "next": "eyJ0cyI6MTQ4MDU0OTk5ODAwMH0"},
     ("getHealth", "200"): {"status": "ok"},
     ("getHealth", "503"): {"error": "unavailable: Cassandra does not answer", "status": "unavailable"},
+    ("getLiveness", "200"): {"status": "ok"},
+    ("getReadiness", "200"): {"status": "ok"},
+    ("getReadiness", "503"): {"error": "not ready: Cassandra does not answer at LOCAL_QUORUM",
+                              "status": "unavailable"},
 }
 STORE_ERROR: Final = {"description": "internal storage error (a bug of ours, logged with its detail)",
                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,6 +31,11 @@ from player_sessions.services.counts import count_touches
 from player_sessions.store.base import CountTouch, EventWrite, SessionStore, StartWrite
 
 OFFLOAD_EVENTS = 5_000
+# One thread per process decodes and validates large bodies, one body at a time. The GIL lets one
+# thread run at once anyway, so a second decoding thread adds no throughput; it only makes the event
+# loop wait for the GIL behind more threads (eight hostile bodies decoded at once delayed every other
+# request by over 100 ms; one at a time, the loop competes with a single thread).
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-decode")
 
 
 class NotJson:
@@ -121,7 +127,8 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
     else:
         # Validating 100,000 events takes ~0.4 s of CPU: in a thread, the event loop keeps serving
         # other requests in between (the GIL is handed over every few milliseconds).
-        classified = await asyncio.to_thread(classify, raw_events, now, retention, rules)
+        classified = await asyncio.get_running_loop().run_in_executor(
+            _DECODER, classify, raw_events, now, retention, rules)
     if consume and isinstance(raw_events, list):
         raw_events.clear()
     return await store_classified(classified, store, now, retention)
@@ -135,7 +142,8 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
     (the GIL changes hands every few milliseconds)."""
     now = clock.now()
     if in_thread:
-        result, writes = await asyncio.to_thread(_prepare, pieces, now, retention, rules)
+        result, writes = await asyncio.get_running_loop().run_in_executor(
+            _DECODER, _prepare, pieces, now, retention, rules)
     else:
         result, writes = _prepare(pieces, now, retention, rules)
     if writes is not None:

@@ -278,10 +278,15 @@ class CassandraStore:
             raise _translate(exc) from exc
 
     async def _execute_all(self, calls: Iterable[tuple[Any, Sequence[Any] | None]]) -> None:
-        """Run every statement, at most max_in_flight at once; the first failure fails the whole."""
+        """Run every statement, at most max_in_flight_per_request at once; the first failure fails the whole.
+
+        Each answer wakes one of the request's workers, which binds and encodes its next batch on the
+        event loop. With 256 workers a 100,000-event request kept ~256 such steps queued ahead of every
+        other request's next step (GET / waited up to 0.5 s); 32 keep that queue short while still
+        covering a local node's write latency many times over (docs/reliability.md)."""
         await gather_bounded(
             (partial(self._execute, s, p) for s, p in calls),
-            self._settings.max_in_flight,
+            min(self._settings.max_in_flight_per_request, self._settings.max_in_flight),
         )
 
     def _replica_batches(

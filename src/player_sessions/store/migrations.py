@@ -380,8 +380,13 @@ def migrate(admin: SchemaAdmin, requested: Replication | None, default: Replicat
         raise SchemaError(f"the nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S:.0f}s "
                           "(a node down or slow?); `nodetool describecluster` shows the versions; run "
                           "`player-sessions migrate` again once every node is up")
-    admin.record_version(SCHEMA_VERSION)
-    say(f"schema version {SCHEMA_VERSION} recorded in {ks}.{VERSION_TABLE}")
+    if changes == 0 and recorded == SCHEMA_VERSION:
+        # Nothing to write: a start with replicas down (a node being repaired, a datacenter away)
+        # must not fail on the EACH_QUORUM write of a version that is already there.
+        say(f"schema version {SCHEMA_VERSION} already recorded in {ks}.{VERSION_TABLE}")
+    else:
+        admin.record_version(SCHEMA_VERSION)
+        say(f"schema version {SCHEMA_VERSION} recorded in {ks}.{VERSION_TABLE}")
     return SchemaState(SCHEMA_VERSION, current, changes)
 
 
