@@ -82,7 +82,7 @@ class Settings(BaseSettings):
                                       "their sessions goes through; past it the answer is `truncated`")
     rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
 
-    # Operations (issue 8): logs and API keys
+    # Operations: logs and API keys
     log_format: Literal["text", "json"] = Field("text", description="log lines as readable text or JSON")
     api_keys_file: str | None = Field(None, description="file of `name:key` lines; when set, POST and "
                                       "DELETE need `Authorization: Bearer <key>`")

@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         generate_unique_id_function=openapi_doc.operation_id,
     )
     app.state.runtime = rt
-    # API keys (issue 8): read once per process; `serve` checks the file before it starts workers.
+    # API keys: read once per process; `serve` checks the file before it starts workers.
     app.state.api_keys = load_api_keys(rt.settings.api_keys_file) if rt.settings.api_keys_file else None
     app.state.protect_reads = rt.settings.protect_reads
     app.state.protect_metrics = rt.settings.protect_metrics
