@@ -266,9 +266,10 @@ def _method(results: dict[str, Any]) -> list[str]:
         "on requests of 1,000 events); `raw` = one prepared statement per row with "
         "`cassandra.concurrent.execute_concurrent`; `raw-batched` = the same rows in single-partition "
         "unlogged batches; `raw-grouped` = the same rows in the store's replica-grouped unlogged batches. "
-        "Every path writes one `player_events` row per event and one `starts_by_country_hour` row per "
-        "start, then the rollup touches, hours before days; the raw paths touch each (country, hour) "
-        "once per trial instead of once per request and send from plain driver threads, not asyncio. "
+        "Every path writes one `player_events` row per event and a `starts_by_country_hour` and a "
+        "`starts_by_minute` row per start, then the rollup marks of the minutes, hours and days it touched; "
+        "the raw paths mark each (country, hour) once per trial instead of once per request and send from "
+        "plain driver threads, not asyncio. "
         "The best trial is the ceiling.",
         "- Scenario 2 posts JSON arrays from separate client processes (raw keep-alive HTTP/1.1 sockets, "
         "bodies serialised beforehand; one connection per client, closed loop). events/s = events "
