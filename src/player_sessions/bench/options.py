@@ -9,9 +9,8 @@ from typing import Any
 
 __all__ = ["DEFAULT_SIZES", "LOAD_PATHS", "QUICK_SIZES", "SCENARIOS", "BenchOptions", "parse_int_list"]
 
-# Sizes that fit the default run's ~30 minutes on the 2-core reference machine (see docs/performance.md:
-# the load rate measured there; 10,000,000 stays available through --sizes).
-DEFAULT_SIZES = (1_000_000, 10_000_000)  # the sizes: ~25 min here
+# 1M and 10M events: the default run takes ~21 min on the 2-core reference machine (docs/performance.md).
+DEFAULT_SIZES = (1_000_000, 10_000_000)
 QUICK_SIZES = (10_000, 30_000)
 SCENARIOS = ("ceiling", "api", "queries")
 # "auto" (the fastest path of the ceiling trials), then the paths of bench.direct (its PATHS).

@@ -1,9 +1,10 @@
 """The rows the service writes for a stream of validated events, computed up front (the "raw" paths).
 
 Same tables, keys, values and TTLs as `services.ingest.store_events` + `store.cassandra`: one
-`player_events` row per event (an end's country UNSET, never null), one `starts_by_country_hour` row
-per start, and the rollup touches of each start's hour (adding its country) and day. There is no read
-and no pairing at ingest, in the service or here. The only bulk-load difference left removes work:
+`player_events` row per event (an end's country UNSET, never null), a `starts_by_country_hour` and a
+`starts_by_minute` row per start, and the rollup touches of each start's minute, hour (adding its
+country) and day. There is no read and no pairing at ingest, in the service or here. The one
+difference from the service removes work:
 
 - each (country, hour) and each day is touched once per stream (`TouchState`) instead of once
   per request.
