@@ -25,7 +25,6 @@ from player_sessions.api.security_headers import SecurityHeadersMiddleware
 from player_sessions.bootstrap import Runtime, build_runtime, start_runtime, stop_runtime
 from player_sessions.config import Settings
 
-
 GC_THRESHOLDS = (20_000, 50, 20)
 
 
