@@ -153,7 +153,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from player_sessions.serve import run_server
 
     _warn_unknown_env()
-    settings = _settings(args)
+    settings = settings_from_args(args)
     return 2 if settings is None else run_server(settings)
 
 
@@ -167,7 +167,7 @@ def _warn_unknown_env() -> None:
         print(line, file=sys.stderr)
 
 
-def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings | None:
+def settings_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings | None:
     """Settings from the environment and the flags given; None (errors printed) if invalid."""
     from pydantic import ValidationError
 
@@ -224,7 +224,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
     from player_sessions.store.errors import StoreError
 
     _warn_unknown_env()
-    settings = _settings(args, skip=("wait_s",))
+    settings = settings_from_args(args, skip=("wait_s",))
     if settings is None:
         return 2
     began = time.monotonic()
