@@ -135,94 +135,39 @@ def _run_db(args: argparse.Namespace) -> int:
 
 # --- serve ---------------------------------------------------------------------------------------
 
-SERVE_FLAGS: list[tuple[str, dict[str, object]]] = [
-    ("--host", {"help": "address to listen on (default 127.0.0.1)"}),
-    ("--port", {"type": int, "help": "port to listen on (default 8000)"}),
-    ("--workers", {"type": int, "help": "API worker processes (default 1; one per core is typical)"}),
-    ("--contact-points", {"help": "comma-separated Cassandra addresses (default 127.0.0.1)"}),
-    ("--cql-port", {"type": int, "help": "Cassandra CQL port (default 9042)"}),
-    ("--keyspace", {"help": "keyspace (default player_sessions)"}),
-    ("--replication-factor", {"type": int, "help": "replicas in the data centre (default 1)"}),
-    ("--datacenter", {"help": "local data centre name (default datacenter1)"}),
-    ("--consistency", {"help": "read/write consistency (default LOCAL_QUORUM)"}),
-    ("--retention", {"help": "how long data is kept: 365d, 7d, 2h, 30s (default 365d)"}),
-    ("--clock", {"help": "freeze 'now', e.g. 2016-12-01T00:00:00Z, to replay an old dataset"}),
-    ("--username", {"help": "Cassandra username (PasswordAuthenticator)"}),
-    ("--password", {"help": "Cassandra password (prefer PLAYER_SESSIONS_PASSWORD)"}),
-    ("--tls", {"action": "store_const", "const": True, "help": "connect to Cassandra over TLS"}),
-    ("--tls-ca-file", {"help": "CA bundle for Cassandra's certificate"}),
-    ("--no-tls-verify", {"dest": "tls_verify", "action": "store_const", "const": False,
-                         "help": "do not verify Cassandra's certificate (testing only)"}),
-    ("--replication", {"help": "keyspace replication: `3` (SimpleStrategy, 3 replicas) or `dc1:3,dc2:3` "
-                       "(NetworkTopologyStrategy, per datacenter); default for a new keyspace "
-                       "DATACENTER:REPLICATION_FACTOR (datacenter1:1); an existing one is altered to it"}),
-    ("--no-migrate", {"dest": "migrate", "action": "store_const", "const": False,
-                      "help": "do not create or upgrade the schema: check that `player-sessions migrate` "
-                      "recorded this release's schema version, refuse to start otherwise (production)"}),
-    ("--no-create-keyspace", {"dest": "create_keyspace", "action": "store_const", "const": False,
-                              "help": "do not create the keyspace (managed services)"}),
-    ("--max-body-bytes", {"type": int, "help": "largest request body (default 64 MiB)"}),
-    ("--max-decoded-bytes", {"type": int, "help": "largest request body once decompressed, the JSON that "
-                             "is parsed (default 24 MiB: 100,000 of the longest valid events)"}),
-    ("--max-in-flight", {"type": int, "help": "Cassandra statements in flight per process (default 256)"}),
-    ("--max-in-flight-per-request",
-     {"type": int, "help": "Cassandra statements one request keeps in flight (default 32)"}),
-    ("--request-timeout", {"type": float,
-                           "help": "seconds before a request gives up with 503 (default 120)"}),
-    ("--body-timeout", {"type": float, "help": "seconds a request body may pause, and the grace before "
-                        "--body-min-rate applies; then 408 (default 30)"}),
-    ("--body-min-rate", {"type": float, "help": "bytes/s a body must average after --body-timeout "
-                         "(default 16384; 0 = none)"}),
-    ("--max-ingest-requests", {"type": int, "help": "POST /events requests read, parsed and stored at once "
-                               "per process (default 64)"}),
-    ("--ingest-budget-bytes", {"type": int, "help": "sum of the body sizes of POST /events requests in "
-                               "progress per process; bounds memory (default 16 MiB: one 100,000-event "
-                               "batch beside small ones; a chunked or compressed body weighs what it may "
-                               "decompress to until it is read)"}),
-    ("--header-timeout", {"type": float, "help": "seconds a connection may take to send its request "
-                           "headers; then 408 and closed (default 10)"}),
-    ("--max-header-bytes", {"type": int, "help": "largest request head; 431 and closed above (default "
-                             "32768)"}),
-    ("--max-connections", {"type": int, "help": "open connections per worker; more are answered 503 and "
-                            "closed (default 2048; keep under ulimit -n)"}),
-    ("--queue-timeout", {"type": float, "help": "seconds a request waits for an ingest or write slot "
-                         "before 503 + Retry-After (default 5)"}),
-    ("--player-read-max-rows", {"type": int, "help": "most of a player's events GET /players/{id}/sessions "
-                                "reads; past it the answer says \"truncated\": true (default 20000)"}),
-    ("--rollup-interval", {"type": float, "help": "seconds between background recounts (default 10)"}),
-    ("--log-format", {"choices": ("text", "json"), "help": "log lines as readable text or one JSON object "
-                      "per line (default text)"}),
-    ("--api-keys-file", {"help": "file of `name:key` lines (see README, Operating); POST and DELETE then "
-                         "need `Authorization: Bearer <key>`"}),
-    ("--protect-reads", {"action": "store_const", "const": True,
-                         "help": "with --api-keys-file, GET routes (not /health) need a key too"}),
-    ("--cursor-keys", {"help": "comma-separated keys that sign pagination cursors, the first signs, all "
-                        "verify (prefer PLAYER_SESSIONS_CURSOR_KEYS; default: one generated per serve)"}),
-    ("--protect-metrics", {"action": "store_const", "const": True,
-                           "help": "with --api-keys-file, GET /metrics needs a key with the `metrics` "
-                           "scope (--protect-reads closes it too)"}),
-]
-
-
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.settings_flags import add_setting_flags
+
     serve = commands.add_parser(
         "serve",
         help="run the HTTP service (migrates the schema first; --no-migrate only checks its version)",
         description="Run the HTTP API. Every option can also be set as PLAYER_SESSIONS_<OPTION> "
-        "(e.g. PLAYER_SESSIONS_CONTACT_POINTS); a flag overrides the environment.",
+        "(e.g. PLAYER_SESSIONS_CONTACT_POINTS); a flag overrides the environment. Unknown "
+        "PLAYER_SESSIONS_* variables are named in a warning at start-up. `player-sessions settings` "
+        "lists every setting.",
     )
-    for flag, options in SERVE_FLAGS:
-        serve.add_argument(flag, default=None, **options)  # type: ignore[arg-type]
+    add_setting_flags(serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from player_sessions.serve import run_server
 
-    settings = _settings(args)
+    _warn_unknown_env()
+    settings = settings_from_args(args)
     return 2 if settings is None else run_server(settings)
 
 
-def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings | None:
+def _warn_unknown_env() -> None:
+    """Name the PLAYER_SESSIONS_* variables no setting reads: a typo there would otherwise go unseen."""
+    import os
+
+    from player_sessions.env_check import unknown_variable_warnings
+
+    for line in unknown_variable_warnings(os.environ):
+        print(line, file=sys.stderr)
+
+
+def settings_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings | None:
     """Settings from the environment and the flags given; None (errors printed) if invalid."""
     from pydantic import ValidationError
 
@@ -243,12 +188,15 @@ def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings 
 
 # --- migrate -------------------------------------------------------------------------------------
 
-MIGRATE_FLAGS = ("--contact-points", "--cql-port", "--keyspace", "--replication", "--replication-factor",
-                 "--datacenter", "--consistency", "--username", "--password", "--tls", "--tls-ca-file",
-                 "--no-tls-verify", "--no-create-keyspace")
+# The settings `migrate` reads: where Cassandra is, how to log in, and the keyspace's shape.
+MIGRATE_SETTINGS = ("contact_points", "cql_port", "keyspace", "replication", "replication_factor",
+                    "datacenter", "consistency", "username", "password", "tls", "tls_ca_file",
+                    "tls_verify", "create_keyspace")
 
 
 def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from player_sessions.settings_flags import add_setting_flags
+
     migrate = commands.add_parser(
         "migrate",
         help="create or upgrade the keyspace and tables, and record the schema version",
@@ -264,9 +212,7 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "  player-sessions migrate --replication 3              # SimpleStrategy, 3 replicas\n"
         "Changing the replication of an existing keyspace alters it and prints the repair to run.",
     )
-    flags = dict(SERVE_FLAGS)
-    for flag in MIGRATE_FLAGS:
-        migrate.add_argument(flag, default=None, **flags[flag])  # type: ignore[arg-type]
+    add_setting_flags(migrate, MIGRATE_SETTINGS)
     migrate.add_argument("--wait", type=float, default=60.0, dest="wait_s", metavar="SECONDS",
                          help="how long to wait for Cassandra to answer (default 60)")
 
@@ -277,7 +223,8 @@ def _run_migrate(args: argparse.Namespace) -> int:
     from player_sessions.services.schema import migrate_schema
     from player_sessions.store.errors import StoreError
 
-    settings = _settings(args, skip=("wait_s",))
+    _warn_unknown_env()
+    settings = settings_from_args(args, skip=("wait_s",))
     if settings is None:
         return 2
     began = time.monotonic()
@@ -340,10 +287,10 @@ def _add_settings(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _run_settings(args: argparse.Namespace) -> int:
     from player_sessions import settings_reference as ref
+    from player_sessions.settings_flags import add_setting_flags
 
     serve = argparse.ArgumentParser(prog="player-sessions serve")
-    for flag, options in SERVE_FLAGS:
-        serve.add_argument(flag, default=None, **options)  # type: ignore[arg-type]
+    add_setting_flags(serve)
     table = ref.markdown(serve) if args.markdown or args.update else ref.plain(serve)
     if args.update is None:
         print(table, end="")

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     # HTTP
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
-    workers: int = Field(1, ge=1, le=64, description="API worker processes")
+    workers: int = Field(1, ge=1, le=64, description="API worker processes (one per core is typical)")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
     # 100,000 of the longest valid events, pretty-printed, take 23.8 MB (a typical batch: 14 MB).
@@ -57,10 +57,12 @@ class Settings(BaseSettings):
     datacenter: str = Field("datacenter1", description="local data centre (replication and routing)")
     consistency: Consistency = Field("LOCAL_QUORUM", description="consistency of reads and writes")
     username: str | None = Field(None, description="Cassandra user (PasswordAuthenticator)")
-    password: str | None = Field(None, description="Cassandra password")
+    password: str | None = Field(None, description="Cassandra password (prefer the environment variable: "
+                                   "a flag shows in the process list)")
     tls: bool = Field(False, description="connect to Cassandra over TLS")
     tls_ca_file: str | None = Field(None, description="CA bundle that signs Cassandra's certificate")
-    tls_verify: bool = Field(True, description="verify Cassandra's certificate and host name")
+    tls_verify: bool = Field(True, description="verify Cassandra's certificate and host name (off for "
+                             "testing only)")
     create_keyspace: bool = Field(True, description="create the keyspace if missing (off for managed "
                                   "services where keyspaces are made in their console)")
     replication: str | None = Field(None, description="keyspace replication: `3` (SimpleStrategy) or "
@@ -76,8 +78,9 @@ class Settings(BaseSettings):
         "then leaves the event loop to other requests between its writes")
 
     # Domain
-    retention: timedelta = Field(timedelta(days=365), description="how long data is kept, e.g. 365d, 2h")
-    clock: datetime | None = Field(None, description="freeze 'now' at this instant (replay old data)")
+    retention: timedelta = Field(timedelta(days=365), description="how long data is kept: 365d, 7d, 2h, 30s")
+    clock: datetime | None = Field(None, description="freeze 'now' at this instant, e.g. "
+                                   "2016-12-01T00:00:00Z (replay old data)")
     player_read_max_rows: int = Field(20_000, ge=1, description="most of a player's events one read of "
                                       "their sessions goes through; past it the answer is `truncated`")
     rollup_interval: float = Field(10.0, gt=0, description="seconds between background recounts")
@@ -89,7 +92,8 @@ class Settings(BaseSettings):
     protect_reads: bool = Field(False, description="with --api-keys-file, GET routes need a key too")
     cursor_keys: str | None = Field(None, description="comma-separated keys (16+ characters each) that "
                                     "sign and verify pagination cursors: the first signs, all verify; "
-                                    "`serve` generates one for its workers when unset")
+                                    "`serve` generates one for its workers when unset (prefer the "
+                                    "environment variable: a flag shows in the process list)")
     protect_metrics: bool = Field(False, description="with --api-keys-file, GET /metrics needs a key "
                                   "with the `metrics` scope even without --protect-reads")
 
