@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="prefix of the run's own keyspaces (<prefix>_<run id>_ingest, <prefix>_<run id>_data)")
     add("--keep", action="store_true", help="keep the run's keyspaces instead of dropping them")
     add("--scenarios", type=_names, default=None, metavar="LIST",
-        help="which to run: ceiling,api,queries (default all)")
+        help="which to run: ceiling,api,queries,traffic (default all; traffic runs on the largest size's "
+        "data)")
     add("--contact-points", default="127.0.0.1", help="Cassandra addresses, comma-separated")
     add("--cql-port", type=int, default=9042, help="Cassandra's CQL port")
     add("--base-dir", type=Path, default=Path(".cassandra"),
@@ -106,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--whales", type=int, default=None, help="whale players in the data (default 3; --quick 2)")
     add("--whale-days", type=float, default=None,
         help="days of whale activity (default 365: ~16,000 sessions each; --quick 10)")
+    add("--traffic-seconds", type=float, default=None,
+        help="seconds per cell of the traffic scenario (default 10; --quick 2)")
+    add("--traffic-clients", type=int, default=None,
+        help="concurrent ingest clients in the traffic scenario (default 8)")
     add("--seed", type=int, default=None, help="seed of the generated data (default 1)")
 
 
@@ -113,7 +118,7 @@ _PRESET_FIELDS = (
     "sizes", "scenarios", "clock", "service_workers", "serve_args", "ceiling_events", "batch_sizes",
     "concurrencies",
     "client_processes", "ingest_seconds", "query_seconds", "query_concurrency", "hours", "loaders",
-    "load_path", "whales", "whale_days", "seed",
+    "load_path", "whales", "whale_days", "seed", "traffic_seconds", "traffic_clients",
 )
 
 

@@ -12,7 +12,7 @@ __all__ = ["DEFAULT_SIZES", "LOAD_PATHS", "QUICK_SIZES", "SCENARIOS", "BenchOpti
 # 1M and 10M events: the default run takes ~21 min on the 2-core reference machine (docs/performance.md).
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 QUICK_SIZES = (10_000, 30_000)
-SCENARIOS = ("ceiling", "api", "queries")
+SCENARIOS = ("ceiling", "api", "queries", "traffic")
 # "auto" (the fastest path of the ceiling trials), then the paths of bench.direct (its PATHS).
 LOAD_PATHS = ("auto", "store", "raw", "raw-batched", "raw-grouped")
 _KEYSPACE_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,31}$")
@@ -95,6 +95,12 @@ class BenchOptions:
     background_concurrency: int = 2
     background_days: float = 1 / 24  # ingest during queries: events of the last hour, like live traffic
     background_events: int = 50_000  # generated once per size, re-sent (idempotently) if used up
+    # Scenario 4: the traffic users send (bench.traffic), on the largest size's data
+    traffic_batch_sizes: tuple[int, ...] = (10, 100, 1_000)
+    traffic_clients: int = 8
+    traffic_seconds: float = 10.0
+    traffic_events: int = 150_000  # per pool (live, late); re-sent (idempotently) if used up
+    traffic_late_days: float = 30.0
     seed: int = 1
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +125,7 @@ class BenchOptions:
             ceiling_raw_rows=False, max_events_in_flight=10_000,
             concurrencies=(1, 2), ingest_seconds=2.5, low_load_seconds=2.0, query_seconds=1.0,
             query_players=500, whales=2, whale_days=10.0, background_events=8_000, quiet_timeout_s=15.0,
+            traffic_seconds=2.0, traffic_events=20_000,
         )
         return replace(base, **overrides)
 

@@ -472,6 +472,42 @@ def _growth(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _traffic(results: dict[str, Any]) -> list[str]:
+    traffic = results.get("traffic")
+    if not traffic:
+        return []
+    cells = traffic["cells"]
+    reference = max(cells, key=lambda c: c["batch_size"])
+    rate = reference["events_per_second"] or None
+
+    def ingest_row(label: str, c: dict[str, Any]) -> tuple[str, ...]:
+        lat = c["latency"]
+        return (label, num(c["batch_size"]), str(c["clients"]), num(c["events_per_second"]),
+                pct(c["events_per_second"] / rate * 100 if rate else None), num(c["requests_per_second"]),
+                ms(lat["p50_ms"]), ms(lat["p99_ms"]), pct(c["service"]["cpu_percent_of_one_core"]),
+                pct(c.get("cassandra_cpu_percent")), _errors(c))
+
+    rows = [ingest_row("live", c) for c in cells]
+    rows.append(ingest_row(f"spread over {traffic['late_days']:g} days", traffic["late"]))
+    mixed = traffic["mixed"]
+    ingest = mixed["ingest"]
+    rows.append(ingest_row("live, with the queries below", {**ingest, "cassandra_cpu_percent": None}))
+    out = ["## 5. The traffic users send", "",
+           f"On the largest size's data and service: closed-loop clients for {num(traffic['seconds'])} s per "
+           "cell; live events are those of the hour before the clock. The ratio column compares each rate "
+           f"with live batches of {num(reference['batch_size'])}.", ""]
+    out += table(("events", "batch", "clients", "events/s", "of live batch", "requests/s", "p50 ms",
+                  "p99 ms", "service CPU", "Cassandra CPU", "errors"), rows)
+    qrows = []
+    for q in mixed["queries"]:
+        lat = q["latency"]
+        qrows.append((q["query"], num(q["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
+                      ms(lat["p99_ms"]), ms(lat.get("max_ms")), _errors(q)))
+    out += ["", "Queries during that live ingest, one client each:", ""]
+    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
+    return out
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     quick = results.get("quick")
     lines = ["# Performance", "",
@@ -484,7 +520,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                       "`player-sessions bench` for the real numbers."]
     lines.append("")
     for section in (_summary(results), _machine(results), _method(results), _ceiling(results),
-                    _api(results), _queries(results), _growth(results)):
+                    _api(results), _queries(results), _growth(results), _traffic(results)):
         if section:
             lines += [*section, ""]
     notes = observations(results)

@@ -39,6 +39,7 @@ from player_sessions.bench.procstat import CpuMeter, TreeSampler
 from player_sessions.bench.profile import ServiceProfiler, find_py_spy
 from player_sessions.bench.service import ServiceConfig, ServiceProcess
 from player_sessions.bench.stats import Target, evaluate, summarise
+from player_sessions.bench.traffic import TRAFFIC_TARGETS, run_traffic, traffic_measurements
 
 __all__ = ["Progress", "run_bench"]
 
@@ -49,6 +50,7 @@ TARGETS = {
     "starts_short_p99": Target("GET /session-starts p99 for hours <= 24", "max", 50.0, "ms"),
     "starts_year_p99": Target("GET /session-starts?hours=8760 p99", "max", 1000.0, "ms"),
     "low_load_p99": Target("POST /events of 10 events p99 at low load", "max", 20.0, "ms"),
+    **TRAFFIC_TARGETS,
 }
 
 
@@ -142,7 +144,7 @@ def _outcome_dict(outcome: LoadOutcome, weight_name: str = "events") -> dict[str
 class _Bench:
     def __init__(self, options: BenchOptions, progress: Callable[[str], None]) -> None:
         self.o = options
-        self.say = progress
+        self._progress = progress
         self.run_id = secrets.token_hex(3)
         self.ingest_ks = f"{options.keyspace_prefix}_{self.run_id}_ingest"
         self.data_ks = f"{options.keyspace_prefix}_{self.run_id}_data"
@@ -169,7 +171,10 @@ class _Bench:
                                extra_args=self.o.serve_args)
         return ServiceProcess(config, self.log_dir / f"serve-{keyspace}.log")
 
-    def _measure(self, svc: ServiceProcess, run: LoadRun) -> tuple[LoadOutcome, dict[str, Any]]:
+    def say(self, message: str) -> None:
+        self._progress(message)
+
+    def measure(self, svc: ServiceProcess, run: LoadRun) -> tuple[LoadOutcome, dict[str, Any]]:
         """Run the load while sampling the service tree, Cassandra and the whole machine."""
         service = TreeSampler(svc.pid).start()
         cassandra = TreeSampler(self.cassandra_pid).start() if self.cassandra_pid else None
@@ -192,14 +197,18 @@ class _Bench:
         }
         return outcome, resources
 
-    def _ingest_requests(self, svc: ServiceProcess, events: int, batch: int, days: float
-                         ) -> tuple[list[bytes], list[int]]:
+    def ingest_requests(self, svc: ServiceProcess, events: int, batch: int, days: float,
+                        shuffled: bool = False) -> tuple[list[bytes], list[int]]:
+        """Request bodies of `batch` events of the last `days` days: in time order (each batch a
+        slice of time), or `shuffled` (each batch's events spread over all the days: late events)."""
         lines: list[bytes] = []
         parts = max(1, math.ceil(events / 200_000))
         for spec in plan_ingest_shards(events, until=self.now, seed=self.next_seed(), days=days, parts=parts):
             lines.extend(generate_lines(spec))
         # Shards are each in time order; interleave them as one time-ordered stream would be.
-        if parts > 1:
+        if shuffled:
+            random.Random(self.next_seed()).shuffle(lines)
+        elif parts > 1:
             lines.sort(key=_line_ts)
         requests: list[bytes] = []
         weights: list[int] = []
@@ -216,10 +225,10 @@ class _Bench:
                  f"connection for {o.low_load_seconds:g}s (after {waited:.0f}s for the machine to go quiet: "
                  f"{busy:.0f} % busy)")
         count = int(o.low_load_rate * o.low_load_seconds)
-        requests, weights = self._ingest_requests(svc, max(10 * count, 1_000), 10, days)
+        requests, weights = self.ingest_requests(svc, max(10 * count, 1_000), 10, days)
         run = LoadRun(svc.host, svc.port, requests, weights, concurrency=1, processes=1,
                       duration=o.low_load_seconds, pace_per_second=o.low_load_rate)
-        outcome, resources = self._measure(svc, run)
+        outcome, resources = self.measure(svc, run)
         low = {"batch_size": 10, "rate_per_second": o.low_load_rate, "event_times": events,
                **_outcome_dict(outcome), **resources, "quiet_wait_seconds": round(waited, 1),
                "machine_busy_before_percent": round(busy, 1)}
@@ -300,11 +309,11 @@ class _Bench:
                                     *wait_until_quiet(timeout_s=o.quiet_timeout_s))
             for number, (batch, concurrency) in enumerate(grid, 1):
                 events = int(max(batch * concurrency * 3, estimate * o.ingest_seconds * 1.5))
-                requests, weights = self._ingest_requests(svc, events, batch, o.ingest_days)
+                requests, weights = self.ingest_requests(svc, events, batch, o.ingest_days)
                 run = LoadRun(svc.host, svc.port, requests, weights, concurrency=concurrency,
                               processes=o.client_processes, duration=o.ingest_seconds)
                 profiler = self._profiler(svc, batch, concurrency)
-                outcome, resources = self._measure(svc, run)
+                outcome, resources = self.measure(svc, run)
                 if profiler is not None:
                     summary, why = profiler.finish()
                     self.results["service_profile"] = {"batch_size": batch, "concurrency": concurrency,
@@ -375,7 +384,19 @@ class _Bench:
                     "distinct_events", 0)
                 loaded = entry["events_total_after"]
                 sizes.append(entry)
-        self.results["sizes"] = sizes
+            self.results["sizes"] = sizes
+            if "traffic" in o.scenarios:
+                self.traffic(svc, players, whales)
+
+    def traffic(self, svc: ServiceProcess, players: list[str], whales: list[str]) -> None:
+        o = self.o
+        waited, busy = wait_until_quiet(timeout_s=o.quiet_timeout_s)
+        self.say(f"  waited {waited:.0f}s for the machine to go quiet ({busy:.0f} % busy)")
+        queries = self._query_requests(svc, players, whales, hours=(1, 24, 720))
+        self.results["traffic"] = run_traffic(
+            self, svc, queries, batch_sizes=o.traffic_batch_sizes, clients=o.traffic_clients,
+            processes=o.client_processes, seconds=o.traffic_seconds, events=o.traffic_events,
+            late_days=o.traffic_late_days, summarise=_outcome_dict)
 
     def _load_concurrency(self, path: Path_) -> int:
         ceiling = self.results.get("ceiling")
@@ -422,8 +443,8 @@ class _Bench:
         return {"bytes": size, "bytes_per_event": size / events_total if events_total else None,
                 "mib_per_million_events": per_million / 2**20 if per_million else None, "method": method}
 
-    def _query_requests(self, svc: ServiceProcess, players: list[str], whales: list[str]
-                        ) -> list[tuple[str, list[bytes]]]:
+    def _query_requests(self, svc: ServiceProcess, players: list[str], whales: list[str],
+                        hours: Sequence[float] | None = None) -> list[tuple[str, list[bytes]]]:
         o = self.o
         sample = self.rng.sample(players, min(len(players), o.query_players)) if players else []
         kinds: list[tuple[str, list[bytes]]] = []
@@ -433,9 +454,9 @@ class _Bench:
         if whales:
             kinds.append(("player (whale)", [get_request(svc.host, svc.port, f"/players/{p}/sessions")
                                              for p in whales]))
-        for hours in o.hours:
-            kinds.append((f"starts hours={hours:g}",
-                          [get_request(svc.host, svc.port, f"/session-starts?hours={hours:g}")]))
+        for window in o.hours if hours is None else hours:
+            kinds.append((f"starts hours={window:g}",
+                          [get_request(svc.host, svc.port, f"/session-starts?hours={window:g}")]))
         return kinds
 
     def _query_size(self, svc: ServiceProcess, players: list[str], whales: list[str]) -> dict[str, Any]:
@@ -465,7 +486,7 @@ class _Bench:
             sampler: TreeSampler | None = None
             pool = 0
             if with_ingest:
-                bodies, weights = self._ingest_requests(svc, o.background_events, o.background_batch,
+                bodies, weights = self.ingest_requests(svc, o.background_events, o.background_batch,
                                                         o.background_days)
                 pool = sum(weights)
                 background = LoadRun(svc.host, svc.port, bodies, weights,
@@ -478,7 +499,7 @@ class _Bench:
                     run = LoadRun(svc.host, svc.port, requests, concurrency=o.query_concurrency,
                                   processes=min(o.client_processes, o.query_concurrency),
                                   duration=o.query_seconds, timeout=COLD_TIMEOUT_S)
-                    outcome, resources = self._measure(svc, run)
+                    outcome, resources = self.measure(svc, run)
                     cell = {"query": name, "with_ingest": with_ingest,
                             **_outcome_dict(outcome, weight_name="answers"), **resources}
                     results.append(cell)
@@ -523,7 +544,8 @@ class _Bench:
             starts_short = max(short) if short else None
             starts_year = max(year) if year else None
         measured = {"ingest_ratio": ratio, "player_p99": player, "starts_short_p99": starts_short,
-                    "starts_year_p99": starts_year, "low_load_p99": low}
+                    "starts_year_p99": starts_year, "low_load_p99": low,
+                    **traffic_measurements(self.results.get("traffic"))}
         self.results["targets"] = [evaluate(TARGETS[k], v).as_dict() for k, v in measured.items()]
 
     # --- the whole run ----------------------------------------------------------------------------------
@@ -555,6 +577,9 @@ class _Bench:
                 self.api_ingest()
             if "queries" in o.scenarios:
                 self.queries()
+            elif "traffic" in o.scenarios:
+                with self._service(self.data_ks) as svc:
+                    self.traffic(svc, [], [])
         finally:
             if o.keep:
                 self.say(f"keeping keyspaces {', '.join(created)} (--keep)")

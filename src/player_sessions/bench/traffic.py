@@ -1,0 +1,163 @@
+"""Scenario 4: the traffic users send, on the largest data set.
+
+- **Batch sizes:** live events (the hour before the clock) in batches of 10, 100 and 1,000 from the
+  same number of concurrent clients (closed loop): what many game servers sending small batches get,
+  beside what a bulk sender gets.
+- **Late events:** batches of 1,000 whose events spread over the last 30 days (each batch over the
+  whole period, as late events from many clients arrive), the same clients.
+- **Mixed:** the batch-1,000 live ingest again, while one client per query asks
+  `GET /session-starts` (1, 24 and 720 hours) and `GET /players/{id}/sessions` (random players).
+  The ingest rate with the queries running is compared with the batch-1,000 cell without them.
+
+Every cell runs on the service and keyspace of the query scenario's largest size, so counts are
+recounted over real history. Re-sent events (a pool smaller than a cell's need) are idempotent upserts
+and cost the service what new ones do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from player_sessions.bench.httpload import LoadOutcome, LoadRun
+from player_sessions.bench.procstat import TreeSampler
+from player_sessions.bench.service import ServiceProcess
+from player_sessions.bench.stats import Target
+
+__all__ = ["TRAFFIC_TARGETS", "TrafficHost", "run_traffic", "traffic_measurements"]
+
+TRAFFIC_TARGETS = {
+    "mixed_starts_p99": Target("GET /session-starts p99 (1, 24, 720 h) during live ingest", "max", 50.0,
+                               "ms"),
+    "mixed_player_p99": Target("GET /players/{id}/sessions p99 during live ingest", "max", 20.0, "ms"),
+    "mixed_ingest_rate": Target("live ingest at batch 1,000 with the queries running", "min", 10_000.0,
+                                "events/s"),
+    "mixed_ingest_ratio": Target("that ingest rate vs the same ingest without queries", "min", 80.0, "%"),
+    "small_batch_ratio": Target("10-event batches vs 1,000-event batches, events/s", "min", 60.0, "%"),
+    "small_batch_p99": Target("POST /events of 10 events p99, many clients", "max", 50.0, "ms"),
+    "late_ratio": Target("batches of events spread over 30 days vs live events, events/s", "min", 80.0, "%"),
+}
+MIXED_QUERIES = ("starts hours=1", "starts hours=24", "starts hours=720", "player (random)")
+
+
+class TrafficHost(Protocol):
+    """What the scenario needs from the running benchmark."""
+
+    def say(self, message: str) -> None: ...
+
+    def ingest_requests(self, svc: ServiceProcess, events: int, batch: int, days: float,
+                        shuffled: bool = False) -> tuple[list[bytes], list[int]]: ...
+
+    def measure(self, svc: ServiceProcess, run: LoadRun) -> tuple[LoadOutcome, dict[str, Any]]: ...
+
+
+def _cell(outcome: LoadOutcome, resources: dict[str, Any], summarise: Callable[[LoadOutcome], dict[str, Any]],
+          **extra: Any) -> dict[str, Any]:
+    return {**extra, **summarise(outcome), **resources}
+
+
+def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]], *,
+                batch_sizes: Sequence[int], clients: int, processes: int, seconds: float, events: int,
+                late_days: float, summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
+    """The batch-size, late and mixed cells, in that order; returns them JSON-able."""
+    say = host.say
+    say(f"scenario 4/4 the traffic users send: batches of {', '.join(f'{b:,}' for b in batch_sizes)} "
+        f"x {clients} clients, late events, and queries during ingest ({seconds:g}s each)")
+    live_days = 1 / 24
+    pools: dict[tuple[int, float], tuple[list[bytes], list[int]]] = {}
+
+    def bodies(batch: int, days: float) -> tuple[list[bytes], list[int]]:
+        if (batch, days) not in pools:
+            # Late events arrive from anywhere in the period: each batch spreads over all of it.
+            pools[(batch, days)] = host.ingest_requests(svc, events, batch, days,
+                                                        shuffled=days > live_days)
+        return pools[(batch, days)]
+
+    def ingest_cell(batch: int, days: float, label: str) -> dict[str, Any]:
+        requests, weights = bodies(batch, days)
+        run = LoadRun(svc.host, svc.port, requests, weights, concurrency=clients,
+                      processes=min(processes, clients), duration=seconds)
+        outcome, resources = host.measure(svc, run)
+        cell = _cell(outcome, resources, summarise, batch_size=batch, clients=clients, events=label)
+        lat = cell["latency"]
+        say(f"  {label} events, batch {batch:>5,} x {clients}: {cell['events_per_second']:>8,.0f} events/s, "
+            f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, service CPU "
+            f"{resources['service']['cpu_percent_of_one_core']:.0f} %"
+            + (f", errors {outcome.errors}" if outcome.errors else ""))
+        return cell
+
+    cells = [ingest_cell(batch, live_days, "live") for batch in batch_sizes]
+    late = ingest_cell(max(batch_sizes), late_days, f"{late_days:g}-day")
+    mixed = _mixed(host, svc, queries, bodies(max(batch_sizes), live_days), clients=clients,
+                   processes=processes, seconds=seconds, summarise=summarise)
+    return {"clients": clients, "seconds": seconds, "late_days": late_days, "cells": cells, "late": late,
+            "mixed": mixed}
+
+
+def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]],
+           ingest: tuple[list[bytes], list[int]], *, clients: int, processes: int, seconds: float,
+           summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
+    wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
+    requests, weights = ingest
+    background = LoadRun(svc.host, svc.port, requests, weights, concurrency=clients,
+                         processes=min(processes, clients))
+    sampler = TreeSampler(svc.pid).start()
+    runs: list[tuple[str, LoadRun]] = []
+    answered: dict[str, LoadOutcome] = {}
+    background.start()
+    try:
+        time.sleep(1.0)  # let the ingest reach its pace
+        for name, query_requests in wanted:
+            run = LoadRun(svc.host, svc.port, query_requests, concurrency=1, processes=1, duration=seconds,
+                          timeout=600.0)
+            runs.append((name, run))
+        # All query clients start (and so measure) together: each start waits for its process.
+        for _, run in runs:
+            run.start()
+        for name, run in runs:
+            answered[name] = run.join(timeout=seconds + 600.0)
+    finally:
+        for _, run in runs:
+            run.terminate()
+        background.stop()
+        bg = background.join(timeout=600.0)
+        usage = sampler.stop()
+    out_queries = []
+    for name, outcome in answered.items():
+        cell = {"query": name, **summarise(outcome)}
+        out_queries.append(cell)
+        lat = cell["latency"]
+        host.say(f"  mixed: {name:<18} {cell['requests_per_second']:>6,.0f} req/s, "
+                 f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
+                 + (f", errors {outcome.errors}" if outcome.errors else ""))
+    ingest_cell = {"batch_size": max(weights), "clients": clients, **summarise(bg),
+                   "service": usage.as_dict()}
+    host.say(f"  mixed: ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
+             f"p99 {ingest_cell['latency']['p99_ms']:.0f} ms, service CPU "
+             f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %")
+    return {"queries": out_queries, "ingest": ingest_cell}
+
+
+def traffic_measurements(traffic: dict[str, Any] | None) -> dict[str, float | None]:
+    """The measured value of each TRAFFIC_TARGETS key (None where the scenario did not run)."""
+    empty: dict[str, float | None] = dict.fromkeys(TRAFFIC_TARGETS)
+    if not traffic:
+        return empty
+    by_batch = {c["batch_size"]: c for c in traffic["cells"]}
+    largest = by_batch[max(by_batch)]
+    rate = largest["events_per_second"] or None
+    mixed = traffic["mixed"]
+    starts = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("starts")]
+    players = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("player")]
+    mixed_rate = mixed["ingest"]["events_per_second"]
+    small = by_batch.get(10)
+    return {
+        "mixed_starts_p99": max(starts) if starts else None,
+        "mixed_player_p99": max(players) if players else None,
+        "mixed_ingest_rate": mixed_rate,
+        "mixed_ingest_ratio": mixed_rate / rate * 100 if rate else None,
+        "small_batch_ratio": small["events_per_second"] / rate * 100 if small and rate else None,
+        "small_batch_p99": small["latency"]["p99_ms"] if small else None,
+        "late_ratio": traffic["late"]["events_per_second"] / rate * 100 if rate else None,
+    }
