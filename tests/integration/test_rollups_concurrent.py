@@ -25,7 +25,7 @@ from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
 from player_sessions.services.counts import RecountFlights, count_window, refresh_recent
-from player_sessions.services.ingest import ingest_batch
+from player_sessions.services.ingest import ingest_batch, ingest_pieces
 from player_sessions.store.cassandra import CassandraStore
 
 NOW = datetime(2016, 12, 1, 12, 30, tzinfo=UTC)
@@ -98,7 +98,14 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
                               "ts": ts.isoformat(timespec="milliseconds")})
             sent = time.monotonic()
             ledger.sent += [(sent, c, ts) for c, ts in rows]
-            result = await ingest_batch(batch, store, CLOCK, RETENTION, ValidationRules())
+            # Both ingest paths: the service's (statements bound in the decoding thread or on the
+            # loop, as the body's size decides) and the one taking already-decoded events.
+            path = rng.random()
+            if path < 1 / 3:
+                result = await ingest_batch(batch, store, CLOCK, RETENTION, ValidationRules())
+            else:
+                result = await ingest_pieces([batch], store, CLOCK, RETENTION, ValidationRules(),
+                                             in_thread=path < 2 / 3)
             assert result.stored == len(batch), result
             acked = time.monotonic()
             ledger.acked += [(acked, c, ts) for c, ts in rows]

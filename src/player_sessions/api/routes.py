@@ -31,8 +31,9 @@ from player_sessions.services.starts import country_starts
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
 router = APIRouter()
-# Bodies larger than this (~2,000 events) are decoded and validated in a thread: ~5 ms of CPU or more.
-OFFLOAD_BYTES = 256 * 1024
+# Bodies larger than this (~100 events, ~5 ms of CPU to decode, validate and bind) are prepared in the
+# decoding thread: on the event loop, every query waiting behind a few such bodies waited tens of ms.
+OFFLOAD_BYTES = 16 * 1024
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a parameter or the body breaks a rule"},

@@ -101,6 +101,7 @@ class BenchOptions:
     traffic_seconds: float = 10.0
     traffic_events: int = 150_000  # per pool (live, late); re-sent (idempotently) if used up
     traffic_late_days: float = 30.0
+    traffic_mixed_rate: float = 12_000.0  # events/s offered by the paced mixed cell (target: >= 10,000)
     seed: int = 1
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -396,7 +396,7 @@ class _Bench:
         self.results["traffic"] = run_traffic(
             self, svc, queries, batch_sizes=o.traffic_batch_sizes, clients=o.traffic_clients,
             processes=o.client_processes, seconds=o.traffic_seconds, events=o.traffic_events,
-            late_days=o.traffic_late_days, summarise=_outcome_dict)
+            late_days=o.traffic_late_days, mixed_rate=o.traffic_mixed_rate, summarise=_outcome_dict)
 
     def _load_concurrency(self, path: Path_) -> int:
         ceiling = self.results.get("ceiling")

@@ -31,9 +31,10 @@ TRAFFIC_TARGETS = {
     "mixed_starts_p99": Target("GET /session-starts p99 (1, 24, 720 h) during live ingest", "max", 50.0,
                                "ms"),
     "mixed_player_p99": Target("GET /players/{id}/sessions p99 during live ingest", "max", 20.0, "ms"),
-    "mixed_ingest_rate": Target("live ingest at batch 1,000 with the queries running", "min", 10_000.0,
-                                "events/s"),
-    "mixed_ingest_ratio": Target("that ingest rate vs the same ingest without queries", "min", 80.0, "%"),
+    "mixed_ingest_rate": Target("live ingest sustained at batch 1,000 with the queries running", "min",
+                                10_000.0, "events/s"),
+    "mixed_ingest_ratio": Target("ingest flat out with the queries vs without them (batch 1,000)", "min",
+                                 80.0, "%"),
     "small_batch_ratio": Target("10-event batches vs 1,000-event batches, events/s", "min", 60.0, "%"),
     "small_batch_p99": Target("POST /events of 10 events p99, many clients", "max", 50.0, "ms"),
     "late_ratio": Target("batches of events spread over 30 days vs live events, events/s", "min", 80.0, "%"),
@@ -59,8 +60,11 @@ def _cell(outcome: LoadOutcome, resources: dict[str, Any], summarise: Callable[[
 
 def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]], *,
                 batch_sizes: Sequence[int], clients: int, processes: int, seconds: float, events: int,
-                late_days: float, summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
-    """The batch-size, late and mixed cells, in that order; returns them JSON-able."""
+                late_days: float, mixed_rate: float,
+                summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
+    """The batch-size, late and mixed cells, in that order; returns them JSON-able. The mixed cell
+    runs twice: ingest paced at `mixed_rate` events/s (the queries' latency targets: a sustained
+    rate, not a saturated machine), then as fast as the clients go (what the queries cost ingest)."""
     say = host.say
     say(f"scenario 4/4 the traffic users send: batches of {', '.join(f'{b:,}' for b in batch_sizes)} "
         f"x {clients} clients, late events, and queries during ingest ({seconds:g}s each)")
@@ -89,19 +93,25 @@ def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[
 
     cells = [ingest_cell(batch, live_days, "live") for batch in batch_sizes]
     late = ingest_cell(max(batch_sizes), late_days, f"{late_days:g}-day")
-    mixed = _mixed(host, svc, queries, bodies(max(batch_sizes), live_days), clients=clients,
-                   processes=processes, seconds=seconds, summarise=summarise)
+    live = bodies(max(batch_sizes), live_days)
+    paced = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
+                   summarise=summarise, events_per_second=mixed_rate)
+    flat_out = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
+                      summarise=summarise, events_per_second=None)
     return {"clients": clients, "seconds": seconds, "late_days": late_days, "cells": cells, "late": late,
-            "mixed": mixed}
+            "mixed": paced, "mixed_flat_out": flat_out}
 
 
 def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]],
            ingest: tuple[list[bytes], list[int]], *, clients: int, processes: int, seconds: float,
-           summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
+           summarise: Callable[[LoadOutcome], dict[str, Any]], events_per_second: float | None
+           ) -> dict[str, Any]:
     wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
     requests, weights = ingest
+    pace = events_per_second / max(weights) if events_per_second else None
     background = LoadRun(svc.host, svc.port, requests, weights, concurrency=clients,
-                         processes=min(processes, clients))
+                         processes=min(processes, clients), pace_per_second=pace)
+    label = f"ingest paced at {events_per_second:,.0f} events/s" if events_per_second else "ingest flat out"
     sampler = TreeSampler(svc.pid).start()
     runs: list[tuple[str, LoadRun]] = []
     answered: dict[str, LoadOutcome] = {}
@@ -128,12 +138,12 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
         cell = {"query": name, **summarise(outcome)}
         out_queries.append(cell)
         lat = cell["latency"]
-        host.say(f"  mixed: {name:<18} {cell['requests_per_second']:>6,.0f} req/s, "
+        host.say(f"  mixed ({label}): {name:<18} {cell['requests_per_second']:>6,.0f} req/s, "
                  f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
                  + (f", errors {outcome.errors}" if outcome.errors else ""))
-    ingest_cell = {"batch_size": max(weights), "clients": clients, **summarise(bg),
-                   "service": usage.as_dict()}
-    host.say(f"  mixed: ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
+    ingest_cell = {"batch_size": max(weights), "clients": clients, "offered_events_per_second":
+                   events_per_second, **summarise(bg), "service": usage.as_dict()}
+    host.say(f"  mixed ({label}): ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
              f"p99 {ingest_cell['latency']['p99_ms']:.0f} ms, service CPU "
              f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %")
     return {"queries": out_queries, "ingest": ingest_cell}
@@ -148,15 +158,17 @@ def traffic_measurements(traffic: dict[str, Any] | None) -> dict[str, float | No
     largest = by_batch[max(by_batch)]
     rate = largest["events_per_second"] or None
     mixed = traffic["mixed"]
+    flat_out = traffic.get("mixed_flat_out") or mixed
     starts = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("starts")]
     players = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("player")]
     mixed_rate = mixed["ingest"]["events_per_second"]
+    flat_out_rate = flat_out["ingest"]["events_per_second"]
     small = by_batch.get(10)
     return {
         "mixed_starts_p99": max(starts) if starts else None,
         "mixed_player_p99": max(players) if players else None,
         "mixed_ingest_rate": mixed_rate,
-        "mixed_ingest_ratio": mixed_rate / rate * 100 if rate else None,
+        "mixed_ingest_ratio": flat_out_rate / rate * 100 if rate else None,
         "small_batch_ratio": small["events_per_second"] / rate * 100 if small and rate else None,
         "small_batch_p99": small["latency"]["p99_ms"] if small else None,
         "late_ratio": traffic["late"]["events_per_second"] / rate * 100 if rate else None,

@@ -117,11 +117,14 @@ async def count_window(store: SessionStore, frm: datetime, to: datetime, now: da
     counter = _Counter(store, now, retention, flights, hours_from_minutes)
     # The pieces are disjoint and independent: read them at once. Each kind of piece is one request
     # (days: one per year), whatever the number of days, hours or edges it spans.
-    parts = await asyncio.gather(
-        counter.whole_days(plan.whole_days),
-        counter.whole_hours(plan.whole_hours),
-        counter.partial_hours(plan.partial),
-    )
+    try:
+        parts = await asyncio.gather(
+            counter.whole_days(plan.whole_days),
+            counter.whole_hours(plan.whole_hours),
+            counter.partial_hours(plan.partial),
+        )
+    finally:
+        await counter.saved()
     totals: Counter[str] = Counter()
     for part in parts:
         totals.update(part)
@@ -159,6 +162,25 @@ class _Counter:
         self._now = now
         self._retention = retention
         self._statements = asyncio.Semaphore(RAW_COUNTS_IN_FLIGHT)
+        self._saves: list[asyncio.Future[None]] = []
+
+    def _save(self, write: Awaitable[None]) -> None:
+        """Write a recount back without waiting for it: the level above is recounted from the values
+        in hand meanwhile (one round trip less per level for a query during ingest). Each row carries
+        the token read before its own count, so the order the writes land in does not matter."""
+        async def bounded() -> None:
+            async with self._statements:
+                await write
+        self._saves.append(asyncio.ensure_future(bounded()))
+
+    async def saved(self) -> None:
+        """Wait for every write-back started so far; the first failure is raised."""
+        while self._saves:
+            pending, self._saves = self._saves, []
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
 
     async def whole_days(self, days: list[datetime]) -> Counter[str]:
         """Fresh day rollups as they are, stale ones recounted from their hours."""
@@ -250,14 +272,14 @@ class _Counter:
         # The rows' tokens were read before this count (module docstring); every country at once.
         async with self._statements:
             found = await self._store.count_minutes([r.start for r in rows])
-            counts: dict[datetime, dict[str, int]] = {r.start: {} for r in rows}
-            for (country, minute), n in found.items():
-                if minute in counts and n:
-                    counts[minute][country] = n
-            await self._store.save_minute_counts([
-                (CountRow(r.start, counts[r.start], r.touched, r.touched),
-                 ttl_seconds(hour + HOUR, self._now, self._retention))
-                for r in rows])
+        counts: dict[datetime, dict[str, int]] = {r.start: {} for r in rows}
+        for (country, minute), n in found.items():
+            if minute in counts and n:
+                counts[minute][country] = n
+        self._save(self._store.save_minute_counts([
+            (CountRow(r.start, counts[r.start], r.touched, r.touched),
+             ttl_seconds(hour + HOUR, self._now, self._retention))
+            for r in rows]))
         return counts
 
     async def hour_totals(self, rows: list[CountRow]) -> Counter[str]:
@@ -294,11 +316,10 @@ class _Counter:
                 counts = await self._hours_from_minutes(hours, minutes)
         if counts is None:
             counts = await self._hours_from_raw_rows(rows)
-        async with self._statements:
-            await self._store.save_hour_counts([
-                (CountRow(r.start, counts[r.start], r.touched, r.touched),
-                 ttl_seconds(r.start + HOUR, self._now, self._retention))
-                for r in rows])
+        self._save(self._store.save_hour_counts([
+            (CountRow(r.start, counts[r.start], r.touched, r.touched),
+             ttl_seconds(r.start + HOUR, self._now, self._retention))
+            for r in rows]))
         return counts
 
     async def _hours_from_minutes(self, hours: list[datetime],
@@ -339,10 +360,9 @@ class _Counter:
         # The day's hour rows are read after the day row itself (see the module docstring).
         totals = await self.hour_totals(await self._store.hour_rows(row.start))
         counts = {c: n for c, n in totals.items() if n}
-        async with self._statements:
-            await self._store.save_day_counts([
-                (CountRow(row.start, counts, row.touched, row.touched),
-                 ttl_seconds(row.start + DAY, self._now, self._retention))])
+        self._save(self._store.save_day_counts([
+            (CountRow(row.start, counts, row.touched, row.touched),
+             ttl_seconds(row.start + DAY, self._now, self._retention))]))
         return counts
 
 
@@ -376,5 +396,9 @@ async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelt
         stale += [row for row in await store.day_rows(year, lo, hi) if not row.fresh]
         if len(stale) >= max_days:
             break
-    await _Counter(store, now, retention, flights).day_totals(stale[:max_days])
+    counter = _Counter(store, now, retention, flights)
+    try:
+        await counter.day_totals(stale[:max_days])
+    finally:
+        await counter.saved()
     return min(len(stale), max_days)

@@ -28,7 +28,7 @@ from player_sessions.domain.retention import is_expired, ttl_seconds
 from player_sessions.domain.validation import ValidationRules, validate_event
 from player_sessions.domain.windows import hour_floor
 from player_sessions.services.counts import count_touches
-from player_sessions.store.base import CountTouch, EventWrite, SessionStore, StartWrite
+from player_sessions.store.base import BoundWrites, CountTouch, EventWrite, SessionStore, StartWrite
 
 OFFLOAD_EVENTS = 5_000
 # One thread per process decodes and validates large bodies, one body at a time. The GIL lets one
@@ -142,19 +142,25 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
     (the GIL changes hands every few milliseconds)."""
     now = clock.now()
     if in_thread:
-        result, writes = await asyncio.get_running_loop().run_in_executor(
-            _DECODER, _prepare, pieces, now, retention, rules)
+        result, writes, bound = await asyncio.get_running_loop().run_in_executor(
+            _DECODER, _prepare, pieces, now, retention, rules, store)
     else:
-        result, writes = _prepare(pieces, now, retention, rules)
-    if writes is not None:
-        await write(writes, store)
+        result, writes, bound = _prepare(pieces, now, retention, rules, store)
+    if writes is not None and bound is not None:
+        await store.put_bound(bound)
+        await mark(writes, store)
     return result
 
 
-def _prepare(pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta,
-             rules: ValidationRules) -> tuple[IngestResult, Writes | None]:
+def _prepare(pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta, rules: ValidationRules,
+             store: SessionStore) -> tuple[IngestResult, Writes | None, BoundWrites | None]:
+    """Everything a request costs in CPU before its writes are sent: decoding, validation, planning
+    and binding the statements (in the decoding thread, the event loop meanwhile serves queries)."""
     classified = classify_pieces(pieces, now, retention, rules)
-    return classified.result, plan_writes(classified.valid, now, retention) if classified.valid else None
+    if not classified.valid:
+        return classified.result, None, None
+    writes = plan_writes(classified.valid, now, retention)
+    return classified.result, writes, store.bind_events(writes.rows, writes.starts)
 
 
 async def store_classified(classified: Classified, store: SessionStore, now: datetime,
@@ -193,5 +199,10 @@ async def store_events(events: Sequence[Event], store: SessionStore, now: dateti
 
 async def write(writes: Writes, store: SessionStore) -> None:
     await store.put_events(writes.rows, writes.starts)
+    await mark(writes, store)
+
+
+async def mark(writes: Writes, store: SessionStore) -> None:
+    """The rollups the acknowledged rows made stale: only after those rows (services/counts.py)."""
     if writes.touches:
         await store.touch_counts(writes.touches, uuid.uuid4())

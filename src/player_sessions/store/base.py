@@ -75,12 +75,24 @@ class StartRow:
     player_id: str
 
 
+class BoundWrites(Protocol):
+    """A store's ready-to-send statements for some rows; only the store that bound them reads them."""
+
+    def __len__(self) -> int: ...
+
+
 class SessionStore(Protocol):
     async def ping(self) -> None: ...
     async def ready(self) -> None: ...
 
     # ingest
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None: ...
+    def bind_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> BoundWrites:
+        """put_events' statements, bound and batched: CPU only, safe to call from any thread."""
+        ...
+    async def put_bound(self, bound: BoundWrites) -> None:
+        """Write what bind_events returned (once)."""
+        ...
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
 
     # erase a player

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, InvalidRequest
@@ -35,6 +35,7 @@ from player_sessions.domain.sessions import StoredEvent
 from player_sessions.domain.windows import minute_floor
 from player_sessions.store import migrations, schema, tls
 from player_sessions.store.base import (
+    BoundWrites,
     CountRow,
     CountTouch,
     EventWrite,
@@ -306,8 +307,16 @@ class CassandraStore:
         await self._execute(migrations.version_statement(self._settings.keyspace))
 
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
-        """Each event's row in its player's partition and each start's raw row, in replica batches.
-        An end's country is not stored (UNSET, not null: a null would write a tombstone)."""
+        """Each event's row in its player's partition and each start's raw row, in replica batches."""
+        await self.put_bound(self.bind_events(events, starts))
+
+    async def put_bound(self, bound: BoundWrites) -> None:
+        await self._execute_all(cast(list[tuple[Any, None]], bound))
+
+    def bind_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> BoundWrites:
+        """put_events' replica batches, bound: binding is most of ingest's CPU in the driver, and done
+        here it can run outside the event loop. An end's country is not stored (UNSET, not null: a null
+        would write a tombstone)."""
         rows = itertools.chain(
             ((self._put_event,
               (e.player_id, e.ts, e.session_id, e.is_start,
@@ -317,7 +326,7 @@ class CassandraStore:
             ((self._put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
                                        w.session_id, w.ttl)) for w in starts),
         )
-        await self._execute_all(self._replica_batches(rows))
+        return list(self._replica_batches(rows))
 
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
         hours: dict[datetime, tuple[set[str], int]] = {}
