@@ -489,22 +489,40 @@ def _traffic(results: dict[str, Any]) -> list[str]:
 
     rows = [ingest_row("live", c) for c in cells]
     rows.append(ingest_row(f"spread over {traffic['late_days']:g} days", traffic["late"]))
-    mixed = traffic["mixed"]
-    ingest = mixed["ingest"]
-    rows.append(ingest_row("live, with the queries below", {**ingest, "cassandra_cpu_percent": None}))
+    mixed_runs = [(name, traffic[key]) for key, name in (("mixed", "paced"), ("mixed_flat_out", "flat out"))
+                  if traffic.get(key)]
+    for name, mixed in mixed_runs:
+        ingest = mixed["ingest"]
+        offered = ingest.get("offered_events_per_second")
+        label = f"live, {name}" + (f" ({num(offered)} offered)" if offered else "") + ", with queries"
+        rows.append(ingest_row(label, ingest))
     out = ["## 5. The traffic users send", "",
            f"On the largest size's data and service: closed-loop clients for {num(traffic['seconds'])} s per "
-           "cell; live events are those of the hour before the clock. The ratio column compares each rate "
-           f"with live batches of {num(reference['batch_size'])}.", ""]
+           "cell; live events are those of the hour before the clock, late ones spread over "
+           f"{traffic['late_days']:g} days within every batch. The ratio column compares each rate with "
+           f"live batches of {num(reference['batch_size'])}. The mixed cells run the same live batches, "
+           "paced to a sustained rate and then flat out, while one client per query asks it in a loop.",
+           ""]
     out += table(("events", "batch", "clients", "events/s", "of live batch", "requests/s", "p50 ms",
                   "p99 ms", "service CPU", "Cassandra CPU", "errors"), rows)
-    qrows = []
-    for q in mixed["queries"]:
-        lat = q["latency"]
-        qrows.append((q["query"], num(q["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
-                      ms(lat["p99_ms"]), ms(lat.get("max_ms")), _errors(q)))
-    out += ["", "Queries during that live ingest, one client each:", ""]
-    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
+    for name, mixed in mixed_runs:
+        qrows = []
+        for q in mixed["queries"]:
+            lat = q["latency"]
+            qrows.append((q["query"], num(q["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
+                          ms(lat["p99_ms"]), ms(lat.get("max_ms")), _errors(q)))
+        out += ["", f"Queries during the {name} live ingest, one client each:", ""]
+        out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
+    for name, profile in (traffic.get("profiles") or {}).items():
+        summary = profile.get("summary")
+        if not summary or not summary.get("samples"):
+            why = profile.get("error") or "no samples"
+            out += ["", f"The py-spy profile of the service ({name}) failed: {why}."]
+            continue
+        areas = ", ".join(f"{area} {share:.0f} %" for area, share in summary["areas"] if share >= 1)
+        functions = "; ".join(f"`{fn}` {share:.0f} %" for fn, share in summary["functions"][:6])
+        out += ["", f"py-spy profile of the service, {name} ({summary['samples']:,} samples at 100 Hz, "
+                    f"by the innermost Python frame): {areas}. Busiest functions: {functions}."]
     return out
 
 

@@ -332,6 +332,16 @@ class _Bench:
         self.results["api_ingest"] = {"cells": cells, "low_load": low, "low_load_replay": replay,
                                       "events_days": o.ingest_days}
 
+    def profiler(self, svc: ServiceProcess, seconds: float, name: str) -> ServiceProfiler | None:
+        if not self.o.profile:
+            return None
+        py_spy = find_py_spy()
+        if py_spy is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in name)
+        return ServiceProfiler(py_spy, svc.pid, seconds, self.log_dir / f"profile-{slug}.txt").start()
+
     def _profiler(self, svc: ServiceProcess, batch: int, concurrency: int) -> ServiceProfiler | None:
         """py-spy on the service for the batch-1,000 cell with the most clients (the target's cell)."""
         o = self.o

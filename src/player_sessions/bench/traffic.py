@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from player_sessions.bench.httpload import LoadOutcome, LoadRun
 from player_sessions.bench.procstat import TreeSampler
+from player_sessions.bench.profile import ServiceProfiler
 from player_sessions.bench.service import ServiceProcess
 from player_sessions.bench.stats import Target
 
@@ -52,6 +53,13 @@ class TrafficHost(Protocol):
 
     def measure(self, svc: ServiceProcess, run: LoadRun) -> tuple[LoadOutcome, dict[str, Any]]: ...
 
+    def profiler(self, svc: ServiceProcess, seconds: float, name: str) -> ServiceProfiler | None:
+        """py-spy on the service for `seconds` (None when py-spy is missing or profiling is off)."""
+        ...
+
+    @property
+    def cassandra_pid(self) -> int | None: ...
+
 
 def _cell(outcome: LoadOutcome, resources: dict[str, Any], summarise: Callable[[LoadOutcome], dict[str, Any]],
           **extra: Any) -> dict[str, Any]:
@@ -78,11 +86,17 @@ def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[
                                                         shuffled=days > live_days)
         return pools[(batch, days)]
 
+    profiles: dict[str, Any] = {}
+
     def ingest_cell(batch: int, days: float, label: str) -> dict[str, Any]:
         requests, weights = bodies(batch, days)
         run = LoadRun(svc.host, svc.port, requests, weights, concurrency=clients,
                       processes=min(processes, clients), duration=seconds)
+        name = f"{label} batch {batch:,} x {clients}"
+        profiler = host.profiler(svc, seconds, name) if batch == min(batch_sizes) else None
         outcome, resources = host.measure(svc, run)
+        if profiler is not None:
+            profiles[name] = _finish(profiler)
         cell = _cell(outcome, resources, summarise, batch_size=batch, clients=clients, events=label)
         lat = cell["latency"]
         say(f"  {label} events, batch {batch:>5,} x {clients}: {cell['events_per_second']:>8,.0f} events/s, "
@@ -95,17 +109,22 @@ def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[
     late = ingest_cell(max(batch_sizes), late_days, f"{late_days:g}-day")
     live = bodies(max(batch_sizes), live_days)
     paced = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
-                   summarise=summarise, events_per_second=mixed_rate)
+                   summarise=summarise, events_per_second=mixed_rate, profiles=profiles)
     flat_out = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
                       summarise=summarise, events_per_second=None)
     return {"clients": clients, "seconds": seconds, "late_days": late_days, "cells": cells, "late": late,
-            "mixed": paced, "mixed_flat_out": flat_out}
+            "mixed": paced, "mixed_flat_out": flat_out, "profiles": profiles}
+
+
+def _finish(profiler: ServiceProfiler) -> dict[str, Any]:
+    summary, why = profiler.finish()
+    return {"summary": summary, "error": why}
 
 
 def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]],
            ingest: tuple[list[bytes], list[int]], *, clients: int, processes: int, seconds: float,
-           summarise: Callable[[LoadOutcome], dict[str, Any]], events_per_second: float | None
-           ) -> dict[str, Any]:
+           summarise: Callable[[LoadOutcome], dict[str, Any]], events_per_second: float | None,
+           profiles: dict[str, Any] | None = None) -> dict[str, Any]:
     wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
     requests, weights = ingest
     pace = events_per_second / max(weights) if events_per_second else None
@@ -113,7 +132,9 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
                          processes=min(processes, clients), pace_per_second=pace)
     label = f"ingest paced at {events_per_second:,.0f} events/s" if events_per_second else "ingest flat out"
     sampler = TreeSampler(svc.pid).start()
+    cassandra = TreeSampler(host.cassandra_pid).start() if host.cassandra_pid else None
     runs: list[tuple[str, LoadRun]] = []
+    profiler = None
     answered: dict[str, LoadOutcome] = {}
     background.start()
     try:
@@ -125,6 +146,8 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
         # All query clients start (and so measure) together: each start waits for its process.
         for _, run in runs:
             run.start()
+        if profiles is not None:
+            profiler = host.profiler(svc, max(1.0, seconds - 1.0), f"mixed, {label}")
         for name, run in runs:
             answered[name] = run.join(timeout=seconds + 600.0)
     finally:
@@ -133,6 +156,9 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
         background.stop()
         bg = background.join(timeout=600.0)
         usage = sampler.stop()
+        cass = cassandra.stop() if cassandra is not None else None
+        if profiler is not None and profiles is not None:
+            profiles[f"mixed, {label}"] = _finish(profiler)
     out_queries = []
     for name, outcome in answered.items():
         cell = {"query": name, **summarise(outcome)}
@@ -142,10 +168,12 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
                  f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
                  + (f", errors {outcome.errors}" if outcome.errors else ""))
     ingest_cell = {"batch_size": max(weights), "clients": clients, "offered_events_per_second":
-                   events_per_second, **summarise(bg), "service": usage.as_dict()}
+                   events_per_second, **summarise(bg), "service": usage.as_dict(),
+                   "cassandra_cpu_percent": cass.cpu_percent if cass is not None else None}
     host.say(f"  mixed ({label}): ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
              f"p99 {ingest_cell['latency']['p99_ms']:.0f} ms, service CPU "
-             f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %")
+             f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %"
+             + (f", Cassandra CPU {cass.cpu_percent:.0f} %" if cass is not None else ""))
     return {"queries": out_queries, "ingest": ingest_cell}
 
 
