@@ -31,6 +31,10 @@ from player_sessions.services.counts import count_touches
 from player_sessions.store.base import BoundWrites, CountTouch, EventWrite, SessionStore, StartWrite
 
 OFFLOAD_EVENTS = 5_000
+# Up to this many events a request's statements are bound before any is sent (in the decoding thread
+# for a large body). Bound all at once, 100,000 events held ~140 MB of statements; past it they are
+# bound as they are sent, a few dozen batches at a time.
+BIND_AHEAD_EVENTS = 5_000
 # One thread per process decodes and validates large bodies, one body at a time. The GIL lets one
 # thread run at once anyway, so a second decoding thread adds no throughput; it only makes the event
 # loop wait for the GIL behind more threads (eight hostile bodies decoded at once delayed every other
@@ -146,8 +150,11 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
             _DECODER, _prepare, pieces, now, retention, rules, store)
     else:
         result, writes, bound = _prepare(pieces, now, retention, rules, store)
-    if writes is not None and bound is not None:
-        await store.put_bound(bound)
+    if writes is not None:
+        if bound is not None:
+            await store.put_bound(bound)
+        else:
+            await store.put_events(writes.rows, writes.starts)
         await mark(writes, store)
     return result
 
@@ -160,6 +167,8 @@ def _prepare(pieces: Iterable[Sequence[object]], now: datetime, retention: timed
     if not classified.valid:
         return classified.result, None, None
     writes = plan_writes(classified.valid, now, retention)
+    if len(writes.rows) > BIND_AHEAD_EVENTS:
+        return classified.result, writes, None
     return classified.result, writes, store.bind_events(writes.rows, writes.starts)
 
 

@@ -307,17 +307,22 @@ class CassandraStore:
         await self._execute(migrations.version_statement(self._settings.keyspace))
 
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
-        """Each event's row in its player's partition and each start's raw row, in replica batches."""
-        await self.put_bound(self.bind_events(events, starts))
+        """Each event's row in its player's partition and each start's raw row, in replica batches,
+        bound as they are sent (a few dozen at a time: memory stays flat whatever the batch)."""
+        await self._execute_all(self._replica_batches(self._event_rows(events, starts)))
 
     async def put_bound(self, bound: BoundWrites) -> None:
         await self._execute_all(cast(list[tuple[Any, None]], bound))
 
     def bind_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> BoundWrites:
-        """put_events' replica batches, bound: binding is most of ingest's CPU in the driver, and done
-        here it can run outside the event loop. An end's country is not stored (UNSET, not null: a null
-        would write a tombstone)."""
-        rows = itertools.chain(
+        """put_events' replica batches, all bound now: binding is most of ingest's CPU in the driver,
+        and done here it can run outside the event loop."""
+        return list(self._replica_batches(self._event_rows(events, starts)))
+
+    def _event_rows(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]
+                    ) -> Iterator[tuple[PreparedStatement, Sequence[Any]]]:
+        """An end's country is not stored (UNSET, not null: a null would write a tombstone)."""
+        return itertools.chain(
             ((self._put_event,
               (e.player_id, e.ts, e.session_id, e.is_start,
                e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
@@ -326,7 +331,6 @@ class CassandraStore:
             ((self._put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
                                        w.session_id, w.ttl)) for w in starts),
         )
-        return list(self._replica_batches(rows))
 
     async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
         hours: dict[datetime, tuple[set[str], int]] = {}
