@@ -61,7 +61,7 @@ fuzz: install
 	PS_FUZZ_MAX_EXAMPLES=$${PS_FUZZ_MAX_EXAMPLES:-2500} $(BIN)/pytest -q -s tests/e2e/test_fuzz.py; \
 	status=$$?; $(PS) db stop; exit $$status
 
-## faults: the fault and limit tests at the sizes of docs/reliability.md (~17 min)
+## faults: the fault and limit tests at the sizes of docs/reliability.md (~10 min)
 faults: install
 	$(PS) db start
 	PS_FAULTS_SCALE=full $(BIN)/pytest -q -s -m faults tests/faults; status=$$?; $(PS) db stop; exit $$status

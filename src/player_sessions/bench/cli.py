@@ -28,8 +28,10 @@ HELP = "benchmark ingest and queries against the running Cassandra (writes docs/
 DESCRIPTION = (
     "Benchmark the service against the running Cassandra: the direct-write ingest ceiling, ingest "
     "through the HTTP API, queries on generated data of each size (without and with concurrent ingest), "
-    "and growth. Starts and stops its own `serve` processes, uses its own keyspaces (dropped at the end "
-    "unless --keep), and writes a Markdown report and a JSON result file. Progress goes to stderr."
+    "growth, and the traffic users send on the largest size (small batches from many clients, late "
+    "events, queries during ingest). Starts and stops its own `serve` processes, uses its own "
+    "keyspaces (dropped at the end unless --keep), and writes a Markdown report and a JSON result "
+    "file. Progress goes to stderr."
 )
 
 

@@ -280,6 +280,12 @@ def _method(results: dict[str, Any]) -> list[str]:
         "clients post live events (batches of "
         f"{o.get('background_batch', 1000):,}, {o.get('background_concurrency', 2)} connections). "
         "\"cold\" is the first count after a load: it recounts the rollups the load left stale.",
+        "- Scenario 4 (section 5) runs on the largest size's keyspace and service: live events (the last "
+        f"hour) in batches of {', '.join(f'{b:,}' for b in o.get('traffic_batch_sizes', (10, 100, 1000)))} "
+        f"from {o.get('traffic_clients', 8)} clients; batches of events shuffled over the last "
+        f"{o.get('traffic_late_days', 30):g} days; then the live batches again, paced at "
+        f"{o.get('traffic_mixed_rate', 12000):,.0f} events/s and then flat out, while one client per query "
+        "asks `GET /session-starts` (1, 24, 720 h) and `GET /players/{id}/sessions` in a loop.",
         "- Percentiles are nearest-rank over every request of the cell (no interpolation); with < 100 "
         "requests the p99 is the maximum.",
     ]
