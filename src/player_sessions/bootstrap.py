@@ -14,6 +14,7 @@ from player_sessions.config import Settings
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.validation import ValidationRules
 from player_sessions.services.counts import RecountFlights, refresh_backlog, refresh_recent
+from player_sessions.services.marks import MarkCoalescer
 from player_sessions.store.base import SessionStore
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
@@ -37,6 +38,7 @@ class Runtime:
     cursor_keys: tuple[bytes, ...]  # the first signs pagination cursors, all verify
     store: SessionStore | None = None
     recounts: RecountFlights = field(default_factory=RecountFlights)
+    marks: MarkCoalescer = field(default_factory=MarkCoalescer)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _connected: asyncio.Event = field(default_factory=asyncio.Event)
 

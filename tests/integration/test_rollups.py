@@ -225,3 +225,46 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
     finally:
         await store.close()
         cql.execute(f"DROP KEYSPACE {ks}", timeout=60)
+
+
+async def test_a_query_does_not_share_a_recount_that_began_before_it_was_asked(
+        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recount running since before the query was asked may miss starts acknowledged in between:
+    the query recounts for itself, and sees them."""
+    import asyncio
+
+    from player_sessions.services.counts import RecountFlights
+
+    minute = datetime(2016, 11, 30, 21, 7, tzinfo=UTC)
+    window = (minute, minute + timedelta(minutes=1) - timedelta(milliseconds=1))
+
+    def one_start() -> list[object]:
+        return [{"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
+                 "country": "FI", "ts": (minute + timedelta(seconds=5)).isoformat()}]
+
+    await ingest_batch(one_start(), store, CLOCK, RETENTION, ValidationRules())
+    count_minutes = store.count_minutes
+    first_count_read = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def held_count_minutes(minutes: list[datetime]) -> dict[tuple[str, datetime], int]:
+        nonlocal calls
+        calls += 1
+        found = await count_minutes(minutes)
+        if calls == 1:  # the first recount has read its count, and is held before it answers
+            first_count_read.set()
+            await release.wait()
+        return found
+    monkeypatch.setattr(store, "count_minutes", held_count_minutes)
+    flights = RecountFlights()
+    # The whole minute sits in a partial hour of the window: it is read from its minute rollup.
+    early = asyncio.ensure_future(count_window(store, *window, NOW, RETENTION, flights))
+    await first_count_read.wait()
+    await ingest_batch(one_start(), store, CLOCK, RETENTION, ValidationRules())  # acknowledged now
+    late = asyncio.ensure_future(count_window(store, *window, NOW, RETENTION, flights))
+    await asyncio.sleep(0.2)
+    release.set()
+    assert dict(await early) == {"FI": 1}  # counted before the second start was ingested
+    assert dict(await late) == {"FI": 2}
+    assert calls == 2

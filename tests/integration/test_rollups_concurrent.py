@@ -26,6 +26,7 @@ from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
 from player_sessions.services.counts import RecountFlights, count_window, refresh_recent
 from player_sessions.services.ingest import ingest_batch, ingest_pieces
+from player_sessions.services.marks import MarkCoalescer
 from player_sessions.store.cassandra import CassandraStore
 
 NOW = datetime(2016, 12, 1, 12, 30, tzinfo=UTC)
@@ -81,6 +82,7 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
         return await execute_all(*args)
     monkeypatch.setattr(store, "_execute_all", slow_execute_all)
     ledger = Ledger()
+    coalescer = MarkCoalescer()
     done = asyncio.Event()
     checked: list[str] = []
 
@@ -103,9 +105,10 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
             path = rng.random()
             if path < 1 / 3:
                 result = await ingest_batch(batch, store, CLOCK, RETENTION, ValidationRules())
-            else:
+            else:  # the service's path, its marks written in groups with other ingesters' half the time
                 result = await ingest_pieces([batch], store, CLOCK, RETENTION, ValidationRules(),
-                                             in_thread=path < 2 / 3)
+                                             in_thread=path < 2 / 3,
+                                             marks=coalescer if rng.random() < 0.5 else None)
             assert result.stored == len(batch), result
             acked = time.monotonic()
             ledger.acked += [(acked, c, ts) for c, ts in rows]
@@ -139,7 +142,7 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
         done.set()
         await asyncio.gather(*readers)
     assert len(checked) >= 20, f"only {len(checked)} answers were checked during the load"
-    print(f"{len(checked)} answers checked during the load")
+    print(f"{len(checked)} answers checked during the load; {coalescer.groups} groups of marks")
 
     for _ in range(40):
         lo, hi = random_window(rng)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -72,3 +73,50 @@ async def test_a_failed_recount_fails_its_waiters_and_is_not_kept() -> None:
     with pytest.raises(RuntimeError):
         await flights.run(("day", "FI", 3, "t"), broken)
     assert len(flights) == 0
+
+
+async def test_a_query_joins_a_recount_of_the_same_rollups_begun_after_it_was_asked() -> None:
+    flights = RecountFlights()
+    calls = 0
+    release = asyncio.Event()
+
+    async def recount() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return calls
+
+    asked = time.monotonic()
+    first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
+                                            asked=asked))
+    await asyncio.sleep(0)
+    # Other tokens (an ingest touched the minutes in between), but the recount began after `asked`.
+    second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
+                                             asked=asked))
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(first, second) == [1, 1]
+    assert calls == 1
+
+
+async def test_a_query_asked_after_a_recount_began_does_not_join_it() -> None:
+    flights = RecountFlights()
+    calls = 0
+    release = asyncio.Event()
+
+    async def recount() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return calls
+
+    first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
+                                            asked=time.monotonic()))
+    await asyncio.sleep(0.01)
+    # Asked after the first recount began: starts acknowledged in between may be missing from it.
+    second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
+                                             asked=time.monotonic()))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, second)
+    assert calls == 2

@@ -99,7 +99,8 @@ async def post_events(request: Request, rt: RuntimeDep, slot: IngestSlot) -> Jso
     store = rt.require_store()
     try:
         result = await asyncio.wait_for(
-            ingest_pieces(pieces, store, rt.clock, settings.retention, rt.rules, in_thread=in_thread),
+            ingest_pieces(pieces, store, rt.clock, settings.retention, rt.rules, in_thread=in_thread,
+                          marks=rt.marks),
             timeout=settings.request_timeout,
         )
     except TimeoutError as exc:

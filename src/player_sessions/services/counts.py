@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -55,21 +56,43 @@ STALE_HOURS_FOR_MINUTES = 4
 
 class RecountFlights:
     """The recounts running in this process, shared: a query (or the background refresher) that needs
-    a rollup another is already recounting awaits that recount instead of repeating it. Keyed by the
-    rollup and its `touched` token, so an ingest that touches the rollup again starts a new one."""
+    a rollup another is already recounting awaits that recount instead of repeating it.
+
+    Two ways to share. By `key`, the rollups and their `touched` tokens: the same tokens mean no
+    ingest was acknowledged on them in between, whenever the recount began. By `group`, the rollups
+    without their tokens, for a query asked at `asked` (time.monotonic()): a recount of the same
+    rollups that began at or after `asked` does every read it counts after that moment, so it holds
+    every start acknowledged before the query was asked, which is all the query's answer needs. During
+    ingest the tokens change between any two queries, and only the second way shares."""
 
     def __init__(self) -> None:
         self._running: dict[tuple[object, ...], asyncio.Future[Any]] = {}
+        self._latest: dict[tuple[object, ...], tuple[float, asyncio.Future[Any]]] = {}
 
-    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[T]], *,
+                  group: tuple[object, ...] | None = None, asked: float | None = None) -> T:
         running = self._running.get(key)
+        if running is None and group is not None and asked is not None:
+            latest = self._latest.get(group)
+            if latest is not None and latest[0] >= asked and not latest[1].done():
+                running = latest[1]
         if running is None:
+            started = time.monotonic()  # the recount's first read comes after this
             running = asyncio.ensure_future(recount())
             self._running[key] = running
             running.add_done_callback(lambda _: self._running.pop(key, None))
+            if group is not None:
+                flight = running
+                self._latest[group] = (started, flight)
+                running.add_done_callback(lambda _: self._forget(group, flight))
         # Shielded: a waiter that gives up (its client went away) does not cancel the others' recount.
         result: T = await asyncio.shield(running)
         return result
+
+    def _forget(self, group: tuple[object, ...], flight: asyncio.Future[Any]) -> None:
+        latest = self._latest.get(group)
+        if latest is not None and latest[1] is flight:
+            del self._latest[group]
 
     def __len__(self) -> int:
         return len(self._running)
@@ -158,7 +181,8 @@ class _Counter:
                  flights: RecountFlights | None = None, hours_from_minutes: bool = False) -> None:
         self._store = store
         self._always_via_minutes = hours_from_minutes
-        self._flights = flights or RecountFlights()
+        self._flights = flights if flights is not None else RecountFlights()  # an idle one has len 0
+        self._asked = time.monotonic()  # before any of this window's reads
         self._now = now
         self._retention = retention
         self._statements = asyncio.Semaphore(RAW_COUNTS_IN_FLIGHT)
@@ -250,7 +274,8 @@ class _Counter:
         totals.update(raw)
         return totals
 
-    async def minute_totals(self, hour: datetime, rows: list[CountRow]) -> Counter[str]:
+    async def minute_totals(self, hour: datetime, rows: list[CountRow],
+                            asked: float | None = None) -> Counter[str]:
         """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale ones
         recounted from raw rows (every country of the minutes, one request)."""
         totals: Counter[str] = Counter()
@@ -262,7 +287,11 @@ class _Counter:
                 stale.append(row)
         if stale:
             key = ("minutes", hour, tuple(sorted((r.start, r.touched or b"") for r in stale)))
-            recounted = await self._flights.run(key, partial(self._count_and_save_minutes, hour, stale))
+            # A minute recount counts every country of the minutes it is given: only their list matters.
+            group = ("minutes", hour, tuple(sorted(r.start for r in stale)))
+            recounted = await self._flights.run(
+                key, partial(self._count_and_save_minutes, hour, stale), group=group,
+                asked=asked if asked is not None else self._asked)
             for per_country in recounted.values():
                 totals.update(per_country)
         return totals
@@ -282,7 +311,7 @@ class _Counter:
             for r in rows]))
         return counts
 
-    async def hour_totals(self, rows: list[CountRow]) -> Counter[str]:
+    async def hour_totals(self, rows: list[CountRow], asked: float | None = None) -> Counter[str]:
         """Per country, the sum of these hour rollups: fresh ones as they are, stale ones recounted."""
         totals: Counter[str] = Counter()
         stale_by_day: dict[datetime, list[CountRow]] = defaultdict(list)
@@ -291,18 +320,26 @@ class _Counter:
                 totals.update(row.counts or {})
             else:
                 stale_by_day[day_floor(row.start)].append(row)
-        recounted = await asyncio.gather(*(self._recount_hours(day, stale)
+        recounted = await asyncio.gather(*(self._recount_hours(day, stale, asked)
                                            for day, stale in stale_by_day.items()))
         for counts in recounted:
             for per_country in counts.values():
                 totals.update(per_country)
         return totals
 
-    async def _recount_hours(self, day: datetime, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+    async def _recount_hours(self, day: datetime, rows: list[CountRow],
+                             asked: float | None) -> dict[datetime, dict[str, int]]:
         key = ("hours", day, tuple(sorted((r.start, r.touched or b"") for r in rows)))
-        return await self._flights.run(key, partial(self._count_and_save_hours, rows))
+        # Counted from raw rows, an hour is counted for the countries its row lists: those are part of
+        # what the recount is given.
+        group = ("hours", day, tuple(sorted((r.start, tuple(sorted(r.countries))) for r in rows)))
+        return await self._flights.run(key, partial(self._count_and_save_hours, rows), group=group,
+                                       asked=asked if asked is not None else self._asked)
 
     async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+        # Shared recounts this one joins must have begun after it did: any query sharing this recount
+        # was asked before it began (RecountFlights), not only the query that started it.
+        began = time.monotonic()
         # The rows' `touched` tokens (and the countries written with them) were read before this count
         # (module docstring). From their minute rollups when few of those are stale (live traffic
         # touches a few minutes of an hour between two recounts: the hour costs its ~60 minute rows,
@@ -313,7 +350,7 @@ class _Counter:
             minutes = await self._store.minute_rows(hours, hours[0], hours[-1] + HOUR - MINUTE)
             stale_minutes = sum(1 for m in minutes if not m.fresh)
             if self._always_via_minutes or stale_minutes <= STALE_MINUTES_PER_HOUR_LIMIT * len(hours):
-                counts = await self._hours_from_minutes(hours, minutes)
+                counts = await self._hours_from_minutes(hours, minutes, began)
         if counts is None:
             counts = await self._hours_from_raw_rows(rows)
         self._save(self._store.save_hour_counts([
@@ -322,12 +359,12 @@ class _Counter:
             for r in rows]))
         return counts
 
-    async def _hours_from_minutes(self, hours: list[datetime],
-                                  minutes: list[CountRow]) -> dict[datetime, dict[str, int]]:
+    async def _hours_from_minutes(self, hours: list[datetime], minutes: list[CountRow],
+                                  began: float) -> dict[datetime, dict[str, int]]:
         by_hour: dict[datetime, list[CountRow]] = {hour: [] for hour in hours}
         for row in minutes:
             by_hour[hour_floor(row.start)].append(row)
-        totals = await asyncio.gather(*(self.minute_totals(hour, by_hour[hour]) for hour in hours))
+        totals = await asyncio.gather(*(self.minute_totals(hour, by_hour[hour], began) for hour in hours))
         return {hour: {c: n for c, n in total.items() if n}
                 for hour, total in zip(hours, totals, strict=True)}
 
@@ -354,11 +391,14 @@ class _Counter:
 
     async def _recount_day(self, row: CountRow) -> dict[str, int]:
         key = ("day", row.start, row.touched)
-        return await self._flights.run(key, partial(self._count_and_save_day, row))
+        # A day recount reads its hour rows itself.
+        return await self._flights.run(key, partial(self._count_and_save_day, row), group=("day", row.start),
+                                       asked=self._asked)
 
     async def _count_and_save_day(self, row: CountRow) -> dict[str, int]:
         # The day's hour rows are read after the day row itself (see the module docstring).
-        totals = await self.hour_totals(await self._store.hour_rows(row.start))
+        began = time.monotonic()  # as in _count_and_save_hours
+        totals = await self.hour_totals(await self._store.hour_rows(row.start), began)
         counts = {c: n for c, n in totals.items() if n}
         self._save(self._store.save_day_counts([
             (CountRow(row.start, counts, row.touched, row.touched),

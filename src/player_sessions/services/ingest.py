@@ -28,6 +28,7 @@ from player_sessions.domain.retention import is_expired, ttl_seconds
 from player_sessions.domain.validation import ValidationRules, validate_event
 from player_sessions.domain.windows import hour_floor
 from player_sessions.services.counts import count_touches
+from player_sessions.services.marks import MarkCoalescer
 from player_sessions.store.base import BoundWrites, CountTouch, EventWrite, SessionStore, StartWrite
 
 OFFLOAD_EVENTS = 5_000
@@ -139,11 +140,13 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
 
 
 async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore, clock: Clock,
-                        retention: timedelta, rules: ValidationRules, *, in_thread: bool) -> IngestResult:
+                        retention: timedelta, rules: ValidationRules, *, in_thread: bool,
+                        marks: MarkCoalescer | None = None) -> IngestResult:
     """Validate a request's events, given as pieces that are decoded as they are taken, and store the
     valid ones. `in_thread` for a large body: decoding, validating and planning the writes of 100,000
     events take ~1 s of CPU, and in a thread the event loop keeps serving other requests meanwhile
-    (the GIL changes hands every few milliseconds)."""
+    (the GIL changes hands every few milliseconds). `marks`: the process's coalescer, which writes
+    the rollup marks of concurrent requests together (without it, each request writes its own)."""
     now = clock.now()
     if in_thread:
         result, writes, bound = await asyncio.get_running_loop().run_in_executor(
@@ -155,7 +158,10 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
             await store.put_bound(bound)
         else:
             await store.put_events(writes.rows, writes.starts)
-        await mark(writes, store)
+        if marks is not None:
+            await marks.mark(store, writes.touches)
+        else:
+            await mark(writes, store)
     return result
 
 
