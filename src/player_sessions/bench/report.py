@@ -119,6 +119,41 @@ def _profile_observations(profile: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _traffic_observations(results: dict[str, Any]) -> list[str]:
+    """What the traffic scenario's cells were bound by, from the CPU they measured."""
+    traffic = results.get("traffic")
+    if not traffic:
+        return []
+    out: list[str] = []
+    small = [c for c in traffic["cells"] if c["batch_size"] == min(c["batch_size"] for c in traffic["cells"])]
+    for c in sorted(small, key=lambda c: c["clients"]):
+        out.append(
+            f"Batches of {c['batch_size']:,} from {c['clients']} clients: {num(c['requests_per_second'])} "
+            f"requests/s at p50 {ms(c['latency']['p50_ms'])} ms; the service used "
+            f"{pct(c['service']['cpu_percent_of_one_core'])} of one core, Cassandra "
+            f"{pct(c.get('cassandra_cpu_percent'))}, the machine {pct(c.get('machine_cpu_percent'))} of "
+            "all cores. Each request costs its HTTP handling, one batch of rows and its share of a group of "
+            "rollup marks; with cores to spare the clients wait on that chain, with more clients the "
+            "latency grows before the rate does (the profile below names the costs).")
+    mixed = traffic.get("mixed")
+    if mixed:
+        ingest = mixed["ingest"]
+        starts = [q for q in mixed["queries"] if q["query"].startswith("starts")]
+        worst = max(starts, key=lambda q: q["latency"]["p99_ms"]) if starts else None
+        out.append(
+            f"Mixed, ingest paced at {num(ingest.get('offered_events_per_second'))} events/s: the service "
+            f"used {pct(ingest['service']['cpu_percent_of_one_core'])} of one core and Cassandra "
+            f"{pct(ingest.get('cassandra_cpu_percent'))}, on {results.get('machine', {}).get('cores', '?')} "
+            "cores shared with the load clients. Every count query finds the rollups of the live hour "
+            "stale (the pool re-sends the whole hour) and recounts them with reads that queue behind "
+            "the writes on the node"
+            + (f"; the slowest, {worst['query']}, had p99 {ms(worst['latency']['p99_ms'])} ms"
+               if worst else "")
+            + ". Timed call by call, those reads take tens to hundreds of ms under this load and under "
+            "10 ms without it (docs/design.md, \"Ingest and queries at once\").")
+    return out
+
+
 def observations(results: dict[str, Any]) -> list[str]:
     """Automatic reading of where the time went (CPU of the service, Cassandra, the machine)."""
     out: list[str] = []
@@ -170,6 +205,7 @@ def observations(results: dict[str, Any]) -> list[str]:
                        "every touched hour's rollup stale, and the first query recounts them (raw "
                        "count(*) per country-hour) and writes them back; later queries read the fresh "
                        "rollups.")
+    out += _traffic_observations(results)
     return out
 
 
