@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import count_window, refresh_backlog, refresh_recent
+from player_sessions.services.counts import RecountFlights, count_window, refresh_backlog, refresh_recent
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
 
@@ -231,10 +232,6 @@ async def test_a_query_does_not_share_a_recount_that_began_before_it_was_asked(
         store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A recount running since before the query was asked may miss starts acknowledged in between:
     the query recounts for itself, and sees them."""
-    import asyncio
-
-    from player_sessions.services.counts import RecountFlights
-
     minute = datetime(2016, 11, 30, 21, 7, tzinfo=UTC)
     window = (minute, minute + timedelta(minutes=1) - timedelta(milliseconds=1))
 

@@ -75,16 +75,23 @@ async def test_a_failed_recount_fails_its_waiters_and_is_not_kept() -> None:
     assert len(flights) == 0
 
 
+class HeldRecount:
+    """A recount that answers its call number once released."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        call = self.calls
+        await self.release.wait()
+        return call
+
+
 async def test_a_query_joins_a_recount_of_the_same_rollups_begun_after_it_was_asked() -> None:
     flights = RecountFlights()
-    calls = 0
-    release = asyncio.Event()
-
-    async def recount() -> int:
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return calls
+    recount = HeldRecount()
 
     asked = time.monotonic()
     first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
@@ -94,21 +101,14 @@ async def test_a_query_joins_a_recount_of_the_same_rollups_begun_after_it_was_as
     second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
                                              asked=asked))
     await asyncio.sleep(0)
-    release.set()
+    recount.release.set()
     assert await asyncio.gather(first, second) == [1, 1]
-    assert calls == 1
+    assert recount.calls == 1
 
 
 async def test_a_query_asked_after_a_recount_began_does_not_join_it() -> None:
     flights = RecountFlights()
-    calls = 0
-    release = asyncio.Event()
-
-    async def recount() -> int:
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return calls
+    recount = HeldRecount()
 
     first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
                                             asked=time.monotonic()))
@@ -117,6 +117,6 @@ async def test_a_query_asked_after_a_recount_began_does_not_join_it() -> None:
     second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
                                              asked=time.monotonic()))
     await asyncio.sleep(0)
-    release.set()
-    await asyncio.gather(first, second)
-    assert calls == 2
+    recount.release.set()
+    assert sorted(await asyncio.gather(first, second)) == [1, 2]
+    assert recount.calls == 2

@@ -103,6 +103,13 @@ def feasibility_notes(results: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _profile_shares(summary: dict[str, Any]) -> tuple[str, str]:
+    """A profile summary's areas (1 % and more) and its six busiest functions, as text."""
+    areas = ", ".join(f"{name} {share:.0f} %" for name, share in summary["areas"] if share >= 1)
+    functions = "; ".join(f"`{name}` {share:.0f} %" for name, share in summary["functions"][:6])
+    return areas, functions
+
+
 def _profile_observations(profile: dict[str, Any] | None) -> list[str]:
     if not profile:
         return []
@@ -110,8 +117,7 @@ def _profile_observations(profile: dict[str, Any] | None) -> list[str]:
     summary = profile.get("summary")
     if not summary or not summary.get("samples"):
         return [f"The py-spy profile of the service ({cell}) failed: {profile.get('error') or 'no samples'}."]
-    areas = ", ".join(f"{name} {share:.0f} %" for name, share in summary["areas"] if share >= 1)
-    functions = "; ".join(f"`{name}` {share:.0f} %" for name, share in summary["functions"][:6])
+    areas, functions = _profile_shares(summary)
     return [
         f"py-spy profile of the service during the {cell} cell ({summary['samples']:,} samples at 100 Hz, "
         f"by the innermost Python frame; C code counts for its caller): {areas}.",
@@ -561,8 +567,7 @@ def _traffic(results: dict[str, Any]) -> list[str]:
             why = profile.get("error") or "no samples"
             out += ["", f"The py-spy profile of the service ({name}) failed: {why}."]
             continue
-        areas = ", ".join(f"{area} {share:.0f} %" for area, share in summary["areas"] if share >= 1)
-        functions = "; ".join(f"`{fn}` {share:.0f} %" for fn, share in summary["functions"][:6])
+        areas, functions = _profile_shares(summary)
         out += ["", f"py-spy profile of the service, {name} ({summary['samples']:,} samples at 100 Hz, "
                     f"by the innermost Python frame): {areas}. Busiest functions: {functions}."]
     return out

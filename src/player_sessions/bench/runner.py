@@ -333,10 +333,14 @@ class _Bench:
                                       "events_days": o.ingest_days}
 
     def profiler(self, svc: ServiceProcess, seconds: float, name: str) -> ServiceProfiler | None:
+        """py-spy on the service for `seconds`; None when profiling is off or py-spy is missing."""
         if not self.o.profile:
             return None
         py_spy = find_py_spy()
         if py_spy is None:
+            note = "The service was not profiled: py-spy is not installed (`pip install py-spy`)."
+            if note not in self.results["notes"]:
+                self.note(note)
             return None
         self.log_dir.mkdir(parents=True, exist_ok=True)
         slug = "".join(c if c.isalnum() else "-" for c in name)
@@ -344,16 +348,9 @@ class _Bench:
 
     def _profiler(self, svc: ServiceProcess, batch: int, concurrency: int) -> ServiceProfiler | None:
         """py-spy on the service for the batch-1,000 cell with the most clients (the target's cell)."""
-        o = self.o
-        if not o.profile or batch != 1_000 or concurrency != max(o.concurrencies):
+        if batch != 1_000 or concurrency != max(self.o.concurrencies):
             return None
-        py_spy = find_py_spy()
-        if py_spy is None:
-            self.note("The service was not profiled: py-spy is not installed (`pip install py-spy`).")
-            return None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        output = self.log_dir / f"profile-{batch}x{concurrency}.txt"
-        return ServiceProfiler(py_spy, svc.pid, o.ingest_seconds, output).start()
+        return self.profiler(svc, self.o.ingest_seconds, f"{batch}x{concurrency}")
 
     # --- scenarios 3 and 4 ---------------------------------------------------------------------------
 
