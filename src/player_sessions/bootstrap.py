@@ -6,15 +6,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 
-from player_sessions import metrics
 from player_sessions.config import Settings
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import RecountFlights, refresh_backlog, refresh_recent
-from player_sessions.services.marks import MarkCoalescer
+from player_sessions.rollups import MarkCoalescer, RecountFlights, refresh_forever
 from player_sessions.store.base import SessionStore
 from player_sessions.store.errors import StoreError, StoreUnavailable
 
@@ -24,8 +21,6 @@ RECONNECT_DELAY_S = 2.0
 # until Cassandra answers): with `serve --workers N` each worker connects on its own, and one that
 # took requests before connecting would answer them 503 while its siblings answer 200.
 FIRST_CONNECT_WAIT_S = 15.0
-BACKLOG_DAYS_PER_PASS = 200
-SLOW_PASS_S = 0.1  # a background pass this long is logged (it shares the event loop with requests)
 
 
 @dataclass
@@ -93,37 +88,5 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
         except StoreError as exc:
             log.warning("Cassandra not reachable yet (%s); retrying in %.0fs", exc, RECONNECT_DELAY_S)
             await asyncio.sleep(RECONNECT_DELAY_S)
-    await _refresh_forever(runtime, runtime.store)
-
-
-async def _refresh_forever(runtime: Runtime, store: SessionStore) -> None:
-    # Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
-    # case on fresh rollups. Older stale rollups (a bulk load, late events) are worked off in bounded
-    # passes, back to back while a backlog remains, so a year-long window soon reads fresh day
-    # rollups only. Looking for that backlog reads the day rows of the retention: ~366 rows (one per
-    # day, every country in each), a few ms, so every pass looks (it was every 5 min while a day row
-    # per country made the scan 0.2 s; the first year query after a bulk load then recounted the
-    # whole year itself: 6-15 s at 1M events).
-    # The first pass runs at once: a process that starts after a load (or an outage of the others)
-    # brings the rollups up to date before its first queries need them, not interleaved with them.
-    backlog = 0
-    first = True
-    while True:
-        if not first and backlog < BACKLOG_DAYS_PER_PASS:
-            await asyncio.sleep(runtime.settings.rollup_interval)
-        first = False
-        try:
-            began = time.perf_counter()
-            await refresh_recent(store, runtime.clock, runtime.settings.retention, runtime.recounts)
-            recent_s = time.perf_counter() - began
-            backlog = await refresh_backlog(store, runtime.clock, runtime.settings.retention,
-                                            BACKLOG_DAYS_PER_PASS, runtime.recounts)
-            took = time.perf_counter() - began
-            metrics.ROLLUP_PASSES.observe(took)
-            metrics.ROLLUP_BACKLOG_DAYS.inc(backlog)
-            if took >= SLOW_PASS_S:
-                log.info("rollup refresh took %.0f ms (yesterday and today %.0f ms, %d stale days recounted)",
-                         took * 1000, recent_s * 1000, backlog)
-        except StoreError as exc:
-            backlog = 0
-            log.warning("rollup refresh skipped: %s", exc)
+    await refresh_forever(runtime.store, runtime.clock, runtime.settings.retention,
+                          runtime.settings.rollup_interval, runtime.recounts)

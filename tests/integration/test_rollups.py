@@ -12,7 +12,7 @@ import pytest
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import RecountFlights, count_window, refresh_backlog, refresh_recent
+from player_sessions.rollups import RecountFlights, count_window, refresh_backlog, refresh_recent
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
 

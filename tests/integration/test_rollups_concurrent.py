@@ -24,9 +24,8 @@ import pytest
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
-from player_sessions.services.counts import RecountFlights, count_window, refresh_recent
+from player_sessions.rollups import MarkCoalescer, RecountFlights, count_window, refresh_recent
 from player_sessions.services.ingest import ingest_batch, ingest_pieces
-from player_sessions.services.marks import MarkCoalescer
 from player_sessions.store.cassandra import CassandraStore
 
 NOW = datetime(2016, 12, 1, 12, 30, tzinfo=UTC)

@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from player_sessions.services.marks import MarkCoalescer
-from player_sessions.store.base import CountTouch
+from player_sessions.rollups import CountTouch, MarkCoalescer
 
 HOUR = datetime(2016, 12, 1, 12, tzinfo=UTC)
 
@@ -28,7 +27,7 @@ class RecordingStore:
         self.fail_first = fail_first
         self.gate = asyncio.Event()
 
-    async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
+    async def write(self, store: object, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
         self.calls.append((list(touches), token))
         await self.gate.wait()
         if len(self.calls) <= self.fail_first:
@@ -38,14 +37,14 @@ class RecordingStore:
 async def test_a_lone_request_is_written_at_once() -> None:
     store = RecordingStore()
     store.gate.set()
-    coalescer = MarkCoalescer()
+    coalescer = MarkCoalescer(write=store.write)
     await coalescer.mark(store, [touch("FI", 1)])  # type: ignore[arg-type]
     assert [t for t, _ in store.calls] == [[touch("FI", 1)]]
 
 
 async def test_requests_arriving_during_a_write_go_out_together_as_the_next_group() -> None:
     store = RecordingStore()
-    coalescer = MarkCoalescer()
+    coalescer = MarkCoalescer(write=store.write)
     first = asyncio.ensure_future(coalescer.mark(store, [touch("FI", 1)]))  # type: ignore[arg-type]
     await asyncio.sleep(0)
     others = [asyncio.ensure_future(coalescer.mark(store, [touch(c, 2)]))  # type: ignore[arg-type]
@@ -61,7 +60,7 @@ async def test_requests_arriving_during_a_write_go_out_together_as_the_next_grou
 
 async def test_a_failed_group_fails_each_of_its_requests_and_the_next_group_still_goes() -> None:
     store = RecordingStore(fail_first=1)
-    coalescer = MarkCoalescer()
+    coalescer = MarkCoalescer(write=store.write)
     first = asyncio.ensure_future(coalescer.mark(store, [touch("FI", 1)]))  # type: ignore[arg-type]
     await asyncio.sleep(0)
     second = asyncio.ensure_future(coalescer.mark(store, [touch("SE", 1)]))  # type: ignore[arg-type]
@@ -75,5 +74,5 @@ async def test_a_failed_group_fails_each_of_its_requests_and_the_next_group_stil
 
 async def test_a_request_without_touches_writes_nothing() -> None:
     store = RecordingStore()
-    await MarkCoalescer().mark(store, [])  # type: ignore[arg-type]
+    await MarkCoalescer(write=store.write).mark(store, [])  # type: ignore[arg-type]
     assert store.calls == []

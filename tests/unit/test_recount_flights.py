@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from player_sessions.services.counts import RecountFlights
+from player_sessions.rollups import RecountFlights
 
 
 async def test_concurrent_needs_of_one_rollup_share_one_recount() -> None:

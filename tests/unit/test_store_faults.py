@@ -27,8 +27,8 @@ from player_sessions.bootstrap import build_runtime
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock
 from player_sessions.domain.validation import ValidationRules
+from player_sessions.rollups import CountTouch, write_marks
 from player_sessions.services.ingest import ingest_batch
-from player_sessions.store.base import CountTouch
 from player_sessions.store.cassandra import CassandraStore
 from player_sessions.store.errors import StoreUnavailable
 
@@ -236,7 +236,7 @@ async def test_minute_then_hour_then_day_marks_each_wait_for_the_acks_of_the_lev
     hours = [NOW - timedelta(hours=h) for h in (1, 2, 30)]
     touches = [CountTouch(c, h, ttl=3600, day_ttl=7200, minutes=frozenset({h, h + timedelta(minutes=5)}))
                for c in ("FI", "SE") for h in hours]
-    task = asyncio.ensure_future(store.touch_counts(touches, uuid.uuid4()))
+    task = asyncio.ensure_future(write_marks(store, touches, uuid.uuid4()))
     levels = []
     answered = 0
     for _ in range(3):

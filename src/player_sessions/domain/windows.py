@@ -10,14 +10,19 @@ handled half-open, ``[frm, to + 1ms)``, where hour and day boundaries line up wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MILLISECOND", "WindowPlan", "day_floor", "hour_floor", "minute_floor", "plan_window"]
+from player_sessions.domain.errors import InvalidRequest
+
+__all__ = ["DAY", "HOUR", "MILLISECOND", "MINUTE", "WindowPlan", "day_floor", "hour_floor", "minute_floor",
+           "parse_hours", "plan_window", "window_for"]
 
 MILLISECOND = timedelta(milliseconds=1)
-_HOUR = timedelta(hours=1)
-_DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 def _utc(ts: datetime) -> datetime:
@@ -94,7 +99,7 @@ def plan_window(frm: datetime, to: datetime) -> WindowPlan:
     if stop <= lo:
         return WindowPlan()
 
-    first_hour = _ceil(lo, hour_floor(lo), _HOUR)
+    first_hour = _ceil(lo, hour_floor(lo), HOUR)
     last_hour = hour_floor(stop)  # exclusive: whole hours end here
     if first_hour > last_hour:
         # No hour boundary inside the window at all: it is one piece within a single hour.
@@ -106,12 +111,26 @@ def plan_window(frm: datetime, to: datetime) -> WindowPlan:
     if last_hour < stop:
         partial.append((last_hour, stop - MILLISECOND))
 
-    first_day = _ceil(lo, day_floor(lo), _DAY)
+    first_day = _ceil(lo, day_floor(lo), DAY)
     last_day = day_floor(stop)
     if first_day < last_day:
-        days = _steps(first_day, last_day, _DAY)
-        hours = _steps(first_hour, first_day, _HOUR) + _steps(last_day, last_hour, _HOUR)
+        days = _steps(first_day, last_day, DAY)
+        hours = _steps(first_hour, first_day, HOUR) + _steps(last_day, last_hour, HOUR)
     else:
         days = []
-        hours = _steps(first_hour, last_hour, _HOUR)
+        hours = _steps(first_hour, last_hour, HOUR)
     return WindowPlan(whole_days=days, whole_hours=hours, partial=partial)
+
+
+def parse_hours(hours: float, retention: timedelta) -> float:
+    """A "last X hours" window's X, checked: positive, finite and within the retention."""
+    limit = retention.total_seconds() / 3600
+    if not math.isfinite(hours) or hours <= 0 or hours > limit:
+        raise InvalidRequest("hours", f"must be a number > 0 and <= {limit:g} (the retention in hours)")
+    return hours
+
+
+def window_for(hours: float, now: datetime) -> tuple[datetime, datetime]:
+    """The last `hours` hours up to `now`, at the milliseconds stored timestamps have."""
+    to = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to - timedelta(hours=hours), to

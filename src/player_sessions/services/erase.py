@@ -9,7 +9,7 @@ returned or counted any more.
 3. Mark the minute, hour and day rollups that lost a start stale, with a new `touched` token, as
    ingest does: the deletions are acknowledged before the token is written, so a recount that reads the
    new token counts without the deleted rows, and one that read an older token is seen as stale
-   (services/counts.py). The counts drop by exactly the player's starts at the next query.
+   (the rollups package). The counts drop by exactly the player's starts at the next query.
 4. Delete the player's `player_events` partition last, so an erase that failed half-way can simply be
    retried: it finds everything again.
 
@@ -29,7 +29,7 @@ from player_sessions.domain.clock import Clock
 from player_sessions.domain.sessions import from_epoch_ms
 from player_sessions.domain.validation import check_player_id
 from player_sessions.domain.windows import hour_floor, minute_floor
-from player_sessions.services.counts import count_touches
+from player_sessions.rollups import count_touches, write_marks
 from player_sessions.store.base import SessionStore, StoredEventKey
 
 HOUR = timedelta(hours=1)
@@ -72,7 +72,7 @@ async def erase_player(store: SessionStore, clock: Clock, retention: timedelta, 
 
     touches = count_touches(touched, now, retention)
     if touches:
-        await store.touch_counts(touches, uuid.uuid4())
+        await write_marks(store, touches, uuid.uuid4())
     await store.drop_player_events(player_id)
 
     removed = {

@@ -5,7 +5,7 @@ Order of writes:
    (starts_by_country_hour), all acknowledged before anything else starts;
 2. then the minute count marks, then the hour marks, then the day marks, each level acknowledged
    before the next (a recount that sees a level's new mark must also find the level below stale; raw
-   rows first: see services/counts.py).
+   rows first: see the rollups package).
 Only then is the response sent, so a 200 means everything stored is durable at the consistency level.
 
 There is no read before a write: a session's start and end are paired when its player's sessions are
@@ -27,9 +27,8 @@ from player_sessions.domain.events import Event, EventError, EventKind, InvalidE
 from player_sessions.domain.retention import is_expired, ttl_seconds
 from player_sessions.domain.validation import ValidationRules, validate_event
 from player_sessions.domain.windows import hour_floor
-from player_sessions.services.counts import count_touches
-from player_sessions.services.marks import MarkCoalescer
-from player_sessions.store.base import BoundWrites, CountTouch, EventWrite, SessionStore, StartWrite
+from player_sessions.rollups import CountTouch, MarkCoalescer, count_touches, write_marks
+from player_sessions.store.base import BoundWrites, EventWrite, SessionStore, StartWrite
 
 OFFLOAD_EVENTS = 5_000
 # Up to this many events a request's statements are bound before any is sent (in the decoding thread
@@ -218,6 +217,6 @@ async def write(writes: Writes, store: SessionStore) -> None:
 
 
 async def mark(writes: Writes, store: SessionStore) -> None:
-    """The rollups the acknowledged rows made stale: only after those rows (services/counts.py)."""
+    """The rollups the acknowledged rows made stale: only after those rows (rollups.write_marks)."""
     if writes.touches:
-        await store.touch_counts(writes.touches, uuid.uuid4())
+        await write_marks(store, writes.touches, uuid.uuid4())

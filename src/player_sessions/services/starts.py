@@ -17,8 +17,7 @@ from player_sessions.domain.cursor import StartsCursor, decode_cursor, encode_cu
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import retention_horizon
 from player_sessions.domain.validation import normalise_country
-from player_sessions.domain.windows import hour_floor
-from player_sessions.services.counts import parse_hours, window_for
+from player_sessions.domain.windows import hour_floor, parse_hours, window_for
 from player_sessions.store.base import SessionStore, StartRow
 
 HOUR = timedelta(hours=1)

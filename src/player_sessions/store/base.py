@@ -38,14 +38,27 @@ class StartWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class CountTouch:
-    """Marks the per-country count of one hour (and its day) stale: starts were added to it."""
+class MinuteMark:
+    """Marks a minute rollup of minute_starts stale (starts were added to or removed from it)."""
 
-    country: str
+    minute: datetime
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class HourMark:
+    """Marks an hour rollup stale and adds `countries` to the countries it lists; each of them also
+    gets the hour in its country_hours index (the pages of one country's starts read it)."""
+
     hour: datetime
-    ttl: int  # the hour's rows die when its last instant leaves the retention (its minutes' too)
-    day_ttl: int  # likewise for the hour's day
-    minutes: frozenset[datetime] = frozenset()  # the minutes of the hour that got starts
+    countries: frozenset[str]
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayMark:
+    day: datetime
+    ttl: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +106,11 @@ class SessionStore(Protocol):
     async def put_bound(self, bound: BoundWrites) -> None:
         """Write what bind_events returned (once)."""
         ...
-    async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None: ...
+
+    # rollup marks: each writes `token` as the rows' `touched`, in one or a few batches
+    async def mark_minutes(self, marks: Sequence[MinuteMark], token: uuid.UUID) -> None: ...
+    async def mark_hours(self, marks: Sequence[HourMark], token: uuid.UUID) -> None: ...
+    async def mark_days(self, marks: Sequence[DayMark], token: uuid.UUID) -> None: ...
 
     # erase a player
     async def erase_player_rows(self, player_id: str,

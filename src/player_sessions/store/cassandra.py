@@ -37,8 +37,10 @@ from player_sessions.store import migrations, schema, tls
 from player_sessions.store.base import (
     BoundWrites,
     CountRow,
-    CountTouch,
+    DayMark,
     EventWrite,
+    HourMark,
+    MinuteMark,
     StartRow,
     StartWrite,
     StoredEventKey,
@@ -332,35 +334,20 @@ class CassandraStore:
                                        w.session_id, w.ttl)) for w in starts),
         )
 
-    async def touch_counts(self, touches: Sequence[CountTouch], token: uuid.UUID) -> None:
-        hours: dict[datetime, tuple[set[str], int]] = {}
-        minutes: dict[datetime, int] = {}
-        days: dict[datetime, int] = {}
-        country_hours: dict[tuple[str, datetime], int] = {}
-        for t in touches:
-            countries, ttl = hours.get(t.hour) or (set(), 0)
-            countries.add(t.country)
-            hours[t.hour] = (countries, max(ttl, t.ttl))
-            for minute in t.minutes:
-                minutes[minute] = max(minutes.get(minute, 0), t.ttl)
-            day = _day_of(t.hour)
-            days[day] = max(days.get(day, 0), t.day_ttl)
-            country_hours[(t.country, t.hour)] = max(country_hours.get((t.country, t.hour), 0), t.ttl)
-        hour_rows = ((self._touch_hour, (ttl, token, countries, _day_of(hour), hour))
-                     for hour, (countries, ttl) in hours.items())
-        country_rows = ((self._put_country_hour, (country, hour, ttl))
-                        for (country, hour), ttl in country_hours.items())
-        minute_rows = ((self._touch_minute, (ttl, token, _hour_of(minute), minute))
-                       for minute, ttl in minutes.items())
-        day_rows = ((self._touch_day, (ttl, token, day.year, day)) for day, ttl in days.items())
-        # Minutes, then hours, then days, each level acknowledged before the next is sent: a recount
-        # that reads a level's new token must then find the level below stale too (an hour is recounted
-        # from its minute rollups, a day from its hours: services/counts.py). Written together, a
-        # recount between the writes could store the old total under the new token, and it would look
-        # fresh. The hour's countries go with its token: an hour recounted from raw rows counts them.
-        await self._execute_all(self._replica_batches(minute_rows))
+    async def mark_minutes(self, marks: Sequence[MinuteMark], token: uuid.UUID) -> None:
+        await self._execute_all(self._replica_batches(
+            (self._touch_minute, (m.ttl, token, _hour_of(m.minute), m.minute)) for m in marks))
+
+    async def mark_hours(self, marks: Sequence[HourMark], token: uuid.UUID) -> None:
+        hour_rows = ((self._touch_hour, (m.ttl, token, set(m.countries), _day_of(m.hour), m.hour))
+                     for m in marks)
+        country_rows = ((self._put_country_hour, (country, m.hour, m.ttl))
+                        for m in marks for country in sorted(m.countries))
         await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
-        await self._execute_all(self._replica_batches(day_rows))
+
+    async def mark_days(self, marks: Sequence[DayMark], token: uuid.UUID) -> None:
+        await self._execute_all(self._replica_batches(
+            (self._touch_day, (m.ttl, token, m.day.year, m.day)) for m in marks))
 
     # --- sessions -------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ TABLES: dict[str, str] = {
         ) WITH {LCS}""",
     # The same per minute, partitioned by hour: a window's edges inside an hour read its whole minutes
     # here and count raw rows only in the two partial minutes, so an edge costs the same at any rate of
-    # starts. An hour with a few stale minutes is recounted from these (services/counts.py). No
+    # starts. An hour with a few stale minutes is recounted from these (rollups/recount.py). No
     # countries set: a minute is recounted from starts_by_minute over every country (so a bulk load
     # touches each minute once, not once per country and minute).
     "minute_starts": f"""
