@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from player_sessions.datagen.generate import GenerateOptions, generate
 
@@ -141,14 +141,4 @@ def api_bodies(lines: list[bytes], batch_size: int) -> Iterator[tuple[bytes, int
         yield b"[" + b",".join(chunk) + b"]", len(chunk)
 
 
-def parse_clock(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-
-def clock_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def whole_seconds(value: datetime) -> datetime:
-    return value - timedelta(microseconds=value.microsecond)

@@ -163,10 +163,6 @@ class LoadOutcome:
     def seconds(self) -> float:
         return max(0.0, self.finished - self.started) if self.finished else 0.0
 
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
     def merge(self, other: LoadOutcome) -> None:
         self.latencies.extend(other.latencies)
         self.started = min(self.started, other.started)

@@ -26,7 +26,6 @@ from player_sessions.bench.dataset import (
     ShardSpec,
     api_bodies,
     generate_lines,
-    parse_clock,
     plan_ingest_shards,
     plan_tranches,
 )
@@ -40,6 +39,7 @@ from player_sessions.bench.profile import ServiceProfiler, find_py_spy
 from player_sessions.bench.service import ServiceConfig, ServiceProcess
 from player_sessions.bench.stats import Target, evaluate, summarise
 from player_sessions.bench.traffic import TRAFFIC_TARGETS, run_traffic, traffic_measurements
+from player_sessions.domain.clock import parse_instant
 
 __all__ = ["Progress", "run_bench"]
 
@@ -148,7 +148,7 @@ class _Bench:
         self.run_id = secrets.token_hex(3)
         self.ingest_ks = f"{options.keyspace_prefix}_{self.run_id}_ingest"
         self.data_ks = f"{options.keyspace_prefix}_{self.run_id}_data"
-        self.now = parse_clock(options.clock)
+        self.now = parse_instant(options.clock)
         self.node = LocalNode(options.base_dir, options.cache_dir)
         self.cassandra_pid = self.node.pid
         self.results: dict[str, Any] = {"format": 1, "notes": []}

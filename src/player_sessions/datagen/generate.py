@@ -66,7 +66,6 @@ __all__ = [
     "GenerateSummary",
     "format_ts",
     "generate",
-    "parse_instant_arg",
 ]
 
 # (ISO code, relative share of players, UTC offset in hours). Fixed offsets: DST would shift the
@@ -653,8 +652,3 @@ def generate(
         err.write(summary.format() + "\n")
         err.flush()
     return summary
-
-
-def parse_instant_arg(text: str) -> datetime:
-    """For the CLI's ``--until``: an ISO 8601 instant (``Z`` or an offset allowed); none means UTC."""
-    return _utc(datetime.fromisoformat(text))

@@ -37,6 +37,7 @@ import orjson
 from player_sessions.client import ApiError, AsyncClient, IngestResult, RetriesExhausted
 from player_sessions.client.retry import RetryNotice, RetryPolicy
 from player_sessions.datagen._io import CountingReader, Progress, format_duration, open_input
+from player_sessions.domain.clock import try_parse_instant
 
 __all__ = [
     "EXIT_FAILED",
@@ -197,19 +198,11 @@ def format_rfc3339(value: datetime) -> str:
     return text + "Z"
 
 
-def _parse_ts(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _event_ts(obj: object) -> datetime | None:
     if isinstance(obj, dict):
         ts = obj.get("ts")
         if isinstance(ts, str):
-            return _parse_ts(ts)
+            return try_parse_instant(ts)
     return None
 
 
@@ -342,7 +335,7 @@ def _scan_text(counter: CountingReader, size: int | None, started: float) -> str
 class _Loader:
     def __init__(self, options: LoadOptions, summary: LoadSummary, progress: Progress,
                  stop: threading.Event) -> None:
-        self.o = options
+        self.options = options
         self.summary = summary
         self.progress = progress
         self.stop = stop
@@ -367,13 +360,13 @@ class _Loader:
         s.expired += result.expired
         s.rejected += result.rejected
         s.batches += 1
-        if result.received != batch.size and len(s.warnings) < self.o.report_limit:
+        if result.received != batch.size and len(s.warnings) < self.options.report_limit:
             s.warnings.append(f"{batch.span}: sent {batch.size} events, server received {result.received}")
         for error in result.errors:
             if not 0 <= error.index < len(batch.line_numbers):
                 continue
             item = (-batch.line_numbers[error.index], error.error, error.field)
-            if len(self.rejected_heap) < self.o.report_limit:
+            if len(self.rejected_heap) < self.options.report_limit:
                 heapq.heappush(self.rejected_heap, item)
             elif item > self.rejected_heap[0]:
                 heapq.heapreplace(self.rejected_heap, item)
@@ -398,7 +391,7 @@ class _Loader:
         elif status in (401, 403):
             hint = "not authorised: check --api-key"
         elif status in (404, 405):
-            hint = f"no POST {self.o.url.rstrip('/')}/events: check --url"
+            hint = f"no POST {self.options.url.rstrip('/')}/events: check --url"
         elif 200 <= status < 300:
             hint = "unexpected answer"
         else:
@@ -497,24 +490,25 @@ class _Loader:
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
                 loop.call_soon_threadsafe(ready.set)
 
-        reader = _Reader(stream, self.o.batch_size, shift, self.o.report_limit)
+        reader = _Reader(stream, self.options.batch_size, shift, self.options.report_limit)
         thread = threading.Thread(target=reader.run, args=(notify,), name="load-reader", daemon=True)
         sigint = False
-        if self.o.handle_sigint:
+        if self.options.handle_sigint:
             try:
                 loop.add_signal_handler(signal.SIGINT, self._on_sigint)
                 sigint = True
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread, or no signal support: Ctrl-C then raises KeyboardInterrupt
-        policy = RetryPolicy(attempts=None, give_up_after=self.o.give_up_after,
-                             backoff_initial=self.o.backoff_initial, backoff_max=self.o.backoff_max)
+        options = self.options
+        policy = RetryPolicy(attempts=None, give_up_after=options.give_up_after,
+                             backoff_initial=options.backoff_initial, backoff_max=options.backoff_max)
         # Plain bodies, as the file's own bytes: a load mostly runs next to the service, where
         # compressing would cost CPU on both sides and save nothing.
-        client = AsyncClient(self.o.url, self.o.api_key, timeout=self.o.timeout, retry=policy, compress=None,
-                             max_connections=self.o.concurrency, on_retry=self._on_retry,
-                             transport=self.o.transport, sleep=self._sleep, rng=self.random)
+        client = AsyncClient(options.url, options.api_key, timeout=options.timeout, retry=policy,
+                             compress=None, max_connections=options.concurrency, on_retry=self._on_retry,
+                             transport=options.transport, sleep=self._sleep, rng=self.random)
         ticker = asyncio.create_task(self._tick(counter, size))
-        slots = asyncio.Semaphore(self.o.concurrency)
+        slots = asyncio.Semaphore(self.options.concurrency)
         thread.start()
         try:
             async with client:
