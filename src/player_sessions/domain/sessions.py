@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from player_sessions.domain.windows import MILLISECOND
+
 __all__ = ["MAX_END_BEFORE_START", "LatestSessions", "Session", "SessionKey", "StoredEvent", "epoch_ms",
            "from_epoch_ms"]
 
@@ -36,18 +38,17 @@ class Session:
         return max(0, (self.end - self.start) // _ONE_SECOND)
 
 
-_MS = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_END_BEFORE_START_MS = MAX_END_BEFORE_START // _MS
+_MAX_END_BEFORE_START_MS = MAX_END_BEFORE_START // MILLISECOND
 
 
 def epoch_ms(ts: datetime) -> int:
     """An aware datetime as whole milliseconds since the epoch (Cassandra's timestamp precision)."""
-    return (ts - _EPOCH) // _MS
+    return (ts - _EPOCH) // MILLISECOND
 
 
 def from_epoch_ms(ms: int) -> datetime:
-    return _EPOCH + ms * _MS
+    return _EPOCH + ms * MILLISECOND
 
 
 class StoredEvent(NamedTuple):

@@ -28,11 +28,10 @@ from player_sessions import metrics
 from player_sessions.domain.clock import Clock
 from player_sessions.domain.sessions import from_epoch_ms
 from player_sessions.domain.validation import check_player_id
-from player_sessions.domain.windows import hour_floor, minute_floor
+from player_sessions.domain.windows import HOUR, hour_floor, minute_floor
 from player_sessions.rollups import count_touches, write_marks
 from player_sessions.store.base import SessionStore, StoredEventKey
 
-HOUR = timedelta(hours=1)
 ERASE_PAGE_ROWS = 5000
 
 

@@ -17,11 +17,9 @@ from player_sessions.domain.cursor import StartsCursor, decode_cursor, encode_cu
 from player_sessions.domain.errors import InvalidRequest
 from player_sessions.domain.retention import retention_horizon
 from player_sessions.domain.validation import normalise_country
-from player_sessions.domain.windows import hour_floor, parse_hours, window_for
+from player_sessions.domain.windows import HOUR, MILLISECOND, hour_floor, parse_hours, window_for
 from player_sessions.store.base import SessionStore, StartRow
 
-HOUR = timedelta(hours=1)
-MS = timedelta(milliseconds=1)
 MAX_LIMIT = 1000
 HOURS_PER_LOOKUP = 48
 
@@ -68,7 +66,8 @@ async def country_starts(store: SessionStore, clock: Clock, retention: timedelta
         hours_with_data = await store.country_hours(code, newest, oldest, HOURS_PER_LOOKUP)
         for hour in hours_with_data:
             before = (position.ts, position.session_id) if position and hour == position.hour else None
-            found += await store.starts_page(code, hour, max(lo_bound, hour), min(to, hour + HOUR - MS),
+            hour_end = hour + HOUR - MILLISECOND
+            found += await store.starts_page(code, hour, max(lo_bound, hour), min(to, hour_end),
                                              before, wanted - len(found))
             if len(found) >= wanted:
                 break
