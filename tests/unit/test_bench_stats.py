@@ -167,11 +167,15 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
     assert all(len({p[:2] for _, p in g}) == 1 for g in groups if g[0][0] == "start")
     index = {name: [i for i, g in enumerate(groups) if g[0][0] == name] for name in RAW_CQL}
     raw = index["event"] + index["start"] + index["minute_start"]
-    assert max(raw) < min(index["touch_hour"] + index["country_hour"])
-    assert max(index["touch_hour"] + index["country_hour"]) < min(index["touch_day"] + index["touch_minute"])
+    # The service's order (rollups.write_marks): raw rows, minutes, hours with their index, days.
+    hours = index["touch_hour"] + index["country_hour"]
+    assert max(raw) < min(index["touch_minute"])
+    assert max(index["touch_minute"]) < min(hours)
+    assert max(hours) < min(index["touch_day"])
     phases = phase_groups(rows)
-    assert len(phases) == 3 and [g for phase in phases for g in phase] == groups
-    assert {name for g in phases[2] for name, _ in g} == {"touch_day", "touch_minute"}
+    assert len(phases) == 4 and [g for phase in phases for g in phase] == groups
+    assert [{name for g in phase for name, _ in g} for phase in phases] == [
+        {"event", "start", "minute_start"}, {"touch_minute"}, {"touch_hour", "country_hour"}, {"touch_day"}]
 
 
 # --- replica batches (what raw-grouped and the store send) ---------------------------------------------

@@ -2,7 +2,7 @@
 
 Four paths, all from validated `Event`s (validation itself is done before the clock starts in the
 ceiling trials, and counted in bulk loads), all writing the same rows in the service's order (raw rows
-acknowledged, then hour touches, then day touches):
+acknowledged, then the minute, hour and day marks of `rollups.write_marks`, level by level):
 
 - `store`: `services.ingest.store_events` on a `CassandraStore` (the service's own write code: its
   unlogged replica-grouped batches, rollup touches per request and `--max-in-flight` 256), on batches
@@ -15,8 +15,8 @@ acknowledged, then hour touches, then day touches):
   as Cassandra sizes them or 100 rows (`store.cassandra.replica_batches`, what the store sends), sent
   the same way.
 
-The raw paths touch each (country, hour) once per stream (a ceiling trial, or a writer's bulk load)
-instead of once per request. Their statement count is requests sent: a batch counts as one.
+How the raw paths' rows differ from the service's is stated once, in `bench/rows.py`. Their statement
+count is requests sent: a batch counts as one.
 
 Each writer is a spawned process with its own connections; the parent drives it over a pipe.
 """

@@ -1,16 +1,16 @@
 """The rows the service writes for a stream of validated events, computed up front (the "raw" paths).
 
-Same tables, keys, values and TTLs as `services.ingest.store_events` + `store.cassandra`: one
-`player_events` row per event (an end's country UNSET, never null), a `starts_by_country_hour` and a
-`starts_by_minute` row per start, and the rollup touches of each start's minute, hour (adding its
-country) and day. There is no read and no pairing at ingest, in the service or here. The one
-difference from the service removes work:
+The same rows as `services.ingest.store_events`: one `player_events` row per event (an end's country
+UNSET, never null), a `starts_by_country_hour` and a `starts_by_minute` row per start, and the marks
+`rollups.level_marks` makes of their touches, written in `rollups.write_marks`' order (raw rows, then
+minute marks, then hour marks with their country_hours rows, then day marks, each phase acknowledged
+before the next). There is no read and no pairing at ingest, in the service or here.
 
-- each (country, hour) and each day is touched once per stream (`TouchState`) instead of once
-  per request.
+The one difference from the service, which removes work the measurement is not about: each minute,
+(country, hour) and day is marked once per stream (`TouchState`) instead of once per request.
 
 `RawRows` holds bound parameters in the order of the statements in `RAW_CQL`; `PHASE` says which write
-phase each statement belongs to (raw rows, then hour touches, then day touches, as the service).
+phase each statement belongs to.
 """
 
 from __future__ import annotations
@@ -26,16 +26,15 @@ from cassandra.query import UNSET_VALUE
 from player_sessions.domain.events import Event, EventKind
 from player_sessions.domain.retention import ttl_seconds
 from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
+from player_sessions.rollups import count_touches, level_marks
 from player_sessions.store.schema import minute_shard
 
 __all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "RAW_CQL", "RawRows", "TouchState", "partition_groups",
            "phase_groups", "phase_rows", "raw_rows"]
 
-HOUR = timedelta(hours=1)
-PARTITION_BATCH_ROWS = 100  # as store/cassandra.py's BATCH_ROWS
-DAY = timedelta(days=1)
+PARTITION_BATCH_ROWS = 100  # as the store's batches
 
-# The write statements of store/cassandra.py, one per table write (no batches).
+# The store's write statements, one per table write (no batches).
 RAW_CQL: dict[str, str] = {
     "event": "INSERT INTO {ks}.player_events (player_id, ts, session_id, is_start, country) "
              "VALUES (?, ?, ?, ?, ?) USING TTL ?",
@@ -50,11 +49,11 @@ RAW_CQL: dict[str, str] = {
     "touch_day": "UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?",
 }
 
-# The service's write phases (services/ingest.py): every raw row acknowledged before the hour touches
-# (and their country_hours rows), those acknowledged before the day touches.
-PHASE: dict[str, int] = {"event": 0, "start": 0, "minute_start": 0, "country_hour": 1, "touch_hour": 1,
-                         "touch_minute": 2, "touch_day": 2}
-PHASES = 3
+# The service's write phases (rollups.write_marks): raw rows, minute marks, hour marks (with their
+# country_hours rows), day marks.
+PHASE: dict[str, int] = {"event": 0, "start": 0, "minute_start": 0, "touch_minute": 1, "country_hour": 2,
+                         "touch_hour": 2, "touch_day": 3}
+PHASES = 4
 
 
 @dataclass
@@ -88,7 +87,9 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
     out = rows.by_statement
     events_out = out["event"]
     starts_out = out["start"]
+    minute_starts_out = out["minute_start"]
     start_kind = EventKind.START
+    starts: list[tuple[str, datetime]] = []
     for e in events:
         ttl = ttl_seconds(e.ts, now, retention)
         if e.kind is not start_kind:
@@ -99,23 +100,29 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
                            country if country is not None else UNSET_VALUE, ttl))
         if country is None:  # validation requires a start's country; as the service, no start row without
             continue
-        hour = hour_floor(e.ts)
-        starts_out.append((country, hour, e.ts, e.session_id, e.player_id, ttl))
-        minute = minute_floor(e.ts)
-        out["minute_start"].append((minute, minute_shard(e.session_id), country, e.ts, e.session_id, ttl))
-        if minute not in state.touched_minutes:
-            state.touched_minutes.add(minute)
-            out["touch_minute"].append((ttl_seconds(hour + HOUR, now, retention), state.token, hour, minute))
-        if (country, hour) in state.touched:
+        starts_out.append((country, hour_floor(e.ts), e.ts, e.session_id, e.player_id, ttl))
+        minute_starts_out.append((minute_floor(e.ts), minute_shard(e.session_id), country, e.ts,
+                                  e.session_id, ttl))
+        starts.append((country, e.ts))
+    marks = level_marks(count_touches(starts, now, retention))
+    token = state.token
+    for minute_mark in marks.minutes:
+        if minute_mark.minute not in state.touched_minutes:
+            state.touched_minutes.add(minute_mark.minute)
+            out["touch_minute"].append((minute_mark.ttl, token, hour_floor(minute_mark.minute),
+                                        minute_mark.minute))
+    for hour_mark in marks.hours:
+        hour = hour_mark.hour
+        new = sorted(c for c in hour_mark.countries if (c, hour) not in state.touched)
+        if not new:
             continue
-        state.touched.add((country, hour))
-        hour_ttl = ttl_seconds(hour + HOUR, now, retention)
-        day = day_floor(hour)
-        out["country_hour"].append((country, hour, hour_ttl))
-        out["touch_hour"].append((hour_ttl, state.token, {country}, day, hour))
-        if day not in state.touched_days:
-            state.touched_days.add(day)
-            out["touch_day"].append((ttl_seconds(day + DAY, now, retention), state.token, day.year, day))
+        state.touched.update((c, hour) for c in new)
+        out["touch_hour"].append((hour_mark.ttl, token, set(new), day_floor(hour), hour))
+        out["country_hour"].extend((c, hour, hour_mark.ttl) for c in new)
+    for day_mark in marks.days:
+        if day_mark.day not in state.touched_days:
+            state.touched_days.add(day_mark.day)
+            out["touch_day"].append((day_mark.ttl, token, day_mark.day.year, day_mark.day))
     return rows
 
 
