@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from player_sessions.domain.clock import try_parse_instant
+
 __all__ = ["GcPauses", "pauses_between", "read_pauses"]
 
 _PAUSE = re.compile(r"^\[(?P<ts>[^\]]+)\](?:\[[^\]]*\])* GC\(\d+\) Pause (?P<kind>.+?) (?P<ms>[\d.]+)ms\s*$")
@@ -30,13 +32,6 @@ class GcPauses:
         return {"count": self.count, "max_ms": round(self.max_ms, 1), "total_ms": round(self.total_ms, 1)}
 
 
-def _parse_ts(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        return None
-
-
 def read_pauses(lines: Iterable[str]) -> list[tuple[datetime, float]]:
     """(when the pause was logged, its length in ms) for every pause line."""
     pauses: list[tuple[datetime, float]] = []
@@ -44,7 +39,7 @@ def read_pauses(lines: Iterable[str]) -> list[tuple[datetime, float]]:
         match = _PAUSE.match(line)
         if match is None:
             continue
-        when = _parse_ts(match.group("ts"))
+        when = try_parse_instant(match.group("ts"))
         if when is not None:
             pauses.append((when, float(match.group("ms"))))
     return pauses

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from player_sessions.domain.clock import parse_instant
+
 EventKind = Literal["start", "end"]
 
 
@@ -16,10 +18,6 @@ def rfc3339(ts: datetime) -> str:
     is taken as UTC, as the service does."""
     ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def parse_instant(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
