@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from player_sessions.datagen.load import LoadOptions, run_load
-from player_sessions.datagen.truth import Truth, load_truth
+from tests.support.truth import Truth, load_truth
 
 try:
     from playwright.sync_api import Browser, Page, sync_playwright

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from player_sessions.datagen.load import LoadOptions, run_load
-from player_sessions.datagen.truth import Truth, load_truth, starts_in_window
 from tests.e2e.conftest import free_port
+from tests.support.truth import Truth, load_truth, starts_in_window
 
 UNTIL = "2016-12-01T00:00:00Z"
 MS = timedelta(milliseconds=1)

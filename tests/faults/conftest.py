@@ -29,11 +29,11 @@ import pytest
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, run_load
-from player_sessions.datagen.truth import Truth, load_truth, parse_ts, starts_in_window
 from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
 from tests.e2e.conftest import free_port, stop_process
+from tests.support.truth import Truth, load_truth, parse_ts, starts_in_window
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"

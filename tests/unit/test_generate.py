@@ -29,7 +29,7 @@ import pytest
 
 from player_sessions.datagen.commands import add_generate_arguments, run_generate_command
 from player_sessions.datagen.generate import INVALID_KINDS, GenerateOptions, GenerateSummary, generate
-from player_sessions.datagen.truth import load_truth, shift_truth, starts_in_window
+from tests.support.truth import load_truth, shift_truth, starts_in_window
 
 UNTIL = datetime(2016, 12, 1, tzinfo=UTC)
 RETENTION = timedelta(days=365)

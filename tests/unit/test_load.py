@@ -36,7 +36,7 @@ from starlette.routing import Route
 from player_sessions.datagen.commands import add_load_arguments, run_load_command
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, LoadUsageError, run_load
-from player_sessions.datagen.truth import load_truth, shift_truth
+from tests.support.truth import load_truth, shift_truth
 
 NOW = datetime(2016, 12, 1, tzinfo=UTC)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
