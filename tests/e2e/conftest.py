@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.clock import NOW_TEXT
+
 ROOT = Path(__file__).resolve().parents[2]
 # Every service log of this test run: tests/e2e/test_openapi_truth.py reads the statuses the service
 # actually answered from their access lines.
@@ -105,14 +107,11 @@ def service_factory(cassandra_node: str, test_keyspace_name: str,
         service.stop()
 
 
-# The dataset's era: a frozen clock makes every expectation exact and independent of today's date.
-NOW = "2016-12-01T00:00:00Z"
-
 
 @pytest.fixture(scope="session")
 def service(service_factory: Callable[..., str]) -> str:
     """The default service: clock frozen at 2016-12-01T00:00:00Z, one-year retention."""
-    return service_factory("main", clock=NOW)
+    return service_factory("main", clock=NOW_TEXT)
 
 
 @pytest.fixture()

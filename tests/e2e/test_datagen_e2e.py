@@ -20,9 +20,10 @@ from starlette.routing import Route
 
 from player_sessions.datagen.load import LoadOptions, run_load
 from tests.e2e.conftest import free_port
+from tests.support.clock import NOW_TEXT
 from tests.support.truth import Truth, load_truth, starts_in_window
 
-UNTIL = "2016-12-01T00:00:00Z"
+UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
 MS = timedelta(milliseconds=1)
 
 

@@ -25,7 +25,8 @@ from player_sessions.cassandra_local.credentials import (
 from player_sessions.cassandra_local.node import Node, nodetool_command, nodetool_status
 from player_sessions.cassandra_local.probe import ask_cql
 from tests.e2e.conftest import ROOT, start_service
-from tests.e2e.factories import NOW, iso, new_player, session_pair
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, session_pair
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ROOT, ServiceProcess, start_service
-from tests.e2e.factories import NOW, iso, new_player, start
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, start
 
 OLD_KEY = "old-" + uuid.uuid4().hex
 NEW_KEY = "new-" + uuid.uuid4().hex

@@ -33,12 +33,11 @@ from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
 from tests.e2e.conftest import free_port, stop_process
+from tests.support.clock import NOW, NOW_TEXT
 from tests.support.truth import Truth, load_truth, parse_ts, starts_in_window
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"
-NOW = "2016-12-01T00:00:00Z"
-NOW_DT = datetime(2016, 12, 1, tzinfo=UTC)
 RETENTION = timedelta(days=365)
 OWN_NODE_FIRST_ADDRESS = 51  # 127.0.0.51, JMX 7150: beside the dev node and the other tests' nodes
 MS = timedelta(milliseconds=1)
@@ -61,7 +60,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"serve-{keyspace}-{self.port}.log"
         self.args = [sys.executable, "-m", "player_sessions.cli", "serve", "--port", str(self.port),
-                     "--keyspace", keyspace, "--clock", NOW, "--rollup-interval", "1"]
+                     "--keyspace", keyspace, "--clock", NOW_TEXT, "--rollup-interval", "1"]
         for flag, value in (flags or {}).items():
             self.args += [flag, value]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -272,7 +271,7 @@ def make_dataset(folder: Path, players: int, days: float, seed: int) -> Dataset:
     folder.mkdir(parents=True, exist_ok=True)
     events, truth_path = folder / "events.jsonl", folder / "truth.json"
     began = time.monotonic()
-    options = GenerateOptions(players=players, days=days, until=NOW_DT, seed=seed, truth_starts=True)
+    options = GenerateOptions(players=players, days=days, until=NOW, seed=seed, truth_starts=True)
     summary = generate(options, events, truth_path, quiet=True)
     return Dataset(events, load_truth(truth_path), summary.events, time.monotonic() - began)
 
@@ -447,10 +446,10 @@ def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[byte
     for body in bodies:
         for line in body.splitlines():
             try:
-                event = validate_event(orjson.loads(line), NOW_DT)
+                event = validate_event(orjson.loads(line), NOW)
             except (orjson.JSONDecodeError, InvalidEvent):
                 continue
-            if is_expired(event.ts, NOW_DT, RETENTION):
+            if is_expired(event.ts, NOW, RETENTION):
                 continue
             wanted.setdefault(event.player_id, set()).add(
                 (event.ts, event.session_id, event.kind is EventKind.START))

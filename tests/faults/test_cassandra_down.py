@@ -17,10 +17,8 @@ import httpx
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
-from tests.e2e.factories import end
 from tests.faults.conftest import (
     FULL,
-    NOW_DT,
     BackgroundLoad,
     Service,
     all_bodies,
@@ -32,6 +30,8 @@ from tests.faults.conftest import (
     stored_check,
     wait_until,
 )
+from tests.support.clock import NOW
+from tests.support.factories import end
 
 pytestmark = pytest.mark.faults
 
@@ -68,7 +68,7 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
         assert health(service.url) == 503
         with httpx.Client(base_url=service.url, timeout=REQUEST_TIMEOUT_S * 2) as client:
             began = time.monotonic()
-            probe = end(uuid.uuid4().hex, str(uuid.uuid4()), NOW_DT)
+            probe = end(uuid.uuid4().hex, str(uuid.uuid4()), NOW)
             r = client.post("/events", json=[probe])
             probe_s = time.monotonic() - began
             assert r.status_code == 503, r.text

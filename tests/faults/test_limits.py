@@ -20,8 +20,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.factories import session_pair
-from tests.faults.conftest import FULL, NOW_DT, Service, say
+from tests.faults.conftest import FULL, Service, say
+from tests.support.clock import NOW
+from tests.support.factories import session_pair
 
 pytestmark = pytest.mark.faults
 
@@ -78,7 +79,7 @@ def read_response(sock: socket.socket, timeout: float = 30) -> tuple[int, dict[s
 
 
 def events_json() -> bytes:
-    return orjson.dumps(list(session_pair(uuid.uuid4().hex, NOW_DT - timedelta(minutes=90))))
+    return orjson.dumps(list(session_pair(uuid.uuid4().hex, NOW - timedelta(minutes=90))))
 
 
 def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(limits_service: Service) -> None:
@@ -295,7 +296,7 @@ def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(limits
 def legit_batch(events: int) -> bytes:
     """`events` NDJSON events, 5,000 distinct sessions repeated: parsed and validated in full."""
     one = [line for i in range(2500)
-           for line in map(orjson.dumps, session_pair(f"big-{i}", NOW_DT - timedelta(minutes=90 + i)))]
+           for line in map(orjson.dumps, session_pair(f"big-{i}", NOW - timedelta(minutes=90 + i)))]
     return b"\n".join(one * (events // len(one))) + b"\n"
 
 

@@ -29,7 +29,8 @@ import orjson
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig
-from tests.faults.conftest import FULL, NOW_DT, Service, say
+from tests.faults.conftest import FULL, Service, say
+from tests.support.clock import NOW
 
 pytestmark = pytest.mark.faults
 
@@ -50,7 +51,7 @@ def batch(seed: int) -> bytes:
     for i in range(EVENTS // 2 // REPEATS):
         sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         player = f"mem-{seed}-{i % 2000}"
-        began = NOW_DT - timedelta(days=3) + timedelta(seconds=rng.randrange(0, 2 * 86400))
+        began = NOW - timedelta(days=3) + timedelta(seconds=rng.randrange(0, 2 * 86400))
         lines.append(orjson.dumps({"event": "start", "player_id": player, "session_id": sid,
                                    "country": rng.choice(countries), "ts": began.isoformat()}))
         lines.append(orjson.dumps({"event": "end", "player_id": player, "session_id": sid,

@@ -23,10 +23,8 @@ import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from tests.e2e.factories import session_pair
 from tests.faults.conftest import (
     FULL,
-    NOW_DT,
     BackgroundLoad,
     Service,
     all_bodies,
@@ -40,6 +38,8 @@ from tests.faults.conftest import (
     stored_check,
     wait_until,
 )
+from tests.support.clock import NOW
+from tests.support.factories import session_pair
 
 pytestmark = pytest.mark.faults
 
@@ -138,7 +138,7 @@ def write_timeouts_become_503_then_the_retry_stores_all(
     write_request_timeout (5 s): a real WriteTimeout. The batch must get 503 + Retry-After, never a
     200; once the nodes are back, the client's retry of the same batch is stored whole."""
     player = f"timeout-{uuid.uuid4().hex[:12]}"
-    began = NOW_DT - timedelta(hours=5)
+    began = NOW - timedelta(hours=5)
     batch = [e for i in range(10) for e in session_pair(player, began + timedelta(minutes=15 * i))]
     node3 = Node(3, config)
     pid = node3.recorded_pid()

@@ -13,7 +13,7 @@ import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from tests.e2e.conftest import ServiceProcess, start_service
-from tests.e2e.factories import session_pair
+from tests.support.factories import session_pair
 
 pytestmark = pytest.mark.slow
 

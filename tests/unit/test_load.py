@@ -36,9 +36,9 @@ from starlette.routing import Route
 from player_sessions.datagen.commands import add_load_arguments, run_load_command
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, LoadUsageError, run_load
+from tests.support.clock import NOW
 from tests.support.truth import load_truth, shift_truth
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Hook = Callable[["FakeService", int, bytes], Awaitable[Response | None]]
