@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Cassandra for the whole run, started through the project's launcher.
+"""Shared fixtures: one local Cassandra for the whole run, started through the project's launcher, and
+the `serve` processes the e2e and browser tests share (`service_factory`, from tests/support/service.py).
 
 If a Cassandra already answers (e.g. `make test` started it), it is reused and left running.
 """
@@ -8,13 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
+from tests.support import ROOT
+from tests.support.service import service_factory  # noqa: F401  (a fixture: e2e and browser tests share it)
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTACT_POINT = os.environ.get("PLAYER_SESSIONS_CONTACT_POINTS", "127.0.0.1").split(",")[0]
 
 

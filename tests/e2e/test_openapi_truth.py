@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import SERVICE_LOGS
 from tests.support.clock import NOW_TEXT
+from tests.support.service import SERVICE_LOGS
 
 RUNS_LAST = True
 E2E_DIR = Path(__file__).parent

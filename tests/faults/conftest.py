@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,11 +29,10 @@ from player_sessions.datagen.load import LoadOptions, LoadSummary, run_load
 from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
-from tests.e2e.conftest import free_port, stop_process
 from tests.support.clock import NOW, NOW_TEXT
+from tests.support.service import ServiceProcess, service_process
 from tests.support.truth import Truth, load_truth, parse_ts, starts_in_window
 
-ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"
 RETENTION = timedelta(days=365)
 OWN_NODE_FIRST_ADDRESS = 51  # 127.0.0.51, JMX 7150: beside the dev node and the other tests' nodes
@@ -48,78 +44,22 @@ def say(message: str) -> None:
     print(f"[faults {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# --- the service as a process ------------------------------------------------------------------------
+# --- the service as a process we can kill -----------------------------------------------------------
 
-class Service:
-    """`player-sessions serve` on a fixed port: SIGKILL it and start it again on the same port."""
+def fault_service(keyspace: str, log_dir: Path, flags: dict[str, str] | None = None) -> ServiceProcess:
+    """`serve` with the frozen clock, not started yet: a test starts it, may SIGKILL it (`kill()`) and
+    start it again on the same port."""
+    return service_process(keyspace, log_dir, {"--clock": NOW_TEXT, **(flags or {})})
 
-    def __init__(self, keyspace: str, log_dir: Path, flags: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
-        self.keyspace = keyspace
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"serve-{keyspace}-{self.port}.log"
-        self.args = [sys.executable, "-m", "player_sessions.cli", "serve", "--port", str(self.port),
-                     "--keyspace", keyspace, "--clock", NOW_TEXT, "--rollup-interval", "1"]
-        for flag, value in (flags or {}).items():
-            self.args += [flag, value]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
-    def start(self, timeout: float = 120.0) -> float:
-        """Start and wait until /health answers 200; returns the seconds that took."""
-        began = time.monotonic()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYER_SESSIONS_")}
-        with self.log_path.open("ab") as log:
-            log.write(f"--- start {self.starts + 1}: {' '.join(self.args)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-        self.starts += 1
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return time.monotonic() - began
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"serve was not healthy after {timeout}s:\n{self.log_tail()}")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs, requests in flight are cut."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-    def memory_kb(self) -> tuple[int, int]:
-        """(VmRSS, VmHWM) of the service process, in KiB."""
-        values = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                values[name] = int(rest.split()[0])
-        return values["VmRSS"], values["VmHWM"]
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+def memory_kb(service: ServiceProcess) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of the service process, in KiB."""
+    values = {}
+    for line in Path(f"/proc/{service.pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
 
 
 @pytest.fixture()

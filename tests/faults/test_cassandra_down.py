@@ -20,10 +20,10 @@ from player_sessions.cassandra_local import LauncherConfig, start, stop
 from tests.faults.conftest import (
     FULL,
     BackgroundLoad,
-    Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
+    fault_service,
     health,
     make_dataset,
     say,
@@ -48,8 +48,8 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
 ) -> None:
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=72)
     address = own_node.address(1)
-    service = Service(f"ps_faults_down_{uuid.uuid4().hex[:8]}", service_logs,
-                      {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)})
+    service = fault_service(f"ps_faults_down_{uuid.uuid4().hex[:8]}", service_logs,
+                            {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)})
     service.start()
     pid = service.pid
     try:

@@ -29,7 +29,7 @@ import orjson
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig
-from tests.faults.conftest import FULL, Service, say
+from tests.faults.conftest import FULL, fault_service, memory_kb, say
 from tests.support.clock import NOW
 
 pytestmark = pytest.mark.faults
@@ -101,17 +101,17 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
     flags = {"--contact-points": own_node.address(1)}
     if MAX_INGEST:
         flags["--ingest-budget-bytes"] = MAX_INGEST
-    service = Service(f"ps_faults_mem_{uuid.uuid4().hex[:8]}", service_logs, flags)
+    service = fault_service(f"ps_faults_mem_{uuid.uuid4().hex[:8]}", service_logs, flags)
     service.start()
     try:
-        base_rss, _ = service.memory_kb()
+        base_rss, _ = memory_kb(service)
         clients = [Client(body) for body in bodies]
         samples: list[int] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                samples.append(service.memory_kb()[0])
+                samples.append(memory_kb(service)[0])
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -126,7 +126,7 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
         elapsed = time.monotonic() - began
         done.set()
         sampler.join(5)
-        rss, hwm = service.memory_kb()
+        rss, hwm = memory_kb(service)
         peak_sampled = max(samples)
         say(f"{CLIENTS} clients x {EVENTS:,} events ({len(bodies[0]) / 2**20:.1f} MiB each, sessions sent "
             f"{REPEATS}x) in {elapsed:.1f}s: attempts {[c.attempts for c in clients]}, "
@@ -139,7 +139,7 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
             assert c.result.get("received") == EVENTS and c.result.get("stored") == EVENTS, c.result
         if not MAX_INGEST:
             assert hwm / 1024 < RSS_BOUND_MB, f"VmHWM {hwm / 1024:.0f} MiB over the {RSS_BOUND_MB} MiB bound"
-        assert "Traceback" not in service.log_text()
+        assert "Traceback" not in service.log_path.read_text(errors="replace")
         for name, value in (("rss_before_kib", base_rss), ("rss_peak_sampled_kib", peak_sampled),
                             ("vmhwm_kib", hwm), ("seconds", round(elapsed, 1)),
                             ("unavailable_503", sum(c.unavailable for c in clients))):

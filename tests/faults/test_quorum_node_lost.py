@@ -26,11 +26,11 @@ from player_sessions.cassandra_local.node import Node, nodetool_status
 from tests.faults.conftest import (
     FULL,
     BackgroundLoad,
-    Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
     bodies_acknowledged_between,
+    fault_service,
     health,
     make_dataset,
     rollup_diagnosis,
@@ -40,6 +40,7 @@ from tests.faults.conftest import (
 )
 from tests.support.clock import NOW
 from tests.support.factories import session_pair
+from tests.support.service import ServiceProcess
 
 pytestmark = pytest.mark.faults
 
@@ -56,12 +57,12 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=73)
     config = LauncherConfig(base_dir=tmp_path / "cluster", nodes=3, first_address=FIRST_ADDRESS, heap="512m")
     addresses = [config.address(i) for i in (1, 2, 3)]
-    service: Service | None = None
+    service: ServiceProcess | None = None
     try:
         booted = start(config, say=lambda line: None)
         assert booted.started, f"something else already answers on {addresses}: stop it first"
         say(f"3-node cluster {addresses} up in {booted.seconds:.1f}s; {data.lines:,} events")
-        service = Service(f"ps_faults_quorum_{uuid.uuid4().hex[:8]}", service_logs, {
+        service = fault_service(f"ps_faults_quorum_{uuid.uuid4().hex[:8]}", service_logs, {
             "--contact-points": ",".join(addresses), "--replication-factor": "3",
             "--consistency": "QUORUM", "--request-timeout": "15"})
         service.start()
@@ -131,7 +132,7 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
 
 
 def write_timeouts_become_503_then_the_retry_stores_all(
-    service: Service, config: LauncherConfig, record_property: Callable[[str, object], None],
+    service: ServiceProcess, config: LauncherConfig, record_property: Callable[[str, object], None],
 ) -> None:
     """Fault 4 on the real cluster: node 2 is down (known), node 3 is frozen with SIGSTOP (still
     believed up), so a QUORUM write reaches node 1 and waits for node 3 until Cassandra's own

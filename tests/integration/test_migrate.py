@@ -15,7 +15,7 @@ import pytest
 
 from player_sessions.store import schema
 from player_sessions.store.migrations import SCHEMA_VERSION, VERSION_TABLE, table_id
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.integration
 
