@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
-from tests.faults.conftest import (
+from tests.faults.harness import (
     FULL,
     BackgroundLoad,
     all_bodies,

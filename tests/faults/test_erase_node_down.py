@@ -29,7 +29,7 @@ from cassandra.policies import WhiteListRoundRobinPolicy
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool, nodetool_status
 from player_sessions.store.schema import minute_shard
-from tests.faults.conftest import fault_service, say, wait_until
+from tests.faults.harness import fault_service, say, wait_until
 from tests.support.clock import NOW
 from tests.support.factories import new_player, session_pair
 from tests.support.factories import start as start_event

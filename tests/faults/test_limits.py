@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.faults.conftest import FULL, fault_service, memory_kb, say
+from tests.faults.harness import FULL, fault_service, memory_kb, say
 from tests.support.clock import NOW
 from tests.support.factories import session_pair
 from tests.support.service import ServiceProcess

@@ -29,7 +29,7 @@ import orjson
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig
-from tests.faults.conftest import FULL, fault_service, memory_kb, say
+from tests.faults.harness import FULL, fault_service, memory_kb, say
 from tests.support.clock import NOW
 
 pytestmark = pytest.mark.faults

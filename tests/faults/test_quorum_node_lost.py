@@ -23,7 +23,7 @@ import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from tests.faults.conftest import (
+from tests.faults.harness import (
     FULL,
     BackgroundLoad,
     all_bodies,

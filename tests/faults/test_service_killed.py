@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
+from tests.faults.harness import (
     BackgroundLoad,
     all_bodies,
     assert_answers_equal_truth,
