@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,18 @@ from tests.support import ROOT
 from tests.support.service import service_factory  # noqa: F401  (a fixture: e2e and browser tests share it)
 
 CONTACT_POINT = os.environ.get("PLAYER_SESSIONS_CONTACT_POINTS", "127.0.0.1").split(",")[0]
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "e2e", "browser", "faults")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its tier, the directory it is in, so that `-m e2e` selects the
+    whole tier and a new module cannot be left out of it."""
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS) and (tier := path.relative_to(TESTS).parts[0]) in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

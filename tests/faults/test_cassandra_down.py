@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from tests.faults.harness import (
@@ -32,8 +31,6 @@ from tests.faults.harness import (
 )
 from tests.support.clock import NOW
 from tests.support.factories import end
-
-pytestmark = pytest.mark.faults
 
 PLAYERS, DAYS = (4_000, 21) if FULL else (300, 21)
 BATCH = 500

@@ -35,7 +35,7 @@ from tests.support.factories import new_player, session_pair
 from tests.support.factories import start as start_event
 from tests.support.service import ServiceProcess
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 FIRST_ADDRESS = 91
 COUNTRIES = ["FI", "SE", "DE", "BR"]

@@ -25,8 +25,6 @@ from tests.support.clock import NOW
 from tests.support.factories import session_pair
 from tests.support.service import ServiceProcess
 
-pytestmark = pytest.mark.faults
-
 MAX_BODY = 64 * 1024 * 1024  # the default --max-body-bytes
 BODY_TIMEOUT_S = 2.0
 MIN_RATE = 1000  # bytes/s after BODY_TIMEOUT_S

@@ -26,13 +26,10 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig
 from tests.faults.harness import FULL, fault_service, memory_kb, say
 from tests.support.clock import NOW
-
-pytestmark = pytest.mark.faults
 
 CLIENTS = 8
 EVENTS = 100_000

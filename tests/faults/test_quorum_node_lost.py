@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
@@ -41,8 +40,6 @@ from tests.faults.harness import (
 from tests.support.clock import NOW
 from tests.support.factories import session_pair
 from tests.support.service import ServiceProcess
-
-pytestmark = pytest.mark.faults
 
 FIRST_ADDRESS = 61
 # CI: ~17,000 events in ~85 batches.

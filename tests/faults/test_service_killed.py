@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.faults.harness import (
     BackgroundLoad,
     all_bodies,
@@ -25,8 +23,6 @@ from tests.faults.harness import (
     say,
     stored_check,
 )
-
-pytestmark = pytest.mark.faults
 
 # The issue asks for >= 200,000 events, so CI runs this one at full size too (~4 min on 2 cores).
 PLAYERS, DAYS = 8_000, 21

@@ -15,8 +15,6 @@ from player_sessions.store.migrations import SCHEMA_VERSION, VERSION_TABLE, tabl
 from tests.support import ROOT
 from tests.support.schema import clean_env, create_previous_schema, migrate_command
 
-pytestmark = pytest.mark.integration
-
 TABLES = {*schema.TABLES, VERSION_TABLE}
 
 
