@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# $(call with_db,COMMAND): run COMMAND against the local Cassandra and exit with COMMAND's status. A node
+# that is already up (`db status` exits 0: someone else's `make run` or test run) is used and left
+# running. Otherwise `db start` runs first and `db stop` after; that stops only nodes this checkout's
+# launcher started, so a Cassandra that merely answers on 127.0.0.1 is used and left running too.
+# COMMAND must not contain a comma.
+with_db = if $(PS) db status >/dev/null 2>&1; then started=; else $(PS) db start || exit; started=1; fi; \
+	$(1); status=$$?; if [ -n "$$started" ]; then $(PS) db stop; fi; exit $$status
+
 ## lock: re-resolve requirements.lock from pyproject.toml (every extra; exact versions and hashes; keeps
 ## current pins that still fit, UPGRADE=1 moves everything to the newest allowed)
 lock:
@@ -36,10 +44,9 @@ run: install
 	$(PS) db start
 	$(PS) serve --host 127.0.0.1 --port 8000
 
-## test: the whole suite against a real Cassandra (started and stopped here)
+## test: the whole suite against a real Cassandra (started and stopped here if none is up)
 test: install
-	$(PS) db start
-	$(BIN)/pytest -q; status=$$?; $(PS) db stop; exit $$status
+	$(call with_db,$(BIN)/pytest -q)
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
@@ -57,14 +64,11 @@ bench: install
 
 ## fuzz: schemathesis from /openapi.json, 2,500 examples per operation (15,232 requests, ~3.5 min)
 fuzz: install
-	$(PS) db start
-	PS_FUZZ_MAX_EXAMPLES=$${PS_FUZZ_MAX_EXAMPLES:-2500} $(BIN)/pytest -q -s tests/e2e/test_fuzz.py; \
-	status=$$?; $(PS) db stop; exit $$status
+	$(call with_db,PS_FUZZ_MAX_EXAMPLES=$${PS_FUZZ_MAX_EXAMPLES:-2500} $(BIN)/pytest -q -s tests/e2e/test_fuzz.py)
 
 ## faults: the fault and limit tests at the sizes of docs/reliability.md (~10 min)
 faults: install
-	$(PS) db start
-	PS_FAULTS_SCALE=full $(BIN)/pytest -q -s -m faults tests/faults; status=$$?; $(PS) db stop; exit $$status
+	$(call with_db,PS_FAULTS_SCALE=full $(BIN)/pytest -q -s -m faults tests/faults)
 
 ## demo: generate a month of data, load it through the API, show three queries
 demo: install

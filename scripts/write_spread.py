@@ -18,9 +18,9 @@ import time
 import uuid
 from pathlib import Path
 
-from player_sessions.bench.service import ServiceConfig, ServiceProcess
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool
+from player_sessions.service_process import ServiceConfig, ServiceProcess
 
 CLOCK = "2016-12-01T00:00:00Z"
 EVENTS_PER_PLAYER_DAY = 1.26  # what `generate` makes per player and day (measured on its output)

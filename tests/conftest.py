@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Cassandra for the whole run, started through the project's launcher.
+"""Shared fixtures: one local Cassandra for the whole run, started through the project's launcher, and
+the `serve` processes the e2e and browser tests share (`service_factory`, from tests/support/service.py).
 
 If a Cassandra already answers (e.g. `make test` started it), it is reused and left running.
 """
@@ -13,9 +14,22 @@ from pathlib import Path
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
+from tests.support import ROOT
+from tests.support.service import service_factory  # noqa: F401  (a fixture: e2e and browser tests share it)
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTACT_POINT = os.environ.get("PLAYER_SESSIONS_CONTACT_POINTS", "127.0.0.1").split(",")[0]
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "e2e", "browser", "faults")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its tier, the directory it is in, so that `-m e2e` selects the
+    whole tier and a new module cannot be left out of it."""
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS) and (tier := path.relative_to(TESTS).parts[0]) in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from player_sessions.datagen.load import LoadOptions, run_load
-from player_sessions.datagen.truth import Truth, load_truth
+from tests.support.clock import NOW_TEXT
+from tests.support.truth import Truth, load_truth
 
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
 ROOT = Path(__file__).resolve().parents[2]
-UNTIL = "2016-12-01T00:00:00Z"
+UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
 CHROMIUM = os.environ.get("PLAYER_SESSIONS_CHROMIUM") or shutil.which("chromium") or shutil.which(
     "chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from player_sessions.client import ApiError, AsyncClient, Client, Event, RetryNotice, Session
-from tests.e2e.conftest import NOW
-from tests.e2e.factories import new_player
-
-CLOCK = datetime(2016, 12, 1, tzinfo=UTC)
+from tests.support.clock import NOW, NOW_TEXT
+from tests.support.factories import new_player
 
 
 @pytest.fixture(scope="module")
 def url(service_factory: Callable[..., str]) -> str:
-    return service_factory("client", clock=NOW)
+    return service_factory("client", clock=NOW_TEXT)
 
 
 def sessions_for(player: str, country: str, count: int, first: datetime) -> list[Event]:
@@ -35,14 +33,14 @@ def test_send_splits_a_large_sequence_and_every_read_answers_typed(url: str) -> 
     players = [new_player() for _ in range(4)]
     events: list[Any] = []
     for n, player in enumerate(players):
-        events += sessions_for(player, "IS", 30, CLOCK - timedelta(hours=40) + timedelta(minutes=n))
+        events += sessions_for(player, "IS", 30, NOW - timedelta(hours=40) + timedelta(minutes=n))
     bad = {17: {"event": "start", "player_id": players[0], "session_id": "nope", "country": "IS",
                 "ts": "2016-11-30T10:00:00Z"},
            101: {"event": "end", "player_id": "", "session_id": str(uuid.uuid4()),
                  "ts": "2016-11-30T10:00:00Z"}}
     for index, event in sorted(bad.items()):
         events.insert(index, event)
-    events.append(Event.start(players[1], uuid.uuid4(), "IS", CLOCK - timedelta(days=400)))  # expired
+    events.append(Event.start(players[1], uuid.uuid4(), "IS", NOW - timedelta(days=400)))  # expired
 
     with Client(url, max_request_events=50) as client:
         result = client.send(events)
@@ -57,7 +55,7 @@ def test_send_splits_a_large_sequence_and_every_read_answers_typed(url: str) -> 
 
         counts = client.session_starts(48)
         assert counts.countries["IS"] == 120
-        assert counts.end == CLOCK and counts.start == CLOCK - timedelta(hours=48)
+        assert counts.end == NOW and counts.start == NOW - timedelta(hours=48)
 
         starts = list(client.country_starts("IS", hours=48, page_size=7))  # 18 pages
         assert len(starts) == 120 == len({s.session_id for s in starts})
@@ -67,7 +65,7 @@ def test_send_splits_a_large_sequence_and_every_read_answers_typed(url: str) -> 
 
 def test_a_retried_batch_stores_each_event_once(url: str) -> None:
     player = new_player()
-    events = sessions_for(player, "NZ", 3, CLOCK - timedelta(hours=5))
+    events = sessions_for(player, "NZ", 3, NOW - timedelta(hours=5))
     with Client(url) as client:
         first = client.send(events, request_id="game-server-7.batch-1")
         again = client.send(events, request_id="game-server-7.batch-1")
@@ -78,7 +76,7 @@ def test_a_retried_batch_stores_each_event_once(url: str) -> None:
 
 def test_the_batcher_flushes_everything_on_close(url: str) -> None:
     player = new_player()
-    events = sessions_for(player, "MT", 50, CLOCK - timedelta(hours=30))
+    events = sessions_for(player, "MT", 50, NOW - timedelta(hours=30))
     with Client(url) as client:
         with client.batcher(max_events=25, max_seconds=0.5, queue_size=40) as batcher:
             for event in events:
@@ -98,7 +96,7 @@ def test_a_refusal_is_an_api_error_and_is_not_retried(url: str) -> None:
 
 async def test_the_async_client_sends_reads_and_erases(url: str) -> None:
     player = new_player()
-    events = sessions_for(player, "LU", 4, CLOCK - timedelta(hours=3))
+    events = sessions_for(player, "LU", 4, NOW - timedelta(hours=3))
     async with AsyncClient(url) as client:
         async with client.batcher(max_events=3) as batcher:
             for event in events:

@@ -19,10 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from player_sessions.datagen.load import LoadOptions, run_load
-from player_sessions.datagen.truth import Truth, load_truth, starts_in_window
-from tests.e2e.conftest import free_port
+from tests.support.clock import NOW_TEXT
+from tests.support.service import free_port
+from tests.support.truth import Truth, load_truth, starts_in_window
 
-UNTIL = "2016-12-01T00:00:00Z"
+UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
 MS = timedelta(milliseconds=1)
 
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.conftest import NOW
+from tests.support.clock import NOW_TEXT
 
 MAX_EXAMPLES = int(os.environ.get("PS_FUZZ_MAX_EXAMPLES", "300"))
 SEED = int(os.environ.get("PS_FUZZ_SEED", "20161201"))
@@ -39,7 +39,7 @@ CHECKS = ",".join([
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     service_factory: Callable[..., str], tmp_path: Path, record_property: Callable[[str, object], None],
 ) -> None:
-    url = service_factory("fuzz", clock=NOW)
+    url = service_factory("fuzz", clock=NOW_TEXT)
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--no-color", "run", f"{url}/openapi.json",
         "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES),

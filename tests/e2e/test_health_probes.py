@@ -13,7 +13,7 @@ import pytest
 from player_sessions.config import Settings
 from player_sessions.store.cassandra import CassandraStore
 from player_sessions.store.errors import StoreUnavailable
-from tests.e2e.conftest import start_service
+from tests.support.service import start_service
 
 
 def test_probes_answer_without_a_key_when_every_route_is_protected(test_keyspace_name: str,

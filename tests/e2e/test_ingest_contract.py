@@ -12,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.factories import NOW, end, new_player, session_pair, start
+from tests.support.clock import NOW, NOW_TEXT
+from tests.support.factories import end, new_player, session_pair, start
 
 
 def post(client: httpx.Client, events: Any, **kw: Any) -> httpx.Response:
@@ -104,7 +105,7 @@ def test_more_than_100000_events_is_413(client: httpx.Client) -> None:
 
 
 def test_body_over_the_byte_limit_is_413(service_factory: Callable[..., str]) -> None:
-    url = service_factory("small", clock="2016-12-01T00:00:00Z", max_body_bytes="100000")
+    url = service_factory("small", clock=NOW_TEXT, max_body_bytes="100000")
     events = [start(new_player(), str(uuid.uuid4()), NOW - timedelta(hours=1)) for _ in range(1000)]
     r = httpx.post(f"{url}/events", json=events)
     assert r.status_code == 413

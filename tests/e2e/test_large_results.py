@@ -15,9 +15,8 @@ from datetime import timedelta
 import httpx
 import pycountry
 
-from tests.e2e.conftest import NOW
-from tests.e2e.factories import NOW as NOW_DT
-from tests.e2e.factories import iso
+from tests.support.clock import NOW, NOW_TEXT
+from tests.support.factories import iso
 
 COUNTRIES = sorted({c.alpha_2 for c in pycountry.countries} | {"XK"})  # 250
 DAYS = 21
@@ -26,18 +25,18 @@ DAYS = 21
 def test_a_window_over_more_rollup_rows_than_one_page_counts_every_start(
     service_factory: Callable[..., str],
 ) -> None:
-    busy_day = NOW_DT - timedelta(days=2)
+    busy_day = NOW - timedelta(days=2)
     starts = []
     for country in COUNTRIES:
         # Every hour of one day (24 x 250 = 6,000 hour rows) and one start on 20 other days (21 x 250 =
         # 5,250 day rows).
         times = [busy_day + timedelta(hours=h, minutes=30) for h in range(24)]
-        times += [NOW_DT - timedelta(days=d, hours=12) for d in range(3, 3 + DAYS - 1)]
+        times += [NOW - timedelta(days=d, hours=12) for d in range(3, 3 + DAYS - 1)]
         starts += [{"event": "start", "player_id": f"pages-{country}", "session_id": str(uuid.uuid4()),
                     "country": country, "ts": iso(ts)} for ts in times]
     per_country = 24 + DAYS - 1
     assert len(COUNTRIES) * per_country == len(starts) > 10_000
-    url = service_factory("pages", clock=NOW)
+    url = service_factory("pages", clock=NOW_TEXT)
     with httpx.Client(base_url=url, timeout=300) as client:
         t0 = time.monotonic()
         r = client.post("/events", json=starts)

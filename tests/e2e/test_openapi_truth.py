@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import NOW, SERVICE_LOGS
+from tests.support.clock import NOW_TEXT
+from tests.support.service import SERVICE_LOGS
 
 RUNS_LAST = True
 E2E_DIR = Path(__file__).parent
@@ -171,7 +172,7 @@ def test_a_generated_client_calls_the_live_service(service_factory: Callable[...
     keys = tmp_path / "keys"
     key = "generated-client-key-0123456789"
     keys.write_text(f"generator:{key}\n")
-    url = service_factory("generated", clock=NOW, api_keys_file=str(keys), protect_reads="")
+    url = service_factory("generated", clock=NOW_TEXT, api_keys_file=str(keys), protect_reads="")
     package = generate_client(url, tmp_path)
     sys.path.insert(0, str(tmp_path))
     try:

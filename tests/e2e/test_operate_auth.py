@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from player_sessions.datagen.load import LoadOptions, run_load
-from tests.e2e.conftest import ROOT, ServiceProcess, start_service
-from tests.e2e.factories import NOW, iso, new_player, session_pair
+from tests.support import ROOT
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, session_pair
+from tests.support.service import ServiceProcess, start_service
 
 LOADER_KEY = "ld-" + uuid.uuid4().hex  # in the file as is
 DASHBOARD_KEY = "db-" + uuid.uuid4().hex  # in the file only as its SHA-256

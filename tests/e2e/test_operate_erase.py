@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from player_sessions.store.schema import minute_shard
-from tests.e2e.factories import NOW, end, iso, new_player, session_pair, start
+from tests.support.clock import NOW
+from tests.support.factories import end, iso, new_player, session_pair, start
 
 WINDOWS = [0.5, 1, 3, 24, 24 * 4 + 0.5, 24 * 7, 24 * 30, 24 * 200, 8760]
 COUNTRIES = ["FI", "SE", "DE", "BR"]

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ServiceProcess, start_service
-from tests.e2e.factories import NOW, iso, new_player, session_pair, start
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, session_pair, start
+from tests.support.service import ServiceProcess, start_service
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -24,8 +24,10 @@ from player_sessions.cassandra_local.credentials import (
 )
 from player_sessions.cassandra_local.node import Node, nodetool_command, nodetool_status
 from player_sessions.cassandra_local.probe import ask_cql
-from tests.e2e.conftest import ROOT, start_service
-from tests.e2e.factories import NOW, iso, new_player, session_pair
+from tests.support import ROOT
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, session_pair
+from tests.support.service import start_service
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,9 @@ import pytest
 
 from player_sessions.serve import EXIT_SCHEMA_MISMATCH
 from player_sessions.store.migrations import SCHEMA_VERSION, VERSION_TABLE
-from tests.e2e.conftest import ROOT, start_service
-from tests.integration.test_migrate import clean_env, create_previous_schema, migrate_command
+from tests.support import ROOT
+from tests.support.schema import clean_env, create_previous_schema, migrate_command
+from tests.support.service import start_service
 
 
 @pytest.fixture()

@@ -19,8 +19,10 @@ import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.probe import ask_cql
-from tests.e2e.conftest import ROOT, start_service
-from tests.e2e.factories import NOW, iso, new_player, session_pair
+from tests.support import ROOT
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, session_pair
+from tests.support.service import start_service
 
 pytestmark = pytest.mark.slow
 

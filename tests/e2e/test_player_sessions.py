@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import httpx
 
-from tests.e2e.factories import NOW, end, iso, new_player, session_pair, start
+from tests.support.clock import NOW
+from tests.support.factories import end, iso, new_player, session_pair, start
 
 
 def sessions_of(client: httpx.Client, player: str, **params: int) -> list[dict[str, object]]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.factories import NOW, new_player, session_pair
+from tests.support.clock import NOW, NOW_TEXT
+from tests.support.factories import new_player, session_pair
 
 
 def p90(samples: list[float]) -> float:
@@ -79,7 +80,7 @@ def test_player_endpoint_returns_the_players_completed_sessions(client: httpx.Cl
 
 
 def test_starts_endpoint_returns_the_starts_of_the_window(service_factory: Callable[..., str]) -> None:
-    with httpx.Client(base_url=service_factory("reference", clock="2016-12-01T00:00:00Z")) as client:
+    with httpx.Client(base_url=service_factory("reference", clock=NOW_TEXT)) as client:
         player = new_player()
         inside = session_pair(player, NOW - timedelta(minutes=20), country="SE")
         outside = session_pair(player, NOW - timedelta(hours=2), country="SE")

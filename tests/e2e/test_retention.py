@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.factories import new_player, session_pair
+from tests.support.factories import new_player, session_pair
 
 RETENTION_S = 20
 # Tables holding events: their rows die with the event.

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.factories import NOW, iso, new_player, start
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, start
 
 COUNTRIES = ["FI", "SE", "US", "BR", "DE", "GB", "JP", "XK"]
 WINDOWS = [0.25, 1, 2.75, 23.99, 24, 25.5, 168, 720.5, 1000]

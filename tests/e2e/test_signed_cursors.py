@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, ServiceProcess, start_service
-from tests.e2e.factories import NOW, iso, new_player, start
+from tests.support import ROOT
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, start
+from tests.support.service import ServiceProcess, start_service
 
 OLD_KEY = "old-" + uuid.uuid4().hex
 NEW_KEY = "new-" + uuid.uuid4().hex

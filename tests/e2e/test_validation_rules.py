@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.factories import NOW, iso, new_player, start
+from tests.support.clock import NOW
+from tests.support.factories import iso, new_player, start
 
 PLAYER = "0a2d12a1a7e145de8bae44c0c6e06629"
 SESSION = "4a0c43c9-c43a-42ff-ba55-67563dfa35d4"

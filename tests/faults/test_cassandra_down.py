@@ -14,26 +14,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
-from tests.e2e.factories import end
-from tests.faults.conftest import (
+from tests.faults.harness import (
     FULL,
-    NOW_DT,
     BackgroundLoad,
-    Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
+    fault_service,
     health,
     make_dataset,
     say,
     stored_check,
     wait_until,
 )
-
-pytestmark = pytest.mark.faults
+from tests.support.clock import NOW
+from tests.support.factories import end
 
 PLAYERS, DAYS = (4_000, 21) if FULL else (300, 21)
 BATCH = 500
@@ -48,8 +45,8 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
 ) -> None:
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=72)
     address = own_node.address(1)
-    service = Service(f"ps_faults_down_{uuid.uuid4().hex[:8]}", service_logs,
-                      {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)})
+    service = fault_service(f"ps_faults_down_{uuid.uuid4().hex[:8]}", service_logs,
+                            {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)})
     service.start()
     pid = service.pid
     try:
@@ -68,7 +65,7 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
         assert health(service.url) == 503
         with httpx.Client(base_url=service.url, timeout=REQUEST_TIMEOUT_S * 2) as client:
             began = time.monotonic()
-            probe = end(uuid.uuid4().hex, str(uuid.uuid4()), NOW_DT)
+            probe = end(uuid.uuid4().hex, str(uuid.uuid4()), NOW)
             r = client.post("/events", json=[probe])
             probe_s = time.monotonic() - began
             assert r.status_code == 503, r.text

@@ -29,11 +29,13 @@ from cassandra.policies import WhiteListRoundRobinPolicy
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool, nodetool_status
 from player_sessions.store.schema import minute_shard
-from tests.e2e.factories import NOW, new_player, session_pair
-from tests.e2e.factories import start as start_event
-from tests.faults.conftest import Service, say, wait_until
+from tests.faults.harness import fault_service, say, wait_until
+from tests.support.clock import NOW
+from tests.support.factories import new_player, session_pair
+from tests.support.factories import start as start_event
+from tests.support.service import ServiceProcess
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 FIRST_ADDRESS = 91
 COUNTRIES = ["FI", "SE", "DE", "BR"]
@@ -140,12 +142,12 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
     others = [new_player() for _ in range(5)]
     background = [e for p in others for e in player_events(p, rng, 40)]
     keyspace = f"ps_faults_erase_{uuid.uuid4().hex[:8]}"
-    services: list[Service] = []
+    services: list[ServiceProcess] = []
     began = time.monotonic()
     try:
         booted = start(config, say=lambda line: None)
         assert booted.started, f"something else already answers on {addresses}: stop it first"
-        service = Service(keyspace, service_logs, {
+        service = fault_service(keyspace, service_logs, {
             "--contact-points": ",".join(addresses), "--replication-factor": "3", "--consistency": "QUORUM"})
         services.append(service)
         service.start()
@@ -205,7 +207,8 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
         with cql([addresses[2]], "ONE") as session:
             after_repair = {p: rows_left(session, keyspace, p, events) for p, events in victims.items()}
         assert all(left == dict.fromkeys(ERASED_TABLES, 0) for left in after_repair.values()), after_repair
-        alone = Service(keyspace, service_logs, {"--contact-points": addresses[2], "--consistency": "ONE"})
+        alone = fault_service(keyspace, service_logs,
+                              {"--contact-points": addresses[2], "--consistency": "ONE"})
         services.append(alone)
         alone.start()
         with httpx.Client(base_url=alone.url, timeout=60) as client:

@@ -20,10 +20,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.factories import session_pair
-from tests.faults.conftest import FULL, NOW_DT, Service, say
-
-pytestmark = pytest.mark.faults
+from tests.faults.harness import FULL, fault_service, memory_kb, say
+from tests.support.clock import NOW
+from tests.support.factories import session_pair
+from tests.support.service import ServiceProcess
 
 MAX_BODY = 64 * 1024 * 1024  # the default --max-body-bytes
 BODY_TIMEOUT_S = 2.0
@@ -33,10 +33,10 @@ HALF_OPEN = 1000
 
 
 @pytest.fixture(scope="module")
-def limits_service(cassandra_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(f"ps_faults_limits_{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("limits"),
-                      {"--body-timeout": str(BODY_TIMEOUT_S), "--body-min-rate": str(MIN_RATE),
-                       "--header-timeout": str(HEADER_TIMEOUT_S)})
+def limits_service(cassandra_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    service = fault_service(f"ps_faults_limits_{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("limits"),
+                            {"--body-timeout": str(BODY_TIMEOUT_S), "--body-min-rate": str(MIN_RATE),
+                             "--header-timeout": str(HEADER_TIMEOUT_S)})
     service.start()
     try:
         yield service
@@ -44,7 +44,7 @@ def limits_service(cassandra_node: str, tmp_path_factory: pytest.TempPathFactory
         service.stop()
 
 
-def connect(service: Service) -> socket.socket:
+def connect(service: ServiceProcess) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", service.port), timeout=30)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
     return sock
@@ -78,13 +78,14 @@ def read_response(sock: socket.socket, timeout: float = 30) -> tuple[int, dict[s
 
 
 def events_json() -> bytes:
-    return orjson.dumps(list(session_pair(uuid.uuid4().hex, NOW_DT - timedelta(minutes=90))))
+    return orjson.dumps(list(session_pair(uuid.uuid4().hex, NOW - timedelta(minutes=90))))
 
 
-def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(limits_service: Service) -> None:
+def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(
+        limits_service: ServiceProcess) -> None:
     """1 GiB offered in chunks: the 413 arrives after ~64 MiB, and the service never holds much more."""
-    _, hwm_before = limits_service.memory_kb()
-    rss_before, _ = limits_service.memory_kb()
+    _, hwm_before = memory_kb(limits_service)
+    rss_before, _ = memory_kb(limits_service)
     piece = b" " * (1024 * 1024)
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     offered = 1024 * 1024 * 1024
@@ -110,7 +111,7 @@ def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(limits_se
         assert answered, f"no answer after sending all {offered} bytes"
         status, _, body = read_response(sock)
     seconds = time.monotonic() - began
-    rss_after, hwm_after = limits_service.memory_kb()
+    rss_after, hwm_after = memory_kb(limits_service)
     say(f"413 after {sent / 2**20:.0f} MiB sent of {offered / 2**20:.0f} MiB offered, in {seconds:.1f}s; "
         f"RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB, VmHWM {hwm_before / 1024:.0f} -> "
         f"{hwm_after / 1024:.0f} MiB")
@@ -121,14 +122,14 @@ def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(limits_se
     assert (hwm_after - hwm_before) / 1024 < MAX_BODY / 2**20 + 64
 
 
-def test_a_declared_length_over_the_limit_is_refused_before_any_body(limits_service: Service) -> None:
+def test_a_declared_length_over_the_limit_is_refused_before_any_body(limits_service: ServiceProcess) -> None:
     with connect(limits_service) as sock:
         sock.sendall(head(10 * 1024**3))
         status, _, body = read_response(sock, timeout=10)
     assert status == 413 and b"larger than" in body
 
 
-def test_a_body_that_stops_gets_408_and_the_connection_is_closed(limits_service: Service) -> None:
+def test_a_body_that_stops_gets_408_and_the_connection_is_closed(limits_service: ServiceProcess) -> None:
     with connect(limits_service) as sock:
         sock.sendall(head(1000) + b"[{")
         began = time.monotonic()
@@ -142,7 +143,7 @@ def test_a_body_that_stops_gets_408_and_the_connection_is_closed(limits_service:
     assert BODY_TIMEOUT_S * 0.9 <= waited < BODY_TIMEOUT_S + 2
 
 
-def test_a_trickling_body_gets_408(limits_service: Service) -> None:
+def test_a_trickling_body_gets_408(limits_service: ServiceProcess) -> None:
     """One byte every 0.2 s: never a pause over --body-timeout, but far below --body-min-rate."""
     with connect(limits_service) as sock:
         sock.sendall(head(100_000) + b"[")
@@ -161,7 +162,7 @@ def test_a_trickling_body_gets_408(limits_service: Service) -> None:
     assert waited < BODY_TIMEOUT_S + 2
 
 
-def test_a_slow_but_steady_body_is_accepted(limits_service: Service) -> None:
+def test_a_slow_but_steady_body_is_accepted(limits_service: ServiceProcess) -> None:
     """~4 KB/s for ~3 s, over the minimum rate: accepted although it outlasts --body-timeout."""
     events = events_json()
     padded = events[:1] + b" " * 12_000 + events[1:]
@@ -179,7 +180,7 @@ def test_a_slow_but_steady_body_is_accepted(limits_service: Service) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-def test_compressed_bodies_are_accepted(limits_service: Service, encoding: str) -> None:
+def test_compressed_bodies_are_accepted(limits_service: ServiceProcess, encoding: str) -> None:
     events = events_json()
     data = gzip.compress(events) if encoding == "gzip" else zlib.compress(events)
     r = httpx.post(f"{limits_service.url}/events", content=data, timeout=30,
@@ -188,15 +189,15 @@ def test_compressed_bodies_are_accepted(limits_service: Service, encoding: str) 
     assert r.json()["stored"] == 2
 
 
-def test_a_decompression_bomb_is_refused_without_inflating_it(limits_service: Service) -> None:
+def test_a_decompression_bomb_is_refused_without_inflating_it(limits_service: ServiceProcess) -> None:
     """~1 GiB of zeros in a ~1 MiB gzip body: 413 once the inflated size passes the limit."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = b"0" * (16 * 2**20)
     bomb = b"".join([compressor.compress(zeros) for _ in range(64)]) + compressor.flush()
-    _, hwm_before = limits_service.memory_kb()
+    _, hwm_before = memory_kb(limits_service)
     r = httpx.post(f"{limits_service.url}/events", content=bomb, timeout=60,
                    headers={"content-type": "application/json", "content-encoding": "gzip"})
-    _, hwm_after = limits_service.memory_kb()
+    _, hwm_after = memory_kb(limits_service)
     say(f"bomb of {len(bomb) / 2**20:.1f} MiB (1 GiB inflated): {r.status_code} {r.text}; VmHWM "
         f"{hwm_before / 1024:.0f} -> {hwm_after / 1024:.0f} MiB")
     assert r.status_code == 413
@@ -204,10 +205,10 @@ def test_a_decompression_bomb_is_refused_without_inflating_it(limits_service: Se
     assert (hwm_after - hwm_before) / 1024 < MAX_BODY / 2**20 + 64
 
 
-def test_the_service_is_still_healthy_after_the_abuse(limits_service: Service) -> None:
+def test_the_service_is_still_healthy_after_the_abuse(limits_service: ServiceProcess) -> None:
     assert limits_service.alive()
     assert httpx.get(f"{limits_service.url}/health", timeout=10).status_code == 200
-    assert "Traceback" not in limits_service.log_text()
+    assert "Traceback" not in limits_service.log_path.read_text(errors="replace")
     assert " 500 " not in Path(limits_service.log_path).read_text()
 
 
@@ -264,9 +265,10 @@ def hostile_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
     ]
 
 
-def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(limits_service: Service) -> None:
+def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(
+        limits_service: ServiceProcess) -> None:
     bodies = hostile_bodies()
-    rss_before, _ = limits_service.memory_kb()
+    rss_before, _ = memory_kb(limits_service)
     answers: dict[str, tuple[int, str, float]] = {}
 
     def post(name: str, body: bytes, headers: dict[str, str]) -> None:
@@ -280,7 +282,7 @@ def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(limits
             t.start()
         for t in threads:
             t.join(180)
-    _, hwm = limits_service.memory_kb()
+    _, hwm = memory_kb(limits_service)
     for name, (status, text, seconds) in answers.items():
         say(f"{name}: {status} in {seconds:.1f}s {text}")
     say(f"8 hostile bodies at once: RSS before {rss_before / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB; "
@@ -295,23 +297,23 @@ def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(limits
 def legit_batch(events: int) -> bytes:
     """`events` NDJSON events, 5,000 distinct sessions repeated: parsed and validated in full."""
     one = [line for i in range(2500)
-           for line in map(orjson.dumps, session_pair(f"big-{i}", NOW_DT - timedelta(minutes=90 + i)))]
+           for line in map(orjson.dumps, session_pair(f"big-{i}", NOW - timedelta(minutes=90 + i)))]
     return b"\n".join(one * (events // len(one))) + b"\n"
 
 
 def test_a_100000_event_batch_adds_little_memory_and_delays_no_one(
         cassandra_node: str, tmp_path: Path) -> None:
     body = legit_batch(100_000)
-    service = Service(f"ps_faults_one_{uuid.uuid4().hex[:8]}", tmp_path)
+    service = fault_service(f"ps_faults_one_{uuid.uuid4().hex[:8]}", tmp_path)
     service.start()
     try:
         httpx.post(f"{service.url}/events", content=events_json(), timeout=30,
                    headers={"content-type": "application/json"})  # warm: the store's statements
-        rss_before, _ = service.memory_kb()
+        rss_before, _ = memory_kb(service)
         with Probe(service.url) as probe:
             r = httpx.post(f"{service.url}/events", content=body, timeout=120,
                            headers={"content-type": "application/x-ndjson"})
-        _, hwm = service.memory_kb()
+        _, hwm = memory_kb(service)
     finally:
         service.stop()
     say(f"100,000 events ({len(body) / 2**20:.1f} MiB): {r.status_code}; RSS {rss_before / 1024:.0f} MiB "
@@ -345,7 +347,7 @@ def closed_by_peer(sock: socket.socket) -> bool:
         return True
 
 
-def test_half_open_connections_are_closed_while_fresh_requests_answer(limits_service: Service) -> None:
+def test_half_open_connections_are_closed_while_fresh_requests_answer(limits_service: ServiceProcess) -> None:
     began = time.monotonic()
     socks = half_open(limits_service.port, HALF_OPEN)
     opened_s = time.monotonic() - began
@@ -375,7 +377,7 @@ def test_half_open_connections_are_closed_while_fresh_requests_answer(limits_ser
 
 
 @pytest.mark.parametrize("trickled", [False, True])
-def test_oversized_headers_get_431(limits_service: Service, trickled: bool) -> None:
+def test_oversized_headers_get_431(limits_service: ServiceProcess, trickled: bool) -> None:
     """Whole in one send, or without end in pieces: 431 and the connection closed."""
     with connect(limits_service) as sock:
         if trickled:
@@ -391,7 +393,7 @@ def test_oversized_headers_get_431(limits_service: Service, trickled: bool) -> N
 
 
 def test_connections_over_the_cap_are_refused_at_once(cassandra_node: str, tmp_path: Path) -> None:
-    service = Service(f"ps_faults_conns_{uuid.uuid4().hex[:8]}", tmp_path, {"--max-connections": "50"})
+    service = fault_service(f"ps_faults_conns_{uuid.uuid4().hex[:8]}", tmp_path, {"--max-connections": "50"})
     service.start()
     socks: list[socket.socket] = []
     try:

@@ -26,12 +26,10 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig
-from tests.faults.conftest import FULL, NOW_DT, Service, say
-
-pytestmark = pytest.mark.faults
+from tests.faults.harness import FULL, fault_service, memory_kb, say
+from tests.support.clock import NOW
 
 CLIENTS = 8
 EVENTS = 100_000
@@ -50,7 +48,7 @@ def batch(seed: int) -> bytes:
     for i in range(EVENTS // 2 // REPEATS):
         sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         player = f"mem-{seed}-{i % 2000}"
-        began = NOW_DT - timedelta(days=3) + timedelta(seconds=rng.randrange(0, 2 * 86400))
+        began = NOW - timedelta(days=3) + timedelta(seconds=rng.randrange(0, 2 * 86400))
         lines.append(orjson.dumps({"event": "start", "player_id": player, "session_id": sid,
                                    "country": rng.choice(countries), "ts": began.isoformat()}))
         lines.append(orjson.dumps({"event": "end", "player_id": player, "session_id": sid,
@@ -100,17 +98,17 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
     flags = {"--contact-points": own_node.address(1)}
     if MAX_INGEST:
         flags["--ingest-budget-bytes"] = MAX_INGEST
-    service = Service(f"ps_faults_mem_{uuid.uuid4().hex[:8]}", service_logs, flags)
+    service = fault_service(f"ps_faults_mem_{uuid.uuid4().hex[:8]}", service_logs, flags)
     service.start()
     try:
-        base_rss, _ = service.memory_kb()
+        base_rss, _ = memory_kb(service)
         clients = [Client(body) for body in bodies]
         samples: list[int] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                samples.append(service.memory_kb()[0])
+                samples.append(memory_kb(service)[0])
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -125,7 +123,7 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
         elapsed = time.monotonic() - began
         done.set()
         sampler.join(5)
-        rss, hwm = service.memory_kb()
+        rss, hwm = memory_kb(service)
         peak_sampled = max(samples)
         say(f"{CLIENTS} clients x {EVENTS:,} events ({len(bodies[0]) / 2**20:.1f} MiB each, sessions sent "
             f"{REPEATS}x) in {elapsed:.1f}s: attempts {[c.attempts for c in clients]}, "
@@ -138,7 +136,7 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
             assert c.result.get("received") == EVENTS and c.result.get("stored") == EVENTS, c.result
         if not MAX_INGEST:
             assert hwm / 1024 < RSS_BOUND_MB, f"VmHWM {hwm / 1024:.0f} MiB over the {RSS_BOUND_MB} MiB bound"
-        assert "Traceback" not in service.log_text()
+        assert "Traceback" not in service.log_path.read_text(errors="replace")
         for name, value in (("rss_before_kib", base_rss), ("rss_peak_sampled_kib", peak_sampled),
                             ("vmhwm_kib", hwm), ("seconds", round(elapsed, 1)),
                             ("unavailable_503", sum(c.unavailable for c in clients))):

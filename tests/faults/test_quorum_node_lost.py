@@ -19,20 +19,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
-from tests.e2e.factories import session_pair
-from tests.faults.conftest import (
+from tests.faults.harness import (
     FULL,
-    NOW_DT,
     BackgroundLoad,
-    Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
     bodies_acknowledged_between,
+    fault_service,
     health,
     make_dataset,
     rollup_diagnosis,
@@ -40,8 +37,9 @@ from tests.faults.conftest import (
     stored_check,
     wait_until,
 )
-
-pytestmark = pytest.mark.faults
+from tests.support.clock import NOW
+from tests.support.factories import session_pair
+from tests.support.service import ServiceProcess
 
 FIRST_ADDRESS = 61
 # CI: ~17,000 events in ~85 batches.
@@ -56,12 +54,12 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=73)
     config = LauncherConfig(base_dir=tmp_path / "cluster", nodes=3, first_address=FIRST_ADDRESS, heap="512m")
     addresses = [config.address(i) for i in (1, 2, 3)]
-    service: Service | None = None
+    service: ServiceProcess | None = None
     try:
         booted = start(config, say=lambda line: None)
         assert booted.started, f"something else already answers on {addresses}: stop it first"
         say(f"3-node cluster {addresses} up in {booted.seconds:.1f}s; {data.lines:,} events")
-        service = Service(f"ps_faults_quorum_{uuid.uuid4().hex[:8]}", service_logs, {
+        service = fault_service(f"ps_faults_quorum_{uuid.uuid4().hex[:8]}", service_logs, {
             "--contact-points": ",".join(addresses), "--replication-factor": "3",
             "--consistency": "QUORUM", "--request-timeout": "15"})
         service.start()
@@ -131,14 +129,14 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
 
 
 def write_timeouts_become_503_then_the_retry_stores_all(
-    service: Service, config: LauncherConfig, record_property: Callable[[str, object], None],
+    service: ServiceProcess, config: LauncherConfig, record_property: Callable[[str, object], None],
 ) -> None:
     """Fault 4 on the real cluster: node 2 is down (known), node 3 is frozen with SIGSTOP (still
     believed up), so a QUORUM write reaches node 1 and waits for node 3 until Cassandra's own
     write_request_timeout (5 s): a real WriteTimeout. The batch must get 503 + Retry-After, never a
     200; once the nodes are back, the client's retry of the same batch is stored whole."""
     player = f"timeout-{uuid.uuid4().hex[:12]}"
-    began = NOW_DT - timedelta(hours=5)
+    began = NOW - timedelta(hours=5)
     batch = [e for i in range(10) for e in session_pair(player, began + timedelta(minutes=15 * i))]
     node3 = Node(3, config)
     pid = node3.recorded_pid()

@@ -12,21 +12,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.faults.conftest import (
+from tests.faults.harness import (
     BackgroundLoad,
-    Service,
     all_bodies,
     assert_answers_equal_truth,
     assert_load_matches_truth,
     bodies_acknowledged_between,
+    fault_service,
     make_dataset,
     say,
     stored_check,
 )
-
-pytestmark = pytest.mark.faults
 
 # The issue asks for >= 200,000 events, so CI runs this one at full size too (~4 min on 2 cores).
 PLAYERS, DAYS = 8_000, 21
@@ -40,7 +36,7 @@ def test_service_killed_twice_mid_ingest_loses_no_acknowledged_event(
     assert data.lines >= 200_000, data.lines
     say(f"dataset: {data.lines:,} events, {len(data.truth.players):,} players "
         f"(generated in {data.generate_seconds:.1f}s)")
-    service = Service(f"ps_faults_kill_{uuid.uuid4().hex[:8]}", service_logs)
+    service = fault_service(f"ps_faults_kill_{uuid.uuid4().hex[:8]}", service_logs)
     service.start()
     try:
         batches = math.ceil(data.lines / BATCH)
@@ -51,7 +47,9 @@ def test_service_killed_twice_mid_ingest_loses_no_acknowledged_event(
             killed_at = time.monotonic()
             old_pid = service.pid
             service.kill()
-            restart_s = service.start()
+            restarted = time.monotonic()
+            service.start()
+            restart_s = time.monotonic() - restarted
             assert service.pid != old_pid
             kills.append((killed_at, restart_s))
             say(f"killed pid {old_pid} at {load.transport.acknowledged()}/{batches} batches acknowledged; "

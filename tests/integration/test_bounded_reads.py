@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +19,8 @@ from player_sessions.services.erase import erase_player
 from player_sessions.services.sessions import last_sessions
 from player_sessions.store.base import EventWrite, StartWrite
 from player_sessions.store.cassandra import CassandraStore
+from tests.support.clock import NOW
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 RETENTION = timedelta(days=365)
 
 

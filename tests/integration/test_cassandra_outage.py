@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
-from tests.e2e.conftest import ServiceProcess, start_service
-from tests.e2e.factories import session_pair
+from tests.support.factories import session_pair
+from tests.support.service import ServiceProcess, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -67,4 +67,4 @@ def test_outage_gives_503_and_the_service_recovers_by_itself(own_node: LauncherC
         assert r.status_code == 200 and r.json()["stored"] == 2
         sessions = client.get(f"/players/{events[0]['player_id']}/sessions").json()["sessions"]
         assert [s["session_id"] for s in sessions] == [events[0]["session_id"]]
-        assert outage_service.proc.poll() is None  # the same process, never restarted
+        assert outage_service.alive()  # the same process, never restarted

@@ -22,7 +22,7 @@ from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
 from player_sessions.cassandra_local.preflight import port_open
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = pytest.mark.slow
 
 FIRST_ADDRESS = 11
 CLUSTER_ADDRESSES = [f"127.0.0.{FIRST_ADDRESS + i}" for i in range(3)]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
-from tests.e2e.conftest import ServiceProcess, start_service
+from tests.support.service import ServiceProcess, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -65,4 +65,4 @@ def test_live_stays_up_while_ready_follows_cassandra(own_node: LauncherConfig,
         start(own_node)
         wait_for(client, "/health/ready", 200, within_s=60)
         assert client.get("/health/live").status_code == 200
-    assert probed_service.proc.poll() is None  # the same process throughout
+    assert probed_service.alive()  # the same process throughout

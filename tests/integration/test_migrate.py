@@ -3,33 +3,19 @@ run, several runs at once, and a keyspace made by the release before versioned m
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from player_sessions.store import schema
 from player_sessions.store.migrations import SCHEMA_VERSION, VERSION_TABLE, table_id
-from tests.conftest import ROOT
+from tests.support import ROOT
+from tests.support.schema import clean_env, create_previous_schema, migrate_command
 
-pytestmark = pytest.mark.integration
-
-PREVIOUS_SCHEMA = Path(__file__).with_name("previous_schema.cql")
 TABLES = {*schema.TABLES, VERSION_TABLE}
-
-
-def migrate_command(cassandra_node: str, keyspace: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "player_sessions.cli", "migrate", "--contact-points", cassandra_node,
-            "--keyspace", keyspace, *flags]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PLAYER_SESSIONS_")}
 
 
 @pytest.fixture()
@@ -107,13 +93,6 @@ def test_concurrent_migrates_all_succeed_and_make_one_schema(cql: Any, keyspace:
     # The tables work: a write and a read of the schema's own tables.
     cql.execute(f"INSERT INTO {keyspace}.country_hours (country, hour) VALUES ('FI', 0)")
     assert cql.execute(f"SELECT count(*) FROM {keyspace}.country_hours").one()[0] == 1
-
-
-def create_previous_schema(cql: Any, keyspace: str) -> None:
-    for statement in PREVIOUS_SCHEMA.read_text().split(";"):
-        lines = [line for line in statement.splitlines() if not line.startswith("--")]
-        if "".join(lines).strip():
-            cql.execute("\n".join(lines).replace("{ks}", keyspace), timeout=60)
 
 
 def test_migrate_upgrades_the_previous_schema_to_what_a_fresh_one_is(

@@ -15,8 +15,8 @@ from player_sessions.domain.validation import ValidationRules
 from player_sessions.rollups import RecountFlights, count_window, refresh_backlog, refresh_recent
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
+from tests.support.clock import NOW
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 RETENTION = timedelta(days=365)
 CLOCK = FixedClock(NOW)
 

@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,8 +27,9 @@ from player_sessions.domain.validation import ValidationRules
 from player_sessions.rollups import MarkCoalescer, RecountFlights, count_window, refresh_recent
 from player_sessions.services.ingest import ingest_batch, ingest_pieces
 from player_sessions.store.cassandra import CassandraStore
+from tests.support import clock
 
-NOW = datetime(2016, 12, 1, 12, 30, tzinfo=UTC)
+NOW = clock.NOW + timedelta(hours=12, minutes=30)
 CLOCK = FixedClock(NOW)
 RETENTION = timedelta(days=365)
 COUNTRIES = ("FI", "SE", "NO", "DK")

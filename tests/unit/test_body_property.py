@@ -10,7 +10,7 @@ import asyncio
 import gzip
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +20,8 @@ from player_sessions.api.body import NDJSON_TYPES, decode_events, media_type, re
 from player_sessions.api.errors import BadRequest, HttpError, PayloadTooLarge, UnsupportedMedia
 from player_sessions.domain.validation import ValidationRules
 from player_sessions.services.ingest import classify
+from tests.support.clock import NOW
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 KINDS = ["application/json", *sorted(NDJSON_TYPES)]
 FIELDS = {"event", "player_id", "session_id", "country", "ts"}
 

@@ -29,9 +29,10 @@ import pytest
 
 from player_sessions.datagen.commands import add_generate_arguments, run_generate_command
 from player_sessions.datagen.generate import INVALID_KINDS, GenerateOptions, GenerateSummary, generate
-from player_sessions.datagen.truth import load_truth, shift_truth, starts_in_window
+from tests.support.clock import NOW
+from tests.support.truth import load_truth, shift_truth, starts_in_window
 
-UNTIL = datetime(2016, 12, 1, tzinfo=UTC)
+UNTIL = NOW
 RETENTION = timedelta(days=365)
 MAX_FUTURE = timedelta(minutes=5)
 COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)

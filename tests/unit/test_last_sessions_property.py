@@ -4,7 +4,7 @@ stored event of the player at once gives, whatever the events and however the pa
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -19,8 +19,9 @@ from player_sessions.domain.sessions import (
 )
 from player_sessions.services.sessions import last_sessions
 from player_sessions.store.base import StoredEventKey
+from tests.support import clock
 
-NOW = datetime(2016, 12, 1, 12, tzinfo=UTC)
+NOW = clock.NOW + timedelta(hours=12)
 RETENTION = timedelta(days=2)
 SESSION_IDS = [uuid.UUID(int=i + 1) for i in range(12)]
 

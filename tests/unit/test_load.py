@@ -36,9 +36,10 @@ from starlette.routing import Route
 from player_sessions.datagen.commands import add_load_arguments, run_load_command
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, LoadUsageError, run_load
-from player_sessions.datagen.truth import load_truth, shift_truth
+from tests.support.clock import NOW
+from tests.support.service import free_port
+from tests.support.truth import load_truth, shift_truth
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Hook = Callable[["FakeService", int, bytes], Awaitable[Response | None]]
@@ -304,13 +305,6 @@ def test_gives_up_after_continuous_failures(tmp_path: Path) -> None:
     assert summary.error is not None and "gave up" in summary.error and "HTTP 503" in summary.error
     assert summary.retries >= 3
     assert summary.sent == 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_connection_refused_is_retried_then_given_up(tmp_path: Path) -> None:

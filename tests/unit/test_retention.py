@@ -13,8 +13,8 @@ from player_sessions.domain.retention import (
     retention_horizon,
     ttl_seconds,
 )
+from tests.support.clock import NOW
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 WEEK = timedelta(days=7)
 
 

@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from collections import namedtuple
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,8 +31,8 @@ from player_sessions.rollups import CountTouch, write_marks
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
 from player_sessions.store.errors import StoreUnavailable
+from tests.support.clock import NOW
 
-NOW = datetime(2016, 12, 1, tzinfo=UTC)
 RETENTION = timedelta(days=365)
 
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from player_sessions.domain.events import Event, EventKind, InvalidEvent
 from player_sessions.domain.validation import ValidationRules, normalise_country, validate_event
+from tests.support import clock
 
-NOW = datetime(2016, 12, 1, 12, 0, 0, tzinfo=UTC)
+NOW = clock.NOW + timedelta(hours=12)
 SESSION = "5b2d8c3e-0f7a-4c1e-9d3b-2a6f1e8c7d40"
 MISSING = object()
 

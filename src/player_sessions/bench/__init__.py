@@ -13,8 +13,9 @@ Scenarios (see docs/performance.md for the latest figures and how to read them):
 
 Modules: `stats` and `report` are pure (unit tested); `dataset` makes the events (via
 `player_sessions.datagen.generate`); `direct` holds the writer processes; `httpload` the HTTP client
-processes; `service` starts and stops our own `serve` processes; `procstat` reads /proc; `machine`
-describes the host and Cassandra; `runner` runs the scenarios; `cli` is the command line.
+processes; `procstat` reads /proc; `machine` describes the host and Cassandra; `runner` runs the
+scenarios; `cli` is the command line. Our own `serve` processes are started and stopped by
+`player_sessions.service_process`.
 
 Nothing heavy is imported here: client processes are spawned and import only what they need.
 """

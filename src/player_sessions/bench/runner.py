@@ -36,10 +36,10 @@ from player_sessions.bench.machine import LocalNode, describe_machine, idle_cpu_
 from player_sessions.bench.options import BenchOptions
 from player_sessions.bench.procstat import CpuMeter, TreeSampler
 from player_sessions.bench.profile import ServiceProfiler, find_py_spy
-from player_sessions.bench.service import ServiceConfig, ServiceProcess
 from player_sessions.bench.stats import Target, evaluate, summarise
 from player_sessions.bench.traffic import TRAFFIC_TARGETS, run_traffic, traffic_measurements
 from player_sessions.domain.clock import parse_instant
+from player_sessions.service_process import ServiceConfig, ServiceProcess
 
 __all__ = ["Progress", "run_bench"]
 

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from player_sessions.bench.httpload import LoadOutcome, LoadRun
 from player_sessions.bench.procstat import TreeSampler
 from player_sessions.bench.profile import ServiceProfiler
-from player_sessions.bench.service import ServiceProcess
 from player_sessions.bench.stats import Target
+from player_sessions.service_process import ServiceProcess
 
 __all__ = ["TRAFFIC_TARGETS", "TrafficHost", "run_traffic", "traffic_measurements"]
 

@@ -35,7 +35,27 @@ byte-identical output (gzip gets mtime 0 and no file name).
 Ground truth
 ------------
 With ``truth_path``, a JSON file is written with what the service must answer at now = ``until``
-and retention ``retention_days``; see ``truth.py`` for its format and the helpers that read it.
+(``now``) with retention ``retention_days``; one JSON object:
+
+``players``
+    player id -> the newest ``sessions_per_player`` complete sessions (both a valid, non-expired start
+    and end were emitted), newest start first, ties by session id ascending; each
+    ``{"session_id", "country" (the start's), "start", "end", "duration_seconds"}``. Every player that
+    has at least one session is listed, possibly with ``[]``.
+``complete_sessions_per_player``
+    player id -> how many complete sessions it has in total (the list above may be truncated).
+``starts_per_country_hour``
+    ``"YYYY-MM-DDTHH"`` (UTC) -> country -> number of distinct valid, non-expired starts that hour,
+    counted once per session however often the start was sent. Starts of sessions that never end
+    count; orphan ends have no start and do not.
+``starts``
+    every such start as ``[ts, country, session_id, player_id]`` sorted by ts, or null when not
+    kept (``truth_starts``; on by default for players * days <= 100,000). Needed to answer windows
+    that do not fall on whole hours.
+``invalid``, ``expired``, ``events``, ``complete_sessions``, ``valid_starts``, ``summary``, ``options``
+    counts from generation.
+
+All timestamps are RFC 3339 in UTC with ``Z``. The tests read it with ``tests/support/truth.py``.
 """
 
 from __future__ import annotations

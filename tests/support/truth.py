@@ -1,27 +1,8 @@
-"""Reading the ground-truth file written by ``generate(..., truth_path=...)``, for tests.
+"""Reading the ground-truth file written by ``generate(..., truth_path=...)`` (``generate --truth``).
 
-The file is one JSON object, what the service must answer at ``now`` (= ``--until``) with retention
-``retention_days``:
-
-``players``
-    player id -> the newest ``sessions_per_player`` complete sessions (both a valid, non-expired start
-    and end were emitted), newest start first, ties by session id ascending; each
-    ``{"session_id", "country" (the start's), "start", "end", "duration_seconds"}``. Every player that
-    has at least one session is listed, possibly with ``[]``.
-``complete_sessions_per_player``
-    player id -> how many complete sessions it has in total (the list above may be truncated).
-``starts_per_country_hour``
-    ``"YYYY-MM-DDTHH"`` (UTC) -> country -> number of distinct valid, non-expired starts that hour,
-    counted once per session however often the start was sent. Starts of sessions that never end
-    count; orphan ends have no start and do not.
-``starts``
-    every such start as ``[ts, country, session_id, player_id]`` sorted by ts, or null when not
-    kept (``truth_starts``; on by default for players * days <= 100,000). Needed to answer windows
-    that do not fall on whole hours.
-``invalid``, ``expired``, ``events``, ``complete_sessions``, ``valid_starts``, ``summary``, ``options``
-    counts from generation.
-
-All timestamps are RFC 3339 in UTC with ``Z``.
+Its format is described in ``player_sessions.datagen.generate``. The tests compare the service's answers
+with it: a player's newest sessions, and the starts per country of any window (``starts_in_window``),
+also after ``load --rebase-to-now`` moved every event (``shift_truth``).
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
-"""Our own `player-sessions serve` processes: started on a free port, stopped by their own pid.
+"""`player-sessions serve` as a child process: the benchmark's services and the tests' are started here.
 
-Each service runs in a new session (process group) whose id is its pid, so stopping it signals exactly
-the processes it started (uvicorn's workers) and nothing else: SIGTERM, then SIGKILL after a grace
-period. Its output goes to a log file whose tail is shown if it fails to come up.
+A service is started on a free port (or a given one, to start it again where its clients expect it)
+and waited for until GET /health answers 200; if it exits or does not answer in time, the error
+carries the tail of its log. Each service runs in a new session (process group) whose id is its pid,
+so stopping it signals exactly the processes it started (uvicorn's workers) and nothing else:
+SIGTERM, then SIGKILL after a grace period; `kill()` is the SIGKILL alone, a crash. Its output goes
+to a log file, appended to by every start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -16,8 +20,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from player_sessions.bench.httpload import Connection, HttpError, get_request
 
 __all__ = ["ServiceConfig", "ServiceError", "ServiceProcess", "free_port"]
 
@@ -45,11 +47,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    """The `serve` command line. A setting left None is not passed: `serve`'s own default applies."""
+
     keyspace: str
-    clock: str
-    contact_points: str = "127.0.0.1"
-    cql_port: int = 9042
-    workers: int = 1
+    clock: str | None = None  # None: the real clock
+    contact_points: str | None = None
+    cql_port: int | None = None
+    workers: int | None = None
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     rollup_interval: float | None = None
@@ -59,11 +63,12 @@ class ServiceConfig:
         command = [
             "python", "-m", "player_sessions.cli", "serve",
             "--host", self.host, "--port", str(port), "--keyspace", self.keyspace,
-            "--clock", self.clock, "--workers", str(self.workers),
-            "--contact-points", self.contact_points, "--cql-port", str(self.cql_port),
         ]
-        if self.rollup_interval is not None:
-            command += ["--rollup-interval", str(self.rollup_interval)]
+        for flag, value in (("--clock", self.clock), ("--workers", self.workers),
+                            ("--contact-points", self.contact_points), ("--cql-port", self.cql_port),
+                            ("--rollup-interval", self.rollup_interval)):
+            if value is not None:
+                command += [flag, str(value)]
         return command + list(self.extra_args)
 
 
@@ -84,17 +89,27 @@ def group_members(pgid: int, only: int | None = None) -> dict[int, int]:
 
 
 class ServiceProcess:
-    """`with ServiceProcess(config, log_path) as svc:` starts it and waits for /health; always stops."""
+    """`with ServiceProcess(config, log_path) as svc:` starts it and waits for /health; always stops.
+
+    `start()` may be called again after `stop()` or `kill()`: the service comes back on the same port.
+    Start it from a thread that outlives it: the service is sent SIGTERM when the thread that started
+    it ends (PR_SET_PDEATHSIG follows the thread, not the process).
+    """
 
     def __init__(self, config: ServiceConfig, log_path: Path) -> None:
         self.config = config
         self.log_path = log_path
         self.port = config.port or free_port(config.host)
+        self.starts = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
         return self.config.host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -106,7 +121,12 @@ class ServiceProcess:
     def command_line(self) -> str:
         return " ".join(self.config.command(self.port))
 
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self, timeout: float = 180.0) -> ServiceProcess:
+        if self.alive():
+            raise ServiceError(f"the service is already running (pid {self.pid})")
         # Flags only: PLAYER_SESSIONS_* from the caller's environment must not change what we measure.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYER_SESSIONS_")}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,57 +134,67 @@ class ServiceProcess:
         # The service gets SIGTERM if this process dies without stopping it (even SIGKILL): the
         # prelude sets PR_SET_PDEATHSIG, which survives the exec into the real command.
         launcher = [sys.executable, "-c", _DIE_WITH_PARENT, sys.executable, *command[1:]]
+        self.starts += 1
         with self.log_path.open("ab") as log:
+            # The command line stays out of the log: it may carry a password (--password).
+            log.write(f"--- start {self.starts}\n".encode())
+            log.flush()
             self._proc = subprocess.Popen(  # our own fixed command line, no shell
                 launcher, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        probe = get_request(self.host, self.port, "/health")
         while True:
             if self._proc.poll() is not None:
                 raise ServiceError(f"the service exited with {self._proc.returncode}:\n{self.log_tail()}")
-            conn = Connection(self.host, self.port, timeout=5)
-            try:
-                status, _ = conn.request(probe)
-                if status == 200:
-                    return self
-            except (OSError, HttpError):
-                pass
-            finally:
-                conn.close()
+            status, _ = self._get("/health", timeout=5)
+            if status == 200:
+                return self
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServiceError(f"the service did not answer /health within {timeout:.0f}s:\n"
                                    f"{self.log_tail()}")
-            time.sleep(0.25)
+            time.sleep(0.1)
+
+    def _get(self, path: str, timeout: float) -> tuple[int, bytes]:
+        """(status, body) of one GET; (0, b"") if the service does not answer."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            return 0, b""
+        finally:
+            conn.close()
 
     def wait_for_rollup_pass(self, timeout: float = 300.0) -> float:
         """Wait until the service has finished its first background rollup pass (which recounts what
         the previous scenario wrote: not the steady state a low-load cell is about); returns the
         seconds waited. From /metrics: player_sessions_rollup_pass_duration_seconds_count."""
         began = time.monotonic()
-        probe = get_request(self.host, self.port, "/metrics")
         while time.monotonic() - began < timeout:
-            conn = Connection(self.host, self.port, timeout=10)
-            try:
-                status, body = conn.request(probe)
-            except (OSError, HttpError):
-                status, body = 0, b""
-            finally:
-                conn.close()
+            status, body = self._get("/metrics", timeout=10)
             if status == 200 and _rollup_passes(body) >= 1:
                 break
             time.sleep(0.25)
         return time.monotonic() - began
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
     def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM (a graceful shutdown), then SIGKILL if the service has not exited after `grace` s."""
+        self._end(signal.SIGTERM, grace)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown handler runs, requests in flight are cut."""
+        self._end(signal.SIGKILL, 30.0)
+
+    def _end(self, first: signal.Signals, grace: float) -> None:
         proc = self._proc
         if proc is None:
             return
@@ -172,7 +202,7 @@ class ServiceProcess:
         members = group_members(proc.pid)  # recorded while the leader is alive (its pid is ours)
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)  # the group we created: the service and its workers
+                os.killpg(proc.pid, first)  # the group we created: the service and its workers
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
