@@ -32,7 +32,7 @@ from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
 from player_sessions.config import Settings
 from player_sessions.domain.sessions import StoredEvent
-from player_sessions.domain.windows import minute_floor
+from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
 from player_sessions.store import migrations, schema, tls
 from player_sessions.store.base import (
     BoundWrites,
@@ -67,20 +67,11 @@ _EVENT_COLUMNS = "toUnixTimestamp(ts) AS ts_ms, uuidAsBlob(session_id) AS sid, i
 _EVENT_COLUMN_NAMES = ("ts_ms", "sid", "is_start", "country")  # StoredEvent's fields, in order
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # The driver returns naive datetimes that are UTC.
-    return value.replace(tzinfo=UTC) if value is not None else None
-
-
 def _must_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
 _LAST_HOUR_OF_DAY = timedelta(hours=23)
-
-
-def _day_of(ts: datetime) -> datetime:
-    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class CassandraStore:
@@ -336,10 +327,10 @@ class CassandraStore:
 
     async def mark_minutes(self, marks: Sequence[MinuteMark], token: uuid.UUID) -> None:
         await self._execute_all(self._replica_batches(
-            (self._touch_minute, (m.ttl, token, _hour_of(m.minute), m.minute)) for m in marks))
+            (self._touch_minute, (m.ttl, token, hour_floor(m.minute), m.minute)) for m in marks))
 
     async def mark_hours(self, marks: Sequence[HourMark], token: uuid.UUID) -> None:
-        hour_rows = ((self._touch_hour, (m.ttl, token, set(m.countries), _day_of(m.hour), m.hour))
+        hour_rows = ((self._touch_hour, (m.ttl, token, set(m.countries), day_floor(m.hour), m.hour))
                      for m in marks)
         country_rows = ((self._put_country_hour, (country, m.hour, m.ttl))
                         for m in marks for country in sorted(m.countries))
@@ -393,7 +384,8 @@ class CassandraStore:
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_minute, (ttl, _counts_blob(row.counts), row.counted, _hour_of(row.start), row.start))
+            (self._save_minute,
+             (ttl, _counts_blob(row.counts), row.counted, hour_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
@@ -426,7 +418,7 @@ class CassandraStore:
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_hour, (ttl, _counts_blob(row.counts), row.counted, _day_of(row.start), row.start))
+            (self._save_hour, (ttl, _counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
@@ -457,7 +449,7 @@ class CassandraStore:
         """Delete raw start rows of the player (player_events goes last, in drop_player_events, so a
         failed erase can be retried and still finds everything)."""
         await self._execute_all(self._replica_batches(itertools.chain(
-            ((self._del_start, (country, _hour_of(ts), ts, session_id))
+            ((self._del_start, (country, hour_floor(ts), ts, session_id))
              for country, ts, session_id in starts),
             ((self._del_minute_start,
               (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id))
@@ -568,10 +560,6 @@ def _counts_of(blob: bytes | None) -> dict[str, int] | None:
         return None
     counts: dict[str, int] = orjson.loads(blob)
     return counts
-
-
-def _hour_of(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 @functools.lru_cache(maxsize=128)
