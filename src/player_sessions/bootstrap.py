@@ -79,10 +79,12 @@ async def stop_runtime(runtime: Runtime) -> None:
 
 async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
     from player_sessions.store.cassandra import CassandraStore
+    from player_sessions.store.config import StoreConfig
 
+    config = StoreConfig.from_settings(runtime.settings)
     while runtime.store is None:
         try:
-            runtime.store = await CassandraStore.connect(runtime.settings, ensure_schema=ensure_schema)
+            runtime.store = await CassandraStore.connect(config, ensure_schema=ensure_schema)
             runtime._connected.set()
             log.info("connected to Cassandra at %s", runtime.settings.contact_points)
         except StoreError as exc:

@@ -12,6 +12,7 @@ import pytest
 
 from player_sessions.config import Settings
 from player_sessions.store.cassandra import CassandraStore
+from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import StoreUnavailable
 from tests.support.service import start_service
 
@@ -38,12 +39,13 @@ async def store_at_all(cassandra_node: str, test_keyspace_name: str,
                        cql: Any) -> AsyncIterator[CassandraStore]:
     """A keyspace with two replicas on the one local node, read at ALL: two replicas must answer."""
     keyspace = f"{test_keyspace_name}_ready_all"
-    store = await CassandraStore.connect(Settings(contact_points=cassandra_node, keyspace=keyspace))
+    store = await CassandraStore.connect(StoreConfig.from_settings(
+        Settings(contact_points=cassandra_node, keyspace=keyspace)))
     await store.close()
     cql.execute(f"ALTER KEYSPACE {keyspace} WITH replication = "
                 "{'class': 'SimpleStrategy', 'replication_factor': 2}", timeout=60)
-    store = await CassandraStore.connect(
-        Settings(contact_points=cassandra_node, keyspace=keyspace, consistency="ALL"), ensure_schema=False)
+    store = await CassandraStore.connect(StoreConfig.from_settings(
+        Settings(contact_points=cassandra_node, keyspace=keyspace, consistency="ALL")), ensure_schema=False)
     yield store
     await store.close()
     cql.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)

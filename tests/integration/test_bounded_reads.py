@@ -19,6 +19,7 @@ from player_sessions.services.erase import erase_player
 from player_sessions.services.sessions import last_sessions
 from player_sessions.store.base import EventWrite, StartWrite
 from player_sessions.store.cassandra import CassandraStore
+from player_sessions.store.config import StoreConfig
 from tests.support.clock import NOW
 
 RETENTION = timedelta(days=365)
@@ -27,7 +28,7 @@ RETENTION = timedelta(days=365)
 @pytest.fixture()
 async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[CassandraStore]:
     settings = Settings(contact_points=cassandra_node, keyspace=f"{test_keyspace_name}_bounded")
-    s = await CassandraStore.connect(settings, ensure_schema=True)
+    s = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     yield s
     await s.close()
 

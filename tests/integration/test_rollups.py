@@ -15,6 +15,7 @@ from player_sessions.domain.validation import ValidationRules
 from player_sessions.rollups import RecountFlights, count_window, refresh_backlog, refresh_recent
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
+from player_sessions.store.config import StoreConfig
 from tests.support.clock import NOW
 
 RETENTION = timedelta(days=365)
@@ -24,7 +25,7 @@ CLOCK = FixedClock(NOW)
 @pytest.fixture()
 async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[CassandraStore]:
     settings = Settings(contact_points=cassandra_node, keyspace=f"{test_keyspace_name}_rollups")
-    s = await CassandraStore.connect(settings, ensure_schema=True)
+    s = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     yield s
     await s.close()
 
@@ -205,7 +206,7 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
                 "VALUES (%s, %s, %s, %s, %s)",
                 (2016, day.replace(tzinfo=None), {"FI": 999}, token, token))
 
-    store = await CassandraStore.connect(settings, ensure_schema=True)
+    store = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     try:
         columns = {r.column_name for r in cql.execute(
             "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
@@ -221,7 +222,7 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
         (row,) = await store.day_rows(2016, day, day)
         assert row.fresh and row.counts == {"FI": 12}
         # Serving the same keyspace again (another process starting) changes nothing.
-        again = await CassandraStore.connect(settings, ensure_schema=True)
+        again = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
         await again.close()
     finally:
         await store.close()

@@ -27,6 +27,7 @@ from player_sessions.domain.validation import ValidationRules
 from player_sessions.rollups import MarkCoalescer, RecountFlights, count_window, refresh_recent
 from player_sessions.services.ingest import ingest_batch, ingest_pieces
 from player_sessions.store.cassandra import CassandraStore
+from player_sessions.store.config import StoreConfig
 from tests.support import clock
 
 NOW = clock.NOW + timedelta(hours=12, minutes=30)
@@ -56,7 +57,7 @@ class Ledger:
 @pytest.fixture()
 async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[CassandraStore]:
     settings = Settings(contact_points=cassandra_node, keyspace=f"{test_keyspace_name}_rollconc")
-    s = await CassandraStore.connect(settings, ensure_schema=True)
+    s = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     yield s
     await s.close()
 

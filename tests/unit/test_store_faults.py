@@ -30,6 +30,7 @@ from player_sessions.domain.validation import ValidationRules
 from player_sessions.rollups import CountTouch, write_marks
 from player_sessions.services.ingest import ingest_batch
 from player_sessions.store.cassandra import CassandraStore
+from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import StoreUnavailable
 from tests.support.clock import NOW
 
@@ -121,7 +122,8 @@ class FakeSession:
 
 def store_over(session: FakeSession, **settings: Any) -> CassandraStore:
     fake: Any = session
-    return CassandraStore(cluster=fake, session=fake, settings=Settings(keyspace="ks", **settings))
+    return CassandraStore(cluster=fake, session=fake,
+                          config=StoreConfig.from_settings(Settings(keyspace="ks", **settings)))
 
 
 def events(sessions: int = 30) -> list[dict[str, str]]:

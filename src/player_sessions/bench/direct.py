@@ -109,10 +109,11 @@ class _Writer:
         if self._store is None:
             from player_sessions.config import Settings
             from player_sessions.store.cassandra import CassandraStore
+            from player_sessions.store.config import StoreConfig
             settings = Settings(contact_points=self.target.contact_points, cql_port=self.target.cql_port,
                                 keyspace=self.target.keyspace, consistency=self.target.consistency,
                                 datacenter=self.target.datacenter)
-            connect = CassandraStore.connect(settings, ensure_schema=False)
+            connect = CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=False)
             self._store = self.loop().run_until_complete(connect)
         return self._store
 

@@ -30,7 +30,6 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 
 from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
-from player_sessions.config import Settings
 from player_sessions.domain.sessions import StoredEvent
 from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
 from player_sessions.store import migrations, schema, tls
@@ -45,6 +44,7 @@ from player_sessions.store.base import (
     StartWrite,
     StoredEventKey,
 )
+from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -75,31 +75,31 @@ _LAST_HOUR_OF_DAY = timedelta(hours=23)
 
 
 class CassandraStore:
-    """Open with `await CassandraStore.connect(settings)`; close with `await store.close()`."""
+    """Open with `await CassandraStore.connect(config)`; close with `await store.close()`."""
 
-    def __init__(self, cluster: Cluster, session: Session, settings: Settings) -> None:
+    def __init__(self, cluster: Cluster, session: Session, config: StoreConfig) -> None:
         self._cluster = cluster
         self._session = session
-        self._settings = settings
-        self._in_flight = asyncio.Semaphore(settings.max_in_flight)
-        self._prepare(settings.keyspace)
-        self._prepare_erase(settings.keyspace)
+        self._config = config
+        self._in_flight = asyncio.Semaphore(config.max_in_flight)
+        self._prepare(config.keyspace)
+        self._prepare_erase(config.keyspace)
         metrics.instrument_session(session)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, settings: Settings, ensure_schema: bool = True) -> CassandraStore:
+    async def connect(cls, config: StoreConfig, ensure_schema: bool = True) -> CassandraStore:
         loop = asyncio.get_running_loop()
         try:
-            cluster, session = await loop.run_in_executor(None, _open_cluster, settings)
+            cluster, session = await loop.run_in_executor(None, _open_cluster, config)
             if ensure_schema:
-                await loop.run_in_executor(None, _ensure_schema, session, settings)
-            return cls(cluster, session, settings)
+                await loop.run_in_executor(None, _ensure_schema, session, config)
+            return cls(cluster, session, config)
         except NoHostAvailable as exc:
-            _raise_if_auth_failed(exc, settings)
-            tls.raise_if_handshake_failed(getattr(exc, "errors", None), settings)
-            raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
+            _raise_if_auth_failed(exc, config)
+            tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
+            raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
         except DriverException as exc:
             raise SchemaError(f"could not create the schema: {exc}") from exc
 
@@ -216,12 +216,12 @@ class CassandraStore:
         if not self._in_flight.locked():
             await self._in_flight.acquire()
             return
-        wait_s = self._settings.queue_timeout
+        wait_s = self._config.queue_timeout
         try:
             async with asyncio.timeout(wait_s):
                 await self._in_flight.acquire()
         except TimeoutError:
-            raise StoreUnavailable(f"overloaded: all {self._settings.max_in_flight} Cassandra statement "
+            raise StoreUnavailable(f"overloaded: all {self._config.max_in_flight} Cassandra statement "
                                    f"slots stayed busy for {wait_s:g}s") from None
 
     def _release_slot(self, answered: asyncio.Future[list[Any]]) -> None:
@@ -280,13 +280,13 @@ class CassandraStore:
         covering a local node's write latency many times over (docs/reliability.md)."""
         await gather_bounded(
             (partial(self._execute, s, p) for s, p in calls),
-            min(self._settings.max_in_flight_per_request, self._settings.max_in_flight),
+            min(self._config.max_in_flight_per_request, self._config.max_in_flight),
         )
 
     def _replica_batches(
         self, rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]
     ) -> Iterator[tuple[Any, None]]:
-        batches = replica_batches(self._cluster.metadata, self._settings.keyspace, rows)
+        batches = replica_batches(self._cluster.metadata, self._config.keyspace, rows)
         return ((batch, None) for batch in batches)
 
     # --- ingest ---------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ class CassandraStore:
     async def ready(self) -> None:
         """A read of our keyspace at the configured consistency: it answers only when enough replicas
         of a real partition (the schema version's) do."""
-        await self._execute(migrations.version_statement(self._settings.keyspace))
+        await self._execute(migrations.version_statement(self._config.keyspace))
 
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
         """Each event's row in its player's partition and each start's raw row, in replica batches,
@@ -577,13 +577,13 @@ def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[
     return [make(row) for row in rows]
 
 
-def _raise_if_auth_failed(exc: NoHostAvailable, settings: Settings) -> None:
+def _raise_if_auth_failed(exc: NoHostAvailable, config: StoreConfig) -> None:
     errors = getattr(exc, "errors", None) or {}
     refused = [e for e in errors.values() if isinstance(e, AuthenticationFailed)]
     if refused:
-        who = f"user {settings.username!r}" if settings.username else "no credentials"
+        who = f"user {config.username!r}" if config.username else "no credentials"
         raise StoreAuthFailed(
-            f"Cassandra at {settings.contact_points} refused the login ({who}): {refused[0]}; "
+            f"Cassandra at {config.contact_points} refused the login ({who}): {refused[0]}; "
             "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)") from exc
 
 
@@ -595,22 +595,22 @@ def _translate(exc: BaseException) -> StoreError:
     return StoreUnavailable(f"Cassandra could not complete the request: {type(exc).__name__}: {exc}")
 
 
-def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
+def _open_cluster(config: StoreConfig) -> tuple[Cluster, Session]:
     logging.getLogger("cassandra").setLevel(logging.ERROR)
-    level = getattr(ConsistencyLevel, settings.consistency)
+    level = getattr(ConsistencyLevel, config.consistency)
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.datacenter)),
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.datacenter)),
         consistency_level=level,
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=STATEMENT_TIMEOUT_S,
         row_factory=cached_named_tuple_factory,
     )
-    auth = (PlainTextAuthProvider(settings.username, settings.password or "")
-            if settings.username else None)
-    ssl_context = tls.client_context(settings)
+    auth = (PlainTextAuthProvider(config.username, config.password or "")
+            if config.username else None)
+    ssl_context = tls.client_context(config)
     cluster = Cluster(
-        contact_points=settings.contact_point_list,
-        port=settings.cql_port,
+        contact_points=config.contact_point_list,
+        port=config.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         auth_provider=auth,
         ssl_context=ssl_context,
@@ -625,23 +625,23 @@ def _open_cluster(settings: Settings) -> tuple[Cluster, Session]:
     return cluster, session
 
 
-def _ensure_schema(session: Session, settings: Settings) -> None:
-    admin = migrations.SchemaAdmin(session.cluster, session, settings.keyspace)
-    requested, default = migrations.replication_of(settings)
-    migrations.migrate(admin, requested, default, settings.create_keyspace, say=lambda _line: None)
+def _ensure_schema(session: Session, config: StoreConfig) -> None:
+    admin = migrations.SchemaAdmin(session.cluster, session, config.keyspace)
+    requested, default = migrations.replication_of(config)
+    migrations.migrate(admin, requested, default, config.create_keyspace, say=lambda _line: None)
 
 
-def connect_session(settings: Settings) -> tuple[Cluster, Session]:
+def connect_session(config: StoreConfig) -> tuple[Cluster, Session]:
     """A driver session for schema work (blocking), its connection failures translated. The driver's
     own report of a failed first connection (a logged traceback) is left out: the error says it."""
     driver_log = logging.getLogger("cassandra.cluster")
     level = driver_log.level
     driver_log.setLevel(logging.CRITICAL)
     try:
-        return _open_cluster(settings)
+        return _open_cluster(config)
     except NoHostAvailable as exc:
-        _raise_if_auth_failed(exc, settings)
-        tls.raise_if_handshake_failed(getattr(exc, "errors", None), settings)
-        raise StoreUnavailable(f"Cassandra at {settings.contact_points} is not reachable: {exc}") from exc
+        _raise_if_auth_failed(exc, config)
+        tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
+        raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
     finally:
         driver_log.setLevel(level)

@@ -40,8 +40,8 @@ from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 
 from player_sessions import __version__
-from player_sessions.config import Settings
 from player_sessions.store import schema
+from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import SchemaError, SchemaVersionMismatch, StoreUnavailable
 from player_sessions.store.replication import Replication
 
@@ -87,11 +87,11 @@ def version_statement(keyspace: str) -> SimpleStatement:
     return statement
 
 
-def replication_of(settings: Settings) -> tuple[Replication | None, Replication]:
+def replication_of(config: StoreConfig) -> tuple[Replication | None, Replication]:
     """(what --replication asks for, if given; what a new keyspace gets without it: the
     --replication-factor in the --datacenter)."""
-    requested = Replication.parse(settings.replication) if settings.replication else None
-    return requested, Replication.per_datacenter({settings.datacenter: settings.replication_factor})
+    requested = Replication.parse(config.replication) if config.replication else None
+    return requested, Replication.per_datacenter({config.datacenter: config.replication_factor})
 
 
 # --- declared table options ----------------------------------------------------------------------
@@ -246,11 +246,11 @@ class SchemaAdmin:
         self.keyspace = keyspace
 
     @classmethod
-    def open(cls, settings: Settings) -> SchemaAdmin:
+    def open(cls, config: StoreConfig) -> SchemaAdmin:
         from player_sessions.store.cassandra import connect_session
 
-        cluster, session = connect_session(settings)
-        return cls(cluster, session, settings.keyspace)
+        cluster, session = connect_session(config)
+        return cls(cluster, session, config.keyspace)
 
     def close(self) -> None:
         self.cluster.shutdown()
