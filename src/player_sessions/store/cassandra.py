@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, cast
 
 import orjson
-from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, InvalidRequest
+from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import (
@@ -45,7 +45,12 @@ from player_sessions.store.base import (
     StoredEventKey,
 )
 from player_sessions.store.config import StoreConfig
-from player_sessions.store.errors import SchemaError, StoreAuthFailed, StoreError, StoreUnavailable
+from player_sessions.store.errors import (
+    SchemaError,
+    StoreUnavailable,
+    raise_if_auth_failed,
+    translate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ class CassandraStore:
                 await loop.run_in_executor(None, _ensure_schema, session, config)
             return cls(cluster, session, config)
         except NoHostAvailable as exc:
-            _raise_if_auth_failed(exc, config)
+            raise_if_auth_failed(exc, config)
             tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
             raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
         except DriverException as exc:
@@ -265,11 +270,11 @@ class CassandraStore:
             response.add_callbacks(ok, failed)
         except Exception as exc:
             future.cancel()
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         try:
             return await asyncio.shield(future)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     async def _execute_all(self, calls: Iterable[tuple[Any, Sequence[Any] | None]]) -> None:
         """Run every statement, at most max_in_flight_per_request at once; the first failure fails the whole.
@@ -577,24 +582,6 @@ def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[
     return [make(row) for row in rows]
 
 
-def _raise_if_auth_failed(exc: NoHostAvailable, config: StoreConfig) -> None:
-    errors = getattr(exc, "errors", None) or {}
-    refused = [e for e in errors.values() if isinstance(e, AuthenticationFailed)]
-    if refused:
-        who = f"user {config.username!r}" if config.username else "no credentials"
-        raise StoreAuthFailed(
-            f"Cassandra at {config.contact_points} refused the login ({who}): {refused[0]}; "
-            "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)") from exc
-
-
-def _translate(exc: BaseException) -> StoreError:
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, InvalidRequest):
-        return StoreError(f"Cassandra rejected a statement: {exc}")
-    return StoreUnavailable(f"Cassandra could not complete the request: {type(exc).__name__}: {exc}")
-
-
 def _open_cluster(config: StoreConfig) -> tuple[Cluster, Session]:
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     level = getattr(ConsistencyLevel, config.consistency)
@@ -640,7 +627,7 @@ def connect_session(config: StoreConfig) -> tuple[Cluster, Session]:
     try:
         return _open_cluster(config)
     except NoHostAvailable as exc:
-        _raise_if_auth_failed(exc, config)
+        raise_if_auth_failed(exc, config)
         tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
         raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
     finally:

@@ -1,4 +1,6 @@
-"""Storage errors. The driver's own exceptions are translated into these once, at the store's edge.
+"""Storage errors, and the translation of the driver's exceptions into them: once, at the store's edge
+(`translate` for a statement, `raise_if_auth_failed` for a refused login), so nothing above the store
+ever sees a driver exception.
 
     StoreError
      ├── StoreUnavailable   Cassandra cannot take or serve the request now (down, timeout,
@@ -11,6 +13,15 @@
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cassandra import AuthenticationFailed, InvalidRequest
+
+if TYPE_CHECKING:
+    from cassandra.cluster import NoHostAvailable
+
+    from player_sessions.store.config import StoreConfig
 
 
 class StoreError(Exception):
@@ -36,3 +47,21 @@ class SchemaVersionMismatch(SchemaError):
 class StoreTlsFailed(StoreError):
     """The TLS handshake with Cassandra failed: an untrusted certificate, a host name it does not
     name, an unreadable --tls-ca-file, or a node without client encryption."""
+
+
+def translate(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, InvalidRequest):
+        return StoreError(f"Cassandra rejected a statement: {exc}")
+    return StoreUnavailable(f"Cassandra could not complete the request: {type(exc).__name__}: {exc}")
+
+
+def raise_if_auth_failed(exc: NoHostAvailable, config: StoreConfig) -> None:
+    errors = getattr(exc, "errors", None) or {}
+    refused = [e for e in errors.values() if isinstance(e, AuthenticationFailed)]
+    if refused:
+        who = f"user {config.username!r}" if config.username else "no credentials"
+        raise StoreAuthFailed(
+            f"Cassandra at {config.contact_points} refused the login ({who}): {refused[0]}; "
+            "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)") from exc
