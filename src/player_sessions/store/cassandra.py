@@ -7,17 +7,14 @@ statements in flight (back-pressure), and every driver failure becomes StoreUnav
 from __future__ import annotations
 
 import asyncio
-import collections
-import functools
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-import orjson
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
@@ -51,6 +48,16 @@ from player_sessions.store.errors import (
     raise_if_auth_failed,
     translate,
 )
+from player_sessions.store.rows import (
+    COUNTRIES_COLUMN,
+    EVENT_COLUMNS,
+    ROLLUP_COLUMNS,
+    as_utc,
+    cached_named_tuple_factory,
+    countries_of,
+    counts_blob,
+    counts_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +69,6 @@ BATCH_BYTES = 4608
 BATCH_ROW_OVERHEAD_BYTES = 64
 BATCH_ROWS = 100
 STATEMENT_TIMEOUT_S = 10.0
-
-# Rollup rows are read by every window query, ~10 µs of client CPU per decoded value on the reference
-# machine: the tokens come as their 16 bytes (no uuid.UUID per cell) and an hour's countries as one JSON
-# text (the driver builds a set<text> element by element: 2.5 ms of a 24-hour window's 5.5 ms).
-_ROLLUP_COLUMNS = "counts_json, uuidAsBlob(touched) AS touched, uuidAsBlob(counted) AS counted"
-_COUNTRIES_COLUMN = "toJson(countries) AS countries_json"
-_EVENT_COLUMNS = "toUnixTimestamp(ts) AS ts_ms, uuidAsBlob(session_id) AS sid, is_start, country"
-_EVENT_COLUMN_NAMES = ("ts_ms", "sid", "is_start", "country")  # StoredEvent's fields, in order
-
-
-def _must_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
-
 
 _LAST_HOUR_OF_DAY = timedelta(hours=23)
 
@@ -125,9 +119,9 @@ class CassandraStore:
         # ts as epoch ms and session_id as its bytes (StoredEvent): decoding a datetime and a UUID per
         # row was ~40 % of a whale's request.
         self._get_events = idem(
-            f"SELECT {_EVENT_COLUMNS} FROM {ks}.player_events WHERE player_id = ? LIMIT ?")
+            f"SELECT {EVENT_COLUMNS} FROM {ks}.player_events WHERE player_id = ? LIMIT ?")
         self._get_events_after = idem(
-            f"SELECT {_EVENT_COLUMNS} FROM {ks}.player_events "
+            f"SELECT {EVENT_COLUMNS} FROM {ks}.player_events "
             "WHERE player_id = ? AND (ts, session_id, is_start) < (?, ?, ?) LIMIT ?")
         self._put_start = idem(
             f"INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
@@ -149,17 +143,17 @@ class CassandraStore:
         self._touch_day = idem(
             f"UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?")
         self._get_hour_rows = idem(
-            f"SELECT hour, {_ROLLUP_COLUMNS}, {_COUNTRIES_COLUMN} FROM {ks}.hour_starts "
+            f"SELECT hour, {ROLLUP_COLUMNS}, {COUNTRIES_COLUMN} FROM {ks}.hour_starts "
             "WHERE day = ? AND hour >= ? AND hour <= ?")
         self._touch_minute = idem(
             f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?")
         # Several partitions per request (a window's two partial hours; its whole hours on two days):
         # the driver's cost is per request (~0.35 ms of client CPU here), and so is much of Cassandra's.
         self._get_minute_rows = idem(
-            f"SELECT minute, {_ROLLUP_COLUMNS} FROM {ks}.minute_starts "
+            f"SELECT minute, {ROLLUP_COLUMNS} FROM {ks}.minute_starts "
             "WHERE hour IN ? AND minute >= ? AND minute <= ?")
         self._get_hour_rows_of_days = idem(
-            f"SELECT hour, {_ROLLUP_COLUMNS}, {_COUNTRIES_COLUMN} FROM {ks}.hour_starts "
+            f"SELECT hour, {ROLLUP_COLUMNS}, {COUNTRIES_COLUMN} FROM {ks}.hour_starts "
             "WHERE day IN ? AND hour >= ? AND hour <= ?")
         self._save_minute = idem(
             f"UPDATE {ks}.minute_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
@@ -170,7 +164,7 @@ class CassandraStore:
             f"SELECT minute, country, count(*) AS n FROM {ks}.starts_by_minute "
             "WHERE minute IN ? AND shard IN ? GROUP BY minute, shard, country")
         self._get_day_rows = idem(
-            f"SELECT day, {_ROLLUP_COLUMNS} FROM {ks}.day_starts "
+            f"SELECT day, {ROLLUP_COLUMNS} FROM {ks}.day_starts "
             "WHERE year = ? AND day >= ? AND day <= ?")
         self._save_hour = idem(
             f"UPDATE {ks}.hour_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
@@ -373,24 +367,24 @@ class CassandraStore:
             rows = await self._execute(self._get_hour_rows, (days[0], first_hour, last_hour))
         else:
             rows = await self._execute(self._get_hour_rows_of_days, (list(days), first_hour, last_hour))
-        return [CountRow(_must_utc(r.hour), _counts_of(r.counts_json), r.touched, r.counted,
-                         _countries_of(r.countries_json)) for r in rows]
+        return [CountRow(as_utc(r.hour), counts_of(r.counts_json), r.touched, r.counted,
+                         countries_of(r.countries_json)) for r in rows]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
         rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
-        return [CountRow(_must_utc(r.day), _counts_of(r.counts_json), r.touched, r.counted) for r in rows]
+        return [CountRow(as_utc(r.day), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def minute_rows(self, hours: Sequence[datetime], first_minute: datetime,
                           last_minute: datetime) -> list[CountRow]:
         if not hours:
             return []
         rows = await self._execute(self._get_minute_rows, (list(hours), first_minute, last_minute))
-        return [CountRow(_must_utc(r.minute), _counts_of(r.counts_json), r.touched, r.counted) for r in rows]
+        return [CountRow(as_utc(r.minute), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
             (self._save_minute,
-             (ttl, _counts_blob(row.counts), row.counted, hour_floor(row.start), row.start))
+             (ttl, counts_blob(row.counts), row.counted, hour_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
@@ -399,7 +393,7 @@ class CassandraStore:
         rows = await self._execute(self._count_minutes, (list(minutes), list(range(schema.MINUTE_SHARDS))))
         counts: dict[tuple[str, datetime], int] = {}
         for r in rows:  # one row per shard
-            key = (r.country, _must_utc(r.minute))
+            key = (r.country, as_utc(r.minute))
             counts[key] = counts.get(key, 0) + int(r.n)
         return counts
 
@@ -419,16 +413,16 @@ class CassandraStore:
         if not countries or not hours:
             return {}
         rows = await self._execute(self._count_starts, (list(countries), list(hours)))
-        return {(r.country, _must_utc(r.hour)): int(r.n) for r in rows}
+        return {(r.country, as_utc(r.hour)): int(r.n) for r in rows}
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_hour, (ttl, _counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
+            (self._save_hour, (ttl, counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_day, (ttl, _counts_blob(row.counts), row.counted, row.start.year, row.start))
+            (self._save_day, (ttl, counts_blob(row.counts), row.counted, row.start.year, row.start))
             for row, ttl in rows))
 
     # --- pagination -----------------------------------------------------------------------------
@@ -436,7 +430,7 @@ class CassandraStore:
     async def country_hours(self, country: str, newest: datetime, oldest: datetime,
                             limit: int) -> list[datetime]:
         rows = await self._execute(self._get_country_hours, (country, newest, oldest, limit))
-        return [_must_utc(r.hour) for r in rows]
+        return [as_utc(r.hour) for r in rows]
 
     async def starts_page(self, country: str, hour: datetime, lo: datetime, hi: datetime,
                           before: tuple[datetime, uuid.UUID] | None, limit: int) -> list[StartRow]:
@@ -445,7 +439,7 @@ class CassandraStore:
         else:
             rows = await self._execute(self._get_starts_before,
                                        (country, hour, lo, before[0], before[1], limit))
-        return [StartRow(hour, _must_utc(r.ts), r.session_id, r.player_id) for r in rows]
+        return [StartRow(hour, as_utc(r.ts), r.session_id, r.player_id) for r in rows]
 
     # --- erasing a player ----------------------------------------------------------------------
 
@@ -548,38 +542,6 @@ def _batch_of(statements: list[Any]) -> Any:
     for bound in statements:
         batch.add(bound)
     return batch
-
-
-def _countries_of(text: str | None) -> frozenset[str]:
-    return frozenset(orjson.loads(text) or ()) if text else frozenset()
-
-
-def _counts_blob(counts: Mapping[str, int] | None) -> bytes:
-    return orjson.dumps(dict(counts or {}))
-
-
-def _counts_of(blob: bytes | None) -> dict[str, int] | None:
-    """A rollup's counts; None for a row never counted (or counted by a version that kept them in the
-    old map column): such a row is stale and gets recounted."""
-    if blob is None:
-        return None
-    counts: dict[str, int] = orjson.loads(blob)
-    return counts
-
-
-@functools.lru_cache(maxsize=128)
-def _row_class(colnames: tuple[str, ...]) -> Any:
-    return collections.namedtuple("Row", colnames)
-
-
-def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
-    """The driver's default row factory builds a new namedtuple class for every result (~2 % of a
-    player query's CPU, measured with py-spy); our statements have a handful of column lists, so the
-    classes are made once. Our column names are plain identifiers (aggregates are aliased). A player's
-    events come as StoredEvent rows (the domain's named tuple) straight away."""
-    names = tuple(colnames)
-    make = StoredEvent._make if names == _EVENT_COLUMN_NAMES else _row_class(names)._make
-    return [make(row) for row in rows]
 
 
 def _open_cluster(config: StoreConfig) -> tuple[Cluster, Session]:
