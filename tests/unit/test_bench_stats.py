@@ -21,7 +21,7 @@ from player_sessions.bench.rows import RAW_CQL, TouchState, partition_groups, ph
 from player_sessions.bench.stats import Target, evaluate, percentile, summarise
 from player_sessions.domain.events import Event, EventKind
 from player_sessions.domain.retention import ttl_seconds
-from player_sessions.store.cassandra import replica_batches
+from player_sessions.store.batching import replica_batches
 
 # --- percentiles ---------------------------------------------------------------------------------
 
@@ -382,7 +382,7 @@ def test_folded_stacks_are_summarised_by_the_innermost_frame() -> None:
 def test_one_replica_set_when_every_node_holds_every_row() -> None:
     from types import SimpleNamespace
 
-    from player_sessions.store.cassandra import _one_replica_set
+    from player_sessions.store.batching import _one_replica_set
 
     def metadata(dcs: list[str], strategy: object) -> object:
         hosts = [SimpleNamespace(datacenter=dc) for dc in dcs]

@@ -12,7 +12,7 @@ acknowledged, then the minute, hour and day marks of `rollups.write_marks`, leve
 - `raw-batched`: the same rows grouped into single-partition unlogged batches of <= 100 rows, sent the
   same way;
 - `raw-grouped`: the same rows in unlogged batches of rows that share their replicas, cut at 4.5 KiB
-  as Cassandra sizes them or 100 rows (`store.cassandra.replica_batches`, what the store sends), sent
+  as Cassandra sizes them or 100 rows (`store.batching.replica_batches`, what the store sends), sent
   the same way.
 
 How the raw paths' rows differ from the service's is stated once, in `bench/rows.py`. Their statement
@@ -213,7 +213,7 @@ class _Writer:
         from cassandra.query import BatchStatement, BatchType
 
         from player_sessions.bench.rows import phase_groups, phase_rows
-        from player_sessions.store.cassandra import replica_batches
+        from player_sessions.store.batching import replica_batches
         prepared = self._prepared
         if path == "raw":
             return [[(prepared[name], params) for name, params in phase] for phase in phase_rows(rows)]

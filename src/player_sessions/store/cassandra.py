@@ -23,7 +23,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
@@ -41,6 +41,7 @@ from player_sessions.store.base import (
     StartWrite,
     StoredEventKey,
 )
+from player_sessions.store.batching import replica_batches
 from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import (
     SchemaError,
@@ -59,15 +60,6 @@ from player_sessions.store.rows import (
     counts_of,
 )
 
-log = logging.getLogger(__name__)
-
-# An unlogged batch of rows sharing their replicas (see _replica_batches): cut before its estimated size
-# passes 4.5 KiB, under Cassandra's default batch_size_warn_threshold (5 KiB, checked on batches of
-# several partitions), or at 100 rows. Cassandra sizes a row as its values plus ~46 bytes (timestamps,
-# TTL and liveness of its cells: 100 player_events rows with 6,300 bytes of values measured 10.6 KiB).
-BATCH_BYTES = 4608
-BATCH_ROW_OVERHEAD_BYTES = 64
-BATCH_ROWS = 100
 STATEMENT_TIMEOUT_S = 10.0
 
 _LAST_HOUR_OF_DAY = timedelta(hours=23)
@@ -468,80 +460,6 @@ def _resolve(future: asyncio.Future[list[Any]], rows: list[Any]) -> None:
 def _reject(future: asyncio.Future[list[Any]], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
-
-
-def replica_batches(metadata: Any, keyspace: str,
-                    rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]) -> Iterator[Any]:
-    """Bind rows lazily and yield them as unlogged batches of rows that share their replicas.
-
-    The Python driver's cost is per request, not per row, and a realistic batch of events touches
-    about as many player partitions as it has events: one request per partition was most of ingest's
-    CPU. Rows are grouped by the set of nodes that own them (the grouping the Spark connector uses by
-    default), so a batch costs the cluster what its rows would one by one (the token-aware coordinator
-    is a replica of every row) but costs the client one request. A batch is cut before its estimated
-    size passes BATCH_BYTES, under Cassandra's default 5 KiB batch_size_warn_threshold. Writes are
-    idempotent upserts, so a batch that fails is retried whole with its request.
-
-    `metadata` is the driver's `Cluster.metadata` (`get_replicas(keyspace, routing_key)`).
-    """
-    # Where every node holds every row (one node; RF >= nodes in each DC) there is one group, and the
-    # per-row replica lookup (a token hash and a ring search: a third of ingest's CPU) is skipped.
-    one_group = _one_replica_set(metadata, keyspace)
-    replicas_of: dict[bytes, frozenset[Any]] = {}
-    pending: dict[frozenset[Any] | None, tuple[list[Any], list[int]]] = {}
-    for statement, params in rows:
-        bound = statement.bind(params)
-        size = BATCH_ROW_OVERHEAD_BYTES
-        for value in bound.values:
-            if value.__class__ is bytes:
-                size += len(value)
-        group_key: frozenset[Any] | None = None
-        if not one_group:
-            routing_key = bound.routing_key
-            group_key = replicas_of.get(routing_key)
-            if group_key is None:
-                group_key = replicas_of[routing_key] = frozenset(metadata.get_replicas(keyspace, routing_key))
-        group = pending.get(group_key)
-        if group is None:
-            group = pending[group_key] = ([], [0])
-        statements, used = group
-        if statements and (used[0] + size > BATCH_BYTES or len(statements) >= BATCH_ROWS):
-            yield _batch_of(statements)
-            statements.clear()
-            used[0] = 0
-        statements.append(bound)
-        used[0] += size
-    for statements, _ in pending.values():
-        if statements:
-            yield _batch_of(statements)
-
-
-def _one_replica_set(metadata: Any, keyspace: str) -> bool:
-    """True when every row of the keyspace has the same replicas: one node, or a replication factor
-    at least the number of nodes in each of its datacenters."""
-    all_hosts = getattr(metadata, "all_hosts", None)
-    if all_hosts is None:
-        return False
-    hosts = all_hosts()
-    if len(hosts) <= 1:
-        return True
-    keyspaces = getattr(metadata, "keyspaces", None) or {}
-    strategy = getattr(keyspaces.get(keyspace), "replication_strategy", None)
-    factors = getattr(strategy, "dc_replication_factors", None)  # NetworkTopologyStrategy
-    if factors:
-        return all(sum(1 for h in hosts if h.datacenter == dc) <= int(rf) for dc, rf in factors.items())
-    factor = getattr(strategy, "replication_factor", None)  # SimpleStrategy
-    return factor is not None and len(hosts) <= int(factor)
-
-
-def _batch_of(statements: list[Any]) -> Any:
-    if len(statements) == 1:
-        return statements[0]
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    batch.is_idempotent = True
-    for bound in statements:
-        batch.add(bound)
-    return batch
 
 
 def _open_cluster(config: StoreConfig) -> tuple[Cluster, Session]:
