@@ -54,7 +54,7 @@ async def test_whale_with_50000_sessions_reads_only_the_rows_it_returns(store: C
     original = store._execute
 
     async def traced_execute(statement: Any, params: Any = None) -> list[Any]:
-        if statement in (store._get_events, store._get_events_after):
+        if statement in (store._cql.get_events, store._cql.get_events_after):
             result = store._session.execute(statement, params, trace=True)
             traced.append(result.get_query_trace(max_wait_sec=10))
             return list(result)

@@ -152,7 +152,7 @@ def write_timeout() -> WriteTimeout:
 async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> None:
     session = FakeSession()
     store = store_over(session)
-    prepared = [v for v in vars(store).values() if isinstance(v, PreparedStatement)]
+    prepared = [v for v in vars(store._cql).values() if isinstance(v, PreparedStatement)]
     assert len(prepared) >= 15 and all(p.is_idempotent for p in prepared)
     result = await ingest(store, events())
     assert result.stored == len(events())

@@ -50,15 +50,13 @@ from player_sessions.store.errors import (
     translate,
 )
 from player_sessions.store.rows import (
-    COUNTRIES_COLUMN,
-    EVENT_COLUMNS,
-    ROLLUP_COLUMNS,
     as_utc,
     cached_named_tuple_factory,
     countries_of,
     counts_blob,
     counts_of,
 )
+from player_sessions.store.statements import Statements
 
 STATEMENT_TIMEOUT_S = 10.0
 
@@ -73,8 +71,7 @@ class CassandraStore:
         self._session = session
         self._config = config
         self._in_flight = asyncio.Semaphore(config.max_in_flight)
-        self._prepare(config.keyspace)
-        self._prepare_erase(config.keyspace)
+        self._cql = Statements.prepare(session, config.keyspace)
         metrics.instrument_session(session)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -96,105 +93,6 @@ class CassandraStore:
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._cluster.shutdown)
-
-    def _prepare(self, ks: str) -> None:
-        p = self._session.prepare
-
-        def idem(cql: str) -> PreparedStatement:
-            stmt = p(cql)
-            stmt.is_idempotent = True  # every write is an upsert keyed by the natural key
-            return stmt
-
-        self._put_event = idem(
-            f"INSERT INTO {ks}.player_events (player_id, ts, session_id, is_start, country) "
-            "VALUES (?, ?, ?, ?, ?) USING TTL ?")
-        # ts as epoch ms and session_id as its bytes (StoredEvent): decoding a datetime and a UUID per
-        # row was ~40 % of a whale's request.
-        self._get_events = idem(
-            f"SELECT {EVENT_COLUMNS} FROM {ks}.player_events WHERE player_id = ? LIMIT ?")
-        self._get_events_after = idem(
-            f"SELECT {EVENT_COLUMNS} FROM {ks}.player_events "
-            "WHERE player_id = ? AND (ts, session_id, is_start) < (?, ?, ?) LIMIT ?")
-        self._put_start = idem(
-            f"INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
-            "VALUES (?, ?, ?, ?, ?) USING TTL ?")
-        self._put_minute_start = idem(
-            f"INSERT INTO {ks}.starts_by_minute (minute, shard, country, ts, session_id) "
-            "VALUES (?, ?, ?, ?, ?) USING TTL ?")
-        # Filtering on ts inside the minutes' partitions (the rows of those minutes, nothing else): a
-        # window's two cut minutes, every shard, in one request.
-        self._count_starts_between = idem(
-            f"SELECT country, count(*) AS n FROM {ks}.starts_by_minute "
-            "WHERE minute IN ? AND shard IN ? AND ts >= ? AND ts <= ? "
-            "GROUP BY minute, shard, country ALLOW FILTERING")
-        self._put_country_hour = idem(
-            f"INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?")
-        self._touch_hour = idem(
-            f"UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
-            "WHERE day = ? AND hour = ?")
-        self._touch_day = idem(
-            f"UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?")
-        self._get_hour_rows = idem(
-            f"SELECT hour, {ROLLUP_COLUMNS}, {COUNTRIES_COLUMN} FROM {ks}.hour_starts "
-            "WHERE day = ? AND hour >= ? AND hour <= ?")
-        self._touch_minute = idem(
-            f"UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?")
-        # Several partitions per request (a window's two partial hours; its whole hours on two days):
-        # the driver's cost is per request (~0.35 ms of client CPU here), and so is much of Cassandra's.
-        self._get_minute_rows = idem(
-            f"SELECT minute, {ROLLUP_COLUMNS} FROM {ks}.minute_starts "
-            "WHERE hour IN ? AND minute >= ? AND minute <= ?")
-        self._get_hour_rows_of_days = idem(
-            f"SELECT hour, {ROLLUP_COLUMNS}, {COUNTRIES_COLUMN} FROM {ks}.hour_starts "
-            "WHERE day IN ? AND hour >= ? AND hour <= ?")
-        self._save_minute = idem(
-            f"UPDATE {ks}.minute_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
-            "WHERE hour = ? AND minute = ?")
-        # Every country of the minutes at once (no country list: a minute's recount needs nothing read
-        # before it but the minute's token), a few partitions per minute (one per shard).
-        self._count_minutes = idem(
-            f"SELECT minute, country, count(*) AS n FROM {ks}.starts_by_minute "
-            "WHERE minute IN ? AND shard IN ? GROUP BY minute, shard, country")
-        self._get_day_rows = idem(
-            f"SELECT day, {ROLLUP_COLUMNS} FROM {ks}.day_starts "
-            "WHERE year = ? AND day >= ? AND day <= ?")
-        self._save_hour = idem(
-            f"UPDATE {ks}.hour_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
-            "WHERE day = ? AND hour = ?")
-        self._save_day = idem(
-            f"UPDATE {ks}.day_starts USING TTL ? SET counts_json = ?, counted = blobAsUuid(?) "
-            "WHERE year = ? AND day = ?")
-        # One request counts many (country, hour) partitions (the product of the two lists): the server
-        # reads the same partitions as one count(*) each would, the driver sends one request, not one
-        # per country and hour (that was most of a query's cost).
-        self._count_starts = idem(
-            f"SELECT country, hour, count(*) AS n FROM {ks}.starts_by_country_hour "
-            "WHERE country IN ? AND hour IN ? GROUP BY country, hour")
-        self._get_country_hours = idem(
-            f"SELECT hour FROM {ks}.country_hours WHERE country = ? AND hour <= ? AND hour >= ? LIMIT ?")
-        self._get_starts = idem(
-            f"SELECT ts, session_id, player_id FROM {ks}.starts_by_country_hour "
-            "WHERE country = ? AND hour = ? AND ts >= ? AND ts <= ? LIMIT ?")
-        self._get_starts_before = idem(
-            f"SELECT ts, session_id, player_id FROM {ks}.starts_by_country_hour "
-            "WHERE country = ? AND hour = ? AND ts >= ? AND (ts, session_id) < (?, ?) LIMIT ?")
-        self._ping = idem("SELECT release_version FROM system.local")
-
-    def _prepare_erase(self, ks: str) -> None:
-        """The statements of DELETE /players/{player_id} (it reads the partition with player_events)."""
-
-        def idem(cql: str) -> PreparedStatement:
-            stmt = self._session.prepare(cql)
-            stmt.is_idempotent = True
-            return stmt
-
-        self._del_start = idem(
-            f"DELETE FROM {ks}.starts_by_country_hour "
-            "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
-        self._del_minute_start = idem(
-            f"DELETE FROM {ks}.starts_by_minute "
-            "WHERE minute = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?")
-        self._del_events = idem(f"DELETE FROM {ks}.player_events WHERE player_id = ?")
 
     # --- execution ------------------------------------------------------------------------------
 
@@ -283,7 +181,7 @@ class CassandraStore:
     # --- ingest ---------------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._execute(self._ping)
+        await self._execute(self._cql.ping)
 
     async def ready(self) -> None:
         """A read of our keyspace at the configured consistency: it answers only when enough replicas
@@ -306,40 +204,41 @@ class CassandraStore:
     def _event_rows(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]
                     ) -> Iterator[tuple[PreparedStatement, Sequence[Any]]]:
         """An end's country is not stored (UNSET, not null: a null would write a tombstone)."""
+        cql = self._cql
         return itertools.chain(
-            ((self._put_event,
+            ((cql.put_event,
               (e.player_id, e.ts, e.session_id, e.is_start,
                e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
              for e in events),
-            ((self._put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
-            ((self._put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
-                                       w.session_id, w.ttl)) for w in starts),
+            ((cql.put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
+            ((cql.put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
+                                     w.session_id, w.ttl)) for w in starts),
         )
 
     async def mark_minutes(self, marks: Sequence[MinuteMark], token: uuid.UUID) -> None:
         await self._execute_all(self._replica_batches(
-            (self._touch_minute, (m.ttl, token, hour_floor(m.minute), m.minute)) for m in marks))
+            (self._cql.touch_minute, (m.ttl, token, hour_floor(m.minute), m.minute)) for m in marks))
 
     async def mark_hours(self, marks: Sequence[HourMark], token: uuid.UUID) -> None:
-        hour_rows = ((self._touch_hour, (m.ttl, token, set(m.countries), day_floor(m.hour), m.hour))
+        hour_rows = ((self._cql.touch_hour, (m.ttl, token, set(m.countries), day_floor(m.hour), m.hour))
                      for m in marks)
-        country_rows = ((self._put_country_hour, (country, m.hour, m.ttl))
+        country_rows = ((self._cql.put_country_hour, (country, m.hour, m.ttl))
                         for m in marks for country in sorted(m.countries))
         await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
 
     async def mark_days(self, marks: Sequence[DayMark], token: uuid.UUID) -> None:
         await self._execute_all(self._replica_batches(
-            (self._touch_day, (m.ttl, token, m.day.year, m.day)) for m in marks))
+            (self._cql.touch_day, (m.ttl, token, m.day.year, m.day)) for m in marks))
 
     # --- sessions -------------------------------------------------------------------------------
 
     async def player_events(self, player_id: str, before: StoredEventKey | None,
                             limit: int) -> list[StoredEvent]:
         if before is None:
-            rows = await self._execute(self._get_events, (player_id, limit))
+            rows = await self._execute(self._cql.get_events, (player_id, limit))
         else:
             ts_ms, session_id, is_start = before  # the driver binds a timestamp from epoch ms as is
-            rows = await self._execute(self._get_events_after,
+            rows = await self._execute(self._cql.get_events_after,
                                        (player_id, ts_ms, uuid.UUID(bytes=session_id), is_start, limit))
         return rows  # StoredEvent rows (cached_named_tuple_factory)
 
@@ -356,33 +255,34 @@ class CassandraStore:
         if not days:
             return []
         if len(days) == 1:  # `day = ?`: the driver routes it to a replica of the partition
-            rows = await self._execute(self._get_hour_rows, (days[0], first_hour, last_hour))
+            rows = await self._execute(self._cql.get_hour_rows, (days[0], first_hour, last_hour))
         else:
-            rows = await self._execute(self._get_hour_rows_of_days, (list(days), first_hour, last_hour))
+            rows = await self._execute(self._cql.get_hour_rows_of_days, (list(days), first_hour, last_hour))
         return [CountRow(as_utc(r.hour), counts_of(r.counts_json), r.touched, r.counted,
                          countries_of(r.countries_json)) for r in rows]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
-        rows = await self._execute(self._get_day_rows, (year, first_day, last_day))
+        rows = await self._execute(self._cql.get_day_rows, (year, first_day, last_day))
         return [CountRow(as_utc(r.day), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def minute_rows(self, hours: Sequence[datetime], first_minute: datetime,
                           last_minute: datetime) -> list[CountRow]:
         if not hours:
             return []
-        rows = await self._execute(self._get_minute_rows, (list(hours), first_minute, last_minute))
+        rows = await self._execute(self._cql.get_minute_rows, (list(hours), first_minute, last_minute))
         return [CountRow(as_utc(r.minute), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_minute,
+            (self._cql.save_minute,
              (ttl, counts_blob(row.counts), row.counted, hour_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         if not minutes:
             return {}
-        rows = await self._execute(self._count_minutes, (list(minutes), list(range(schema.MINUTE_SHARDS))))
+        rows = await self._execute(self._cql.count_minutes,
+                                   (list(minutes), list(range(schema.MINUTE_SHARDS))))
         counts: dict[tuple[str, datetime], int] = {}
         for r in rows:  # one row per shard
             key = (r.country, as_utc(r.minute))
@@ -393,7 +293,7 @@ class CassandraStore:
                                    hi: datetime) -> dict[str, int]:
         if not minutes:
             return {}
-        rows = await self._execute(self._count_starts_between,
+        rows = await self._execute(self._cql.count_starts_between,
                                    (list(minutes), list(range(schema.MINUTE_SHARDS)), lo, hi))
         counts: dict[str, int] = {}
         for r in rows:
@@ -404,32 +304,33 @@ class CassandraStore:
                            hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         if not countries or not hours:
             return {}
-        rows = await self._execute(self._count_starts, (list(countries), list(hours)))
+        rows = await self._execute(self._cql.count_starts, (list(countries), list(hours)))
         return {(r.country, as_utc(r.hour)): int(r.n) for r in rows}
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_hour, (ttl, counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
+            (self._cql.save_hour,
+             (ttl, counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
             for row, ttl in rows))
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         await self._execute_all(self._replica_batches(
-            (self._save_day, (ttl, counts_blob(row.counts), row.counted, row.start.year, row.start))
+            (self._cql.save_day, (ttl, counts_blob(row.counts), row.counted, row.start.year, row.start))
             for row, ttl in rows))
 
     # --- pagination -----------------------------------------------------------------------------
 
     async def country_hours(self, country: str, newest: datetime, oldest: datetime,
                             limit: int) -> list[datetime]:
-        rows = await self._execute(self._get_country_hours, (country, newest, oldest, limit))
+        rows = await self._execute(self._cql.get_country_hours, (country, newest, oldest, limit))
         return [as_utc(r.hour) for r in rows]
 
     async def starts_page(self, country: str, hour: datetime, lo: datetime, hi: datetime,
                           before: tuple[datetime, uuid.UUID] | None, limit: int) -> list[StartRow]:
         if before is None:
-            rows = await self._execute(self._get_starts, (country, hour, lo, hi, limit))
+            rows = await self._execute(self._cql.get_starts, (country, hour, lo, hi, limit))
         else:
-            rows = await self._execute(self._get_starts_before,
+            rows = await self._execute(self._cql.get_starts_before,
                                        (country, hour, lo, before[0], before[1], limit))
         return [StartRow(hour, as_utc(r.ts), r.session_id, r.player_id) for r in rows]
 
@@ -440,14 +341,14 @@ class CassandraStore:
         """Delete raw start rows of the player (player_events goes last, in drop_player_events, so a
         failed erase can be retried and still finds everything)."""
         await self._execute_all(self._replica_batches(itertools.chain(
-            ((self._del_start, (country, hour_floor(ts), ts, session_id))
+            ((self._cql.del_start, (country, hour_floor(ts), ts, session_id))
              for country, ts, session_id in starts),
-            ((self._del_minute_start,
+            ((self._cql.del_minute_start,
               (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id))
              for country, ts, session_id in starts))))
 
     async def drop_player_events(self, player_id: str) -> None:
-        await self._execute(self._del_events, (player_id,))
+        await self._execute(self._cql.del_events, (player_id,))
 
 
 # --- helpers ------------------------------------------------------------------------------------
