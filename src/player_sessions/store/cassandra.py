@@ -1,35 +1,29 @@
-"""The Cassandra implementation of SessionStore: all CQL lives here, prepared and marked idempotent.
-
-Concurrency: statements run through the driver's own I/O thread; a process-wide semaphore bounds the
-statements in flight (back-pressure), and every driver failure becomes StoreUnavailable at this edge.
+"""CassandraStore, the SessionStore on Cassandra: which statements each operation runs with which
+values (statements.py prepares them, batching.py groups the rows of a write, rows.py decodes what comes
+back), and how they run. Statements go through the driver's own I/O thread; a process-wide semaphore
+bounds the statements in flight (back-pressure: a request that cannot get a slot in --queue-timeout
+fails with StoreUnavailable), and every driver failure is translated at this edge (errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-from cassandra import ConsistencyLevel, DriverException
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import (
-    DCAwareRoundRobinPolicy,
-    ExponentialReconnectionPolicy,
-    TokenAwarePolicy,
-)
+from cassandra import DriverException
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from player_sessions import metrics
 from player_sessions.concurrency import gather_bounded
 from player_sessions.domain.sessions import StoredEvent
 from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
-from player_sessions.store import migrations, schema, tls
+from player_sessions.store import connection, migrations, schema
 from player_sessions.store.base import (
     BoundWrites,
     CountRow,
@@ -43,22 +37,9 @@ from player_sessions.store.base import (
 )
 from player_sessions.store.batching import replica_batches
 from player_sessions.store.config import StoreConfig
-from player_sessions.store.errors import (
-    SchemaError,
-    StoreUnavailable,
-    raise_if_auth_failed,
-    translate,
-)
-from player_sessions.store.rows import (
-    as_utc,
-    cached_named_tuple_factory,
-    countries_of,
-    counts_blob,
-    counts_of,
-)
+from player_sessions.store.errors import SchemaError, StoreUnavailable, translate
+from player_sessions.store.rows import as_utc, countries_of, counts_blob, counts_of
 from player_sessions.store.statements import Statements
-
-STATEMENT_TIMEOUT_S = 10.0
 
 _LAST_HOUR_OF_DAY = timedelta(hours=23)
 
@@ -80,14 +61,12 @@ class CassandraStore:
     async def connect(cls, config: StoreConfig, ensure_schema: bool = True) -> CassandraStore:
         loop = asyncio.get_running_loop()
         try:
-            cluster, session = await loop.run_in_executor(None, _open_cluster, config)
+            cluster, session = await loop.run_in_executor(None, connection.connect, config)
             if ensure_schema:
                 await loop.run_in_executor(None, _ensure_schema, session, config)
             return cls(cluster, session, config)
         except NoHostAvailable as exc:
-            raise_if_auth_failed(exc, config)
-            tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
-            raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
+            raise connection.unreachable(exc, config) from exc
         except DriverException as exc:
             raise SchemaError(f"could not create the schema: {exc}") from exc
 
@@ -149,7 +128,7 @@ class CassandraStore:
         # The driver raises outside its DriverException tree too (NoHostAvailable,
         # OperationTimedOut, ConnectionException): every failure is translated here, once.
         try:
-            response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
+            response = self._session.execute_async(statement, params, timeout=connection.STATEMENT_TIMEOUT_S)
             holder.append(response)
             response.add_callbacks(ok, failed)
         except Exception as exc:
@@ -363,53 +342,7 @@ def _reject(future: asyncio.Future[list[Any]], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-def _open_cluster(config: StoreConfig) -> tuple[Cluster, Session]:
-    logging.getLogger("cassandra").setLevel(logging.ERROR)
-    level = getattr(ConsistencyLevel, config.consistency)
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.datacenter)),
-        consistency_level=level,
-        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-        request_timeout=STATEMENT_TIMEOUT_S,
-        row_factory=cached_named_tuple_factory,
-    )
-    auth = (PlainTextAuthProvider(config.username, config.password or "")
-            if config.username else None)
-    ssl_context = tls.client_context(config)
-    cluster = Cluster(
-        contact_points=config.contact_point_list,
-        port=config.port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        auth_provider=auth,
-        ssl_context=ssl_context,
-        # Come back quickly after an outage: the service must recover by itself within seconds.
-        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
-        connect_timeout=5,
-        control_connection_timeout=5,
-        idle_heartbeat_interval=5,
-        protocol_version=4,
-    )
-    session = cluster.connect()
-    return cluster, session
-
-
 def _ensure_schema(session: Session, config: StoreConfig) -> None:
     admin = migrations.SchemaAdmin(session.cluster, session, config.keyspace)
     requested, default = migrations.replication_of(config)
     migrations.migrate(admin, requested, default, config.create_keyspace, say=lambda _line: None)
-
-
-def connect_session(config: StoreConfig) -> tuple[Cluster, Session]:
-    """A driver session for schema work (blocking), its connection failures translated. The driver's
-    own report of a failed first connection (a logged traceback) is left out: the error says it."""
-    driver_log = logging.getLogger("cassandra.cluster")
-    level = driver_log.level
-    driver_log.setLevel(logging.CRITICAL)
-    try:
-        return _open_cluster(config)
-    except NoHostAvailable as exc:
-        raise_if_auth_failed(exc, config)
-        tls.raise_if_handshake_failed(getattr(exc, "errors", None), config)
-        raise StoreUnavailable(f"Cassandra at {config.contact_points} is not reachable: {exc}") from exc
-    finally:
-        driver_log.setLevel(level)

@@ -42,6 +42,7 @@ from cassandra.query import SimpleStatement
 from player_sessions import __version__
 from player_sessions.store import schema
 from player_sessions.store.config import StoreConfig
+from player_sessions.store.connection import connect_session
 from player_sessions.store.errors import SchemaError, SchemaVersionMismatch, StoreUnavailable
 from player_sessions.store.replication import Replication
 
@@ -247,8 +248,6 @@ class SchemaAdmin:
 
     @classmethod
     def open(cls, config: StoreConfig) -> SchemaAdmin:
-        from player_sessions.store.cassandra import connect_session
-
         cluster, session = connect_session(config)
         return cls(cluster, session, config.keyspace)
 
