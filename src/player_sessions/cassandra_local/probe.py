@@ -31,23 +31,11 @@ def ask_cql(
     """`SELECT release_version FROM system.local` on exactly this node; None if it does not answer."""
     _quiet_driver()
     from cassandra import InvalidRequest
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
 
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([address]), request_timeout=timeout
-    )
-    auth = PlainTextAuthProvider(username, password) if username and password is not None else None
-    cluster = Cluster(
-        contact_points=[address],
-        port=port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        connect_timeout=timeout,
-        control_connection_timeout=timeout,
-        auth_provider=auth,
-        ssl_context=ssl_context,
-    )
+    from player_sessions.store.connection import open_cluster
+
+    cluster = open_cluster([address], port, only_hosts=[address], username=username, password=password,
+                           ssl_context=ssl_context, request_timeout=timeout, connect_timeout=timeout)
     try:
         session = cluster.connect()
         row = session.execute("SELECT release_version FROM system.local").one()
@@ -65,10 +53,9 @@ def ask_cql(
 def hosts_up(addresses: list[str], port: int, timeout: float = 5.0) -> int:
     """How many of `addresses` the driver sees as up in the ring (gossip's view, like nodetool's UN)."""
     _quiet_driver()
-    from cassandra.cluster import Cluster
+    from player_sessions.store.connection import open_cluster
 
-    cluster = Cluster(contact_points=addresses, port=port, connect_timeout=timeout,
-                      control_connection_timeout=timeout)
+    cluster = open_cluster(addresses, port, connect_timeout=timeout)
     try:
         cluster.connect()
         wanted = set(addresses)
@@ -83,16 +70,11 @@ def set_password(address: str, port: int, username: str, old_password: str, new_
                  timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
     """`ALTER ROLE <username> WITH PASSWORD = ...` logged in as that role; raises if it fails."""
     _quiet_driver()
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
+    from player_sessions.store.connection import open_cluster
 
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([address]), request_timeout=timeout
-    )
-    cluster = Cluster(contact_points=[address], port=port,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=timeout,
-                      auth_provider=PlainTextAuthProvider(username, old_password), ssl_context=ssl_context)
+    cluster = open_cluster([address], port, only_hosts=[address], username=username,
+                           password=old_password, ssl_context=ssl_context, request_timeout=timeout,
+                           connect_timeout=timeout)
     try:
         session = cluster.connect()
         # A role name cannot be a bind marker; ours is a constant of the launcher, quoted.
