@@ -119,20 +119,12 @@ class _Writer:
 
     def session(self) -> Any:
         if self._session is None:
-            from cassandra import ConsistencyLevel
-            from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-            from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-
             from player_sessions.bench.rows import RAW_CQL
+            from player_sessions.store.connection import open_cluster
             logging.getLogger("cassandra").setLevel(logging.ERROR)
-            profile = ExecutionProfile(
-                load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.target.datacenter)),
-                consistency_level=getattr(ConsistencyLevel, self.target.consistency),
-                request_timeout=10.0,
-            )
-            self._cluster = Cluster([p.strip() for p in self.target.contact_points.split(",") if p.strip()],
-                                    port=self.target.cql_port, protocol_version=4,
-                                    execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+            self._cluster = open_cluster(
+                [p.strip() for p in self.target.contact_points.split(",") if p.strip()], self.target.cql_port,
+                datacenter=self.target.datacenter, consistency=self.target.consistency)
             self._session = self._cluster.connect()
             for name, cql in RAW_CQL.items():
                 stmt = self._session.prepare(cql.replace("{ks}", self.target.keyspace))

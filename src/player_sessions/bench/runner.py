@@ -93,11 +93,11 @@ class _Admin:
     def __init__(self, options: BenchOptions) -> None:
         import logging
 
-        from cassandra.cluster import Cluster
+        from player_sessions.store.connection import open_cluster
 
         logging.getLogger("cassandra").setLevel(logging.ERROR)
         points = [p.strip() for p in options.contact_points.split(",") if p.strip()]
-        self._cluster = Cluster(points, port=options.cql_port, protocol_version=4)
+        self._cluster = open_cluster(points, options.cql_port)
         self._session = self._cluster.connect()
 
     def version(self) -> str:
