@@ -24,7 +24,8 @@ __all__ = ["ServiceProfiler", "find_py_spy", "summarise_folded"]
 AREAS: list[tuple[str, str]] = [
     ("cassandra/", "Cassandra driver"),
     ("player_sessions/domain/", "validation and domain rules (ours)"),
-    ("player_sessions/store/", "store: binding and batching rows (ours)"),
+    ("player_sessions/store/batching.py", "store: binding and batching rows (ours)"),
+    ("player_sessions/store/", "store: building rows, sending statements, decoding results (ours)"),
     ("player_sessions/services/", "services (ours)"),
     ("player_sessions/api/", "HTTP layer: body parsing, responses (ours)"),
     ("player_sessions/", "other (ours)"),
