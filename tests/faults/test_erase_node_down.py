@@ -22,12 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import WhiteListRoundRobinPolicy
+from cassandra.cluster import Session
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool, nodetool_status
+from player_sessions.store.connection import open_cluster
 from player_sessions.store.schema import minute_shard
 from tests.faults.harness import fault_service, say, wait_until
 from tests.support.clock import NOW
@@ -66,9 +65,7 @@ def window_counts(events: list[dict[str, Any]], hours: float) -> dict[str, int]:
 @contextmanager
 def cql(addresses: list[str], consistency: str) -> Iterator[Session]:
     """A driver session that sends requests only to `addresses`."""
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(addresses),
-                               consistency_level=getattr(ConsistencyLevel, consistency), request_timeout=30)
-    cluster = Cluster(addresses, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=4)
+    cluster = open_cluster(addresses, only_hosts=addresses, consistency=consistency, request_timeout=30)
     try:
         yield cluster.connect()
     finally:

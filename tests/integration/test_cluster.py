@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel, Unavailable
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import WhiteListRoundRobinPolicy
+from cassandra.cluster import Cluster, Session
 from cassandra.query import PreparedStatement
 
 from player_sessions.cassandra_local import LauncherConfig, start, stop
 from player_sessions.cassandra_local.node import Node, nodetool_status
 from player_sessions.cassandra_local.preflight import port_open
+from player_sessions.store.connection import open_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +33,7 @@ ROWS_AFTER = 10
 def _session(contact_points: list[str], allowed: list[str]) -> tuple[Cluster, Session]:
     # The driver learns every peer from system.peers; the whitelist keeps it from ever sending a request
     # to an address outside `allowed` (in particular to the single node on 127.0.0.1).
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy(allowed),
-        consistency_level=ConsistencyLevel.QUORUM,
-        request_timeout=20,
-    )
-    cluster = Cluster(contact_points=contact_points, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    cluster = open_cluster(contact_points, only_hosts=allowed, consistency="QUORUM", request_timeout=20)
     return cluster, cluster.connect()
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import WhiteListRoundRobinPolicy
+from cassandra.cluster import Session
+
+from player_sessions.store.connection import open_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".venv" / "bin" / "player-sessions"
@@ -22,10 +23,7 @@ EXPIRY_DEADLINE_S = 15.0
 @pytest.fixture(scope="module")
 def session(cassandra_node: str) -> Iterator[Session]:
     # Pin the driver to the one node we mean, so nothing else on the loopback is ever contacted.
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([cassandra_node]), request_timeout=20
-    )
-    cluster = Cluster(contact_points=[cassandra_node], execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    cluster = open_cluster([cassandra_node], only_hosts=[cassandra_node], request_timeout=20)
     try:
         yield cluster.connect()
     finally:
