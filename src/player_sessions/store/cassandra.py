@@ -37,6 +37,7 @@ from player_sessions.store.base import (
 )
 from player_sessions.store.batching import replica_batches
 from player_sessions.store.config import StoreConfig
+from player_sessions.store.connection import STATEMENT_TIMEOUT_S
 from player_sessions.store.errors import SchemaError, StoreUnavailable, translate
 from player_sessions.store.rows import as_utc, countries_of, counts_blob, counts_of
 from player_sessions.store.statements import Statements
@@ -128,7 +129,7 @@ class CassandraStore:
         # The driver raises outside its DriverException tree too (NoHostAvailable,
         # OperationTimedOut, ConnectionException): every failure is translated here, once.
         try:
-            response = self._session.execute_async(statement, params, timeout=connection.STATEMENT_TIMEOUT_S)
+            response = self._session.execute_async(statement, params, timeout=STATEMENT_TIMEOUT_S)
             holder.append(response)
             response.add_callbacks(ok, failed)
         except Exception as exc:
