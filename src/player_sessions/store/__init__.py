@@ -5,7 +5,7 @@
     statements.py   the prepared statements, as one typed holder
     batching.py     rows of a write -> unlogged batches of rows that share their replicas
     rows.py         the row factory and the decoding of rollup rows
-    connection.py   open_cluster (every driver Cluster of the project) and the store's session
+    connection.py   open_cluster (the driver's one configuration) and the store's session
     config.py       StoreConfig, what the store reads, and its adapter from Settings
     errors.py       StoreError and its kinds; driver exceptions translated into them
     tls.py          the client's SSL context; a failed handshake told apart from a node down

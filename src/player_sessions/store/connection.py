@@ -1,7 +1,7 @@
-"""Connecting to Cassandra. `open_cluster` builds every driver Cluster of the project (the store,
-schema work, the launcher's probes, the bench, the tests), so the driver is configured in one place:
-contact points and port, TLS and login, load balancing, the execution profile, timeouts, reconnection
-and the protocol version; callers choose only what differs between them. `connect` opens the store's
+"""Connecting to Cassandra. `open_cluster` is where the driver is configured (contact points and port,
+TLS and login, load balancing, the execution profile, timeouts, reconnection, the protocol version)
+for every Cluster the package builds (the store, schema work, the launcher's probes, the bench; tests
+use it too); callers choose only what differs between them. `connect` opens the store's
 session from its StoreConfig, and `connect_session` does the same for schema work with the failure to
 connect already translated into the store's errors.
 """
