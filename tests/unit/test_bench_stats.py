@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import uuid
@@ -17,11 +18,12 @@ from player_sessions.bench import report
 from player_sessions.bench.dataset import plan_tranches
 from player_sessions.bench.direct import PATHS
 from player_sessions.bench.options import LOAD_PATHS, BenchOptions, parse_int_list
-from player_sessions.bench.rows import RAW_CQL, TouchState, partition_groups, phase_groups, raw_rows
+from player_sessions.bench.rows import STATEMENTS, TouchState, partition_groups, phase_groups, raw_rows
 from player_sessions.bench.stats import Target, evaluate, percentile, summarise
 from player_sessions.domain.events import Event, EventKind
 from player_sessions.domain.retention import ttl_seconds
 from player_sessions.store.batching import replica_batches
+from player_sessions.store.statements import Statements
 
 # --- percentiles ---------------------------------------------------------------------------------
 
@@ -122,27 +124,30 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     end = Event(EventKind.END, "p1", sid, now - timedelta(hours=1), None)
     state = TouchState()
     first_rows = raw_rows([start, second], now, retention, state)
-    assert set(first_rows.by_statement) == set(RAW_CQL) == {"event", "start", "minute_start", "country_hour",
-                                                            "touch_hour", "touch_minute", "touch_day"}
-    assert first_rows.by_statement["event"][0] == (
+    assert set(first_rows.by_statement) == set(STATEMENTS) == {
+        "put_event", "put_start", "put_minute_start", "put_country_hour", "touch_hour", "touch_minute",
+        "touch_day"}
+    # The raw paths send the store's own prepared statements: every name is one of its fields.
+    assert set(STATEMENTS) <= {f.name for f in dataclasses.fields(Statements)}
+    assert first_rows.by_statement["put_event"][0] == (
         "p1", start.ts, sid, True, "FI", ttl_seconds(start.ts, now, retention))
-    assert len(first_rows.by_statement["event"]) == 2
-    assert len(first_rows.by_statement["start"]) == len(first_rows.by_statement["minute_start"]) == 2
+    assert len(first_rows.by_statement["put_event"]) == 2
+    assert len(first_rows.by_statement["put_start"]) == len(first_rows.by_statement["put_minute_start"]) == 2
     assert len(first_rows.by_statement["touch_hour"]) == 1  # both starts in the same country-hour
-    assert len(first_rows.by_statement["country_hour"]) == 1
+    assert len(first_rows.by_statement["put_country_hour"]) == 1
     assert len(first_rows.by_statement["touch_day"]) == 1
     # One touch per minute of the call, with the minute's countries.
     assert sorted((p[2], p[3]) for p in first_rows.by_statement["touch_minute"]) == [
         (start.ts.replace(minute=0), start.ts), (start.ts.replace(minute=0), second.ts)]
     later = raw_rows([end, start], now, retention, state)  # the start again: a duplicate, same row
-    (end_row, again) = later.by_statement["event"]
+    (end_row, again) = later.by_statement["put_event"]
     assert end_row[:4] == ("p1", end.ts, sid, False) and end_row[4] is UNSET_VALUE  # never a null
-    assert again == first_rows.by_statement["event"][0]
-    assert len(later.by_statement["start"]) == 1
+    assert again == first_rows.by_statement["put_event"][0]
+    assert len(later.by_statement["put_start"]) == 1
     # Touched once per stream, across calls; a new stream touches afresh.
     assert later.by_statement["touch_hour"] == later.by_statement["touch_day"] == []
     assert later.by_statement["touch_minute"] == []
-    assert later.by_statement["country_hour"] == []
+    assert later.by_statement["put_country_hour"] == []
     assert len(raw_rows([start], now, retention, TouchState()).by_statement["touch_hour"]) == 1
 
 
@@ -163,19 +168,20 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
     assert max(len(g) for g in groups) == 100
     for group in groups:  # one statement, one partition per group
         assert len({name for name, _ in group}) == 1
-    assert all(len({p[0] for _, p in g}) == 1 for g in groups if g[0][0] == "event")
-    assert all(len({p[:2] for _, p in g}) == 1 for g in groups if g[0][0] == "start")
-    index = {name: [i for i, g in enumerate(groups) if g[0][0] == name] for name in RAW_CQL}
-    raw = index["event"] + index["start"] + index["minute_start"]
+    assert all(len({p[0] for _, p in g}) == 1 for g in groups if g[0][0] == "put_event")
+    assert all(len({p[:2] for _, p in g}) == 1 for g in groups if g[0][0] == "put_start")
+    index = {name: [i for i, g in enumerate(groups) if g[0][0] == name] for name in STATEMENTS}
+    raw = index["put_event"] + index["put_start"] + index["put_minute_start"]
     # The service's order (rollups.write_marks): raw rows, minutes, hours with their index, days.
-    hours = index["touch_hour"] + index["country_hour"]
+    hours = index["touch_hour"] + index["put_country_hour"]
     assert max(raw) < min(index["touch_minute"])
     assert max(index["touch_minute"]) < min(hours)
     assert max(hours) < min(index["touch_day"])
     phases = phase_groups(rows)
     assert len(phases) == 4 and [g for phase in phases for g in phase] == groups
     assert [{name for g in phase for name, _ in g} for phase in phases] == [
-        {"event", "start", "minute_start"}, {"touch_minute"}, {"touch_hour", "country_hour"}, {"touch_day"}]
+        {"put_event", "put_start", "put_minute_start"}, {"touch_minute"}, {"touch_hour", "put_country_hour"},
+        {"touch_day"}]
 
 
 # --- replica batches (what raw-grouped and the store send) ---------------------------------------------
@@ -382,7 +388,7 @@ def test_folded_stacks_are_summarised_by_the_innermost_frame() -> None:
 def test_one_replica_set_when_every_node_holds_every_row() -> None:
     from types import SimpleNamespace
 
-    from player_sessions.store.batching import _one_replica_set
+    from player_sessions.store.batching import one_replica_set
 
     def metadata(dcs: list[str], strategy: object) -> object:
         hosts = [SimpleNamespace(datacenter=dc) for dc in dcs]
@@ -390,9 +396,9 @@ def test_one_replica_set_when_every_node_holds_every_row() -> None:
                                keyspaces={"ks": SimpleNamespace(replication_strategy=strategy)})
 
     nts = SimpleNamespace(dc_replication_factors={"dc1": 3})
-    assert _one_replica_set(metadata(["dc1"], None), "ks")  # one node
-    assert _one_replica_set(metadata(["dc1"] * 3, nts), "ks")  # 3 nodes, RF 3
-    assert not _one_replica_set(metadata(["dc1"] * 4, nts), "ks")  # 4 nodes, RF 3
-    assert _one_replica_set(metadata(["dc1"] * 2, SimpleNamespace(replication_factor=2)), "ks")
-    assert not _one_replica_set(metadata(["dc1"] * 2, None), "ks")  # keyspace unknown: look up per row
-    assert not _one_replica_set(_Metadata(), "ks")
+    assert one_replica_set(metadata(["dc1"], None), "ks")  # one node
+    assert one_replica_set(metadata(["dc1"] * 3, nts), "ks")  # 3 nodes, RF 3
+    assert not one_replica_set(metadata(["dc1"] * 4, nts), "ks")  # 4 nodes, RF 3
+    assert one_replica_set(metadata(["dc1"] * 2, SimpleNamespace(replication_factor=2)), "ks")
+    assert not one_replica_set(metadata(["dc1"] * 2, None), "ks")  # keyspace unknown: look up per row
+    assert not one_replica_set(_Metadata(), "ks")

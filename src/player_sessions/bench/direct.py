@@ -119,17 +119,16 @@ class _Writer:
 
     def session(self) -> Any:
         if self._session is None:
-            from player_sessions.bench.rows import RAW_CQL
+            from player_sessions.bench.rows import STATEMENTS
             from player_sessions.store.connection import open_cluster
+            from player_sessions.store.statements import Statements
             logging.getLogger("cassandra").setLevel(logging.ERROR)
             self._cluster = open_cluster(
                 [p.strip() for p in self.target.contact_points.split(",") if p.strip()], self.target.cql_port,
                 datacenter=self.target.datacenter, consistency=self.target.consistency)
             self._session = self._cluster.connect()
-            for name, cql in RAW_CQL.items():
-                stmt = self._session.prepare(cql.replace("{ks}", self.target.keyspace))
-                stmt.is_idempotent = True
-                self._prepared[name] = stmt
+            statements = Statements.prepare(self._session, self.target.keyspace)  # the store's own
+            self._prepared = {name: getattr(statements, name) for name in STATEMENTS}
         return self._session
 
     def close(self) -> None:

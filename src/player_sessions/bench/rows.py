@@ -9,7 +9,7 @@ before the next). There is no read and no pairing at ingest, in the service or h
 The one difference from the service, which removes work the measurement is not about: each minute,
 (country, hour) and day is marked once per stream (`TouchState`) instead of once per request.
 
-`RawRows` holds bound parameters in the order of the statements in `RAW_CQL`; `PHASE` says which write
+`RawRows` holds bound parameters per statement of `STATEMENTS`; `PHASE` says which write
 phase each statement belongs to.
 """
 
@@ -29,30 +29,19 @@ from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
 from player_sessions.rollups import count_touches, level_marks
 from player_sessions.store.schema import minute_shard
 
-__all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "RAW_CQL", "RawRows", "TouchState", "partition_groups",
-           "phase_groups", "phase_rows", "raw_rows"]
+__all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "STATEMENTS", "RawRows", "TouchState",
+           "partition_groups", "phase_groups", "phase_rows", "raw_rows"]
 
 PARTITION_BATCH_ROWS = 100  # as the store's batches
 
-# The store's write statements, one per table write (no batches).
-RAW_CQL: dict[str, str] = {
-    "event": "INSERT INTO {ks}.player_events (player_id, ts, session_id, is_start, country) "
-             "VALUES (?, ?, ?, ?, ?) USING TTL ?",
-    "start": "INSERT INTO {ks}.starts_by_country_hour (country, hour, ts, session_id, player_id) "
-             "VALUES (?, ?, ?, ?, ?) USING TTL ?",
-    "minute_start": "INSERT INTO {ks}.starts_by_minute (minute, shard, country, ts, session_id) "
-                    "VALUES (?, ?, ?, ?, ?) USING TTL ?",
-    "country_hour": "INSERT INTO {ks}.country_hours (country, hour) VALUES (?, ?) USING TTL ?",
-    "touch_hour": "UPDATE {ks}.hour_starts USING TTL ? SET touched = ?, countries = countries + ? "
-                  "WHERE day = ? AND hour = ?",
-    "touch_minute": "UPDATE {ks}.minute_starts USING TTL ? SET touched = ? WHERE hour = ? AND minute = ?",
-    "touch_day": "UPDATE {ks}.day_starts USING TTL ? SET touched = ? WHERE year = ? AND day = ?",
-}
+# The store's write statements the rows go to (fields of store.statements.Statements), in write order.
+STATEMENTS: tuple[str, ...] = ("put_event", "put_start", "put_minute_start", "touch_minute",
+                               "put_country_hour", "touch_hour", "touch_day")
 
 # The service's write phases (rollups.write_marks): raw rows, minute marks, hour marks (with their
 # country_hours rows), day marks.
-PHASE: dict[str, int] = {"event": 0, "start": 0, "minute_start": 0, "touch_minute": 1, "country_hour": 2,
-                         "touch_hour": 2, "touch_day": 3}
+PHASE: dict[str, int] = {"put_event": 0, "put_start": 0, "put_minute_start": 0, "touch_minute": 1,
+                         "put_country_hour": 2, "touch_hour": 2, "touch_day": 3}
 PHASES = 4
 
 
@@ -68,10 +57,10 @@ class TouchState:
 
 @dataclass
 class RawRows:
-    """Bound parameters per statement of RAW_CQL, in write order (raw rows, then touches)."""
+    """Bound parameters per statement of STATEMENTS, in write order (raw rows, then marks)."""
 
     by_statement: dict[str, list[tuple[Any, ...]]] = field(
-        default_factory=lambda: {name: [] for name in RAW_CQL})
+        default_factory=lambda: {name: [] for name in STATEMENTS})
 
     def count(self) -> int:
         return sum(len(rows) for rows in self.by_statement.values())
@@ -85,9 +74,9 @@ class RawRows:
 def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state: TouchState) -> RawRows:
     rows = RawRows()
     out = rows.by_statement
-    events_out = out["event"]
-    starts_out = out["start"]
-    minute_starts_out = out["minute_start"]
+    events_out = out["put_event"]
+    starts_out = out["put_start"]
+    minute_starts_out = out["put_minute_start"]
     start_kind = EventKind.START
     starts: list[tuple[str, datetime]] = []
     for e in events:
@@ -118,7 +107,7 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
             continue
         state.touched.update((c, hour) for c in new)
         out["touch_hour"].append((hour_mark.ttl, token, set(new), day_floor(hour), hour))
-        out["country_hour"].extend((c, hour, hour_mark.ttl) for c in new)
+        out["put_country_hour"].extend((c, hour, hour_mark.ttl) for c in new)
     for day_mark in marks.days:
         if day_mark.day not in state.touched_days:
             state.touched_days.add(day_mark.day)
@@ -128,10 +117,10 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
 
 # Which partition a row of each statement goes to (rows of one table share a key space).
 _PARTITION: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
-    "event": lambda p: ("event", p[0]),
-    "start": lambda p: ("start", p[0], p[1]),
-    "minute_start": lambda p: ("minute_start", p[0], p[1]),
-    "country_hour": lambda p: ("country_hour", p[0]),
+    "put_event": lambda p: ("put_event", p[0]),
+    "put_start": lambda p: ("put_start", p[0], p[1]),
+    "put_minute_start": lambda p: ("put_minute_start", p[0], p[1]),
+    "put_country_hour": lambda p: ("put_country_hour", p[0]),
     "touch_hour": lambda p: ("touch_hour", p[3]),
     "touch_minute": lambda p: ("touch_minute", p[2]),
     "touch_day": lambda p: ("touch_day", p[2]),

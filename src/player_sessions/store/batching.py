@@ -36,7 +36,7 @@ def replica_batches(metadata: Any, keyspace: str,
     """
     # Where every node holds every row (one node; RF >= nodes in each DC) there is one group, and the
     # per-row replica lookup (a token hash and a ring search: a third of ingest's CPU) is skipped.
-    one_group = _one_replica_set(metadata, keyspace)
+    one_group = one_replica_set(metadata, keyspace)
     replicas_of: dict[bytes, frozenset[Any]] = {}
     pending: dict[frozenset[Any] | None, tuple[list[Any], list[int]]] = {}
     for statement, params in rows:
@@ -66,7 +66,7 @@ def replica_batches(metadata: Any, keyspace: str,
             yield _batch_of(statements)
 
 
-def _one_replica_set(metadata: Any, keyspace: str) -> bool:
+def one_replica_set(metadata: Any, keyspace: str) -> bool:
     """True when every row of the keyspace has the same replicas: one node, or a replication factor
     at least the number of nodes in each of its datacenters."""
     all_hosts = getattr(metadata, "all_hosts", None)
