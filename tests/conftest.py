@@ -51,9 +51,9 @@ def test_keyspace_name() -> str:
 @pytest.fixture(scope="session")
 def cql(cassandra_node: str) -> Iterator[object]:
     """A plain driver session, for tests that look at what is physically in Cassandra."""
-    from cassandra.cluster import Cluster
+    from player_sessions.store.connection import open_cluster
 
-    cluster = Cluster([cassandra_node])
+    cluster = open_cluster([cassandra_node])
     session = cluster.connect()
     yield session
     cluster.shutdown()

@@ -27,6 +27,7 @@ from player_sessions.datagen.load import LoadOptions, LoadSummary, run_load
 from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
+from player_sessions.store.connection import open_cluster
 from tests.support.clock import NOW, NOW_TEXT
 from tests.support.service import ServiceProcess, service_process
 from tests.support.truth import Truth, load_truth, parse_ts, starts_in_window
@@ -287,13 +288,8 @@ def rollup_diagnosis(contact_points: list[str], keyspace: str, truth: Truth,
     truth, the truth's count against the raw rows (count(*) per country-hour partition), the hour
     rollup (and whether it is fresh: counted == touched) and, per day, the day rollup and the sum of
     its hour rollups. Returns the rows that disagree, or why it could not tell."""
-    from cassandra import ConsistencyLevel
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
-
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(contact_points),
-                               consistency_level=getattr(ConsistencyLevel, consistency), request_timeout=30)
-    cluster = Cluster(contact_points, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=4)
+    cluster = open_cluster(contact_points, only_hosts=contact_points, consistency=consistency,
+                           request_timeout=30)
     found: list[str] = []
     try:
         session = cluster.connect(keyspace)
@@ -349,10 +345,7 @@ def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[byte
                  consistency: str = "ONE") -> tuple[int, list[str]]:
     """Reads back, straight from Cassandra, every valid in-retention event of the given acknowledged
     request bodies: its row of `player_events` must be there. Returns (events checked, missing)."""
-    from cassandra import ConsistencyLevel
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.concurrent import execute_concurrent_with_args
-    from cassandra.policies import WhiteListRoundRobinPolicy
 
     wanted: dict[str, set[tuple[datetime, Any, bool]]] = {}
     for body in bodies:
@@ -365,9 +358,8 @@ def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[byte
                 continue
             wanted.setdefault(event.player_id, set()).add(
                 (event.ts, event.session_id, event.kind is EventKind.START))
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(contact_points),
-                               consistency_level=getattr(ConsistencyLevel, consistency), request_timeout=30)
-    cluster = Cluster(contact_points, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=4)
+    cluster = open_cluster(contact_points, only_hosts=contact_points, consistency=consistency,
+                           request_timeout=30)
     try:
         session = cluster.connect()
         select = session.prepare(f"SELECT ts, session_id, is_start FROM {keyspace}.player_events "

@@ -48,7 +48,9 @@ def counts_of(blob: bytes | None) -> dict[str, int] | None:
 
 @functools.lru_cache(maxsize=128)
 def _row_class(colnames: tuple[str, ...]) -> Any:
-    return collections.namedtuple("Row", colnames)
+    # rename: a column such as `TTL(x)` (not a Python name) becomes a positional field, as in any
+    # session open_cluster gives, not an error.
+    return collections.namedtuple("Row", colnames, rename=True)
 
 
 def cached_named_tuple_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
