@@ -19,12 +19,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from player_sessions.datagen.load import LoadOptions, run_load
+from player_sessions.domain.windows import MILLISECOND
 from tests.support.clock import NOW_TEXT
 from tests.support.service import free_port
 from tests.support.truth import Truth, load_truth, starts_in_window
 
 UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
-MS = timedelta(milliseconds=1)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_starts_per_country_equal_the_truth(loaded_service: str, dataset: tuple[
     with httpx.Client(base_url=loaded_service, timeout=30) as client:
         for hours in (1, 6.5, 24, 100, 240):
             frm = truth.now - timedelta(hours=hours)
-            expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MS).items() if n}
+            expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MILLISECOND).items() if n}
             assert client.get("/session-starts", params={"hours": hours}).json()["countries"] == expected
 
 

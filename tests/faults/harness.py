@@ -24,17 +24,18 @@ import orjson
 
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, run_load
+from player_sessions.domain.clock import parse_instant
 from player_sessions.domain.events import EventKind, InvalidEvent
 from player_sessions.domain.retention import is_expired
 from player_sessions.domain.validation import validate_event
+from player_sessions.domain.windows import MILLISECOND
 from player_sessions.store.connection import open_cluster
 from tests.support.clock import NOW, NOW_TEXT
 from tests.support.service import ServiceProcess, service_process
-from tests.support.truth import Truth, load_truth, parse_ts, starts_in_window
+from tests.support.truth import Truth, load_truth, starts_in_window
 
 FULL = os.environ.get("PS_FAULTS_SCALE", "ci") == "full"
 RETENTION = timedelta(days=365)
-MS = timedelta(milliseconds=1)
 
 
 def say(message: str) -> None:
@@ -238,7 +239,7 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
                 async with slots:
                     got = (await get(client, f"/players/{pid}/sessions"))["sessions"]
                 expected = truth.players[pid][:20]
-                mine = [(s["session_id"], s["country"], parse_ts(s["start"]), parse_ts(s["end"]),
+                mine = [(s["session_id"], s["country"], parse_instant(s["start"]), parse_instant(s["end"]),
                          s["duration_seconds"]) for s in got]
                 theirs = [(s.session_id, s.country, s.start, s.end, s.duration_seconds) for s in expected]
                 if mine != theirs:
@@ -246,7 +247,7 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
 
             async def starts_differ(hours: float) -> str | None:
                 frm = truth.now - timedelta(hours=hours)
-                expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MS).items() if n}
+                expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MILLISECOND).items() if n}
                 got = (await get(client, "/session-starts", {"hours": hours}))
                 if got["countries"] == expected and got["total"] == sum(expected.values()):
                     return None

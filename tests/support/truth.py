@@ -16,22 +16,17 @@ from typing import Any
 
 import orjson
 
+from player_sessions.domain.clock import parse_instant
+from player_sessions.domain.windows import HOUR
+
 __all__ = [
     "Truth",
     "TruthSession",
     "TruthStart",
     "load_truth",
-    "parse_ts",
     "shift_truth",
     "starts_in_window",
 ]
-
-_HOUR = timedelta(hours=1)
-
-def parse_ts(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class TruthSession:
@@ -72,20 +67,20 @@ def load_truth(path: Path) -> Truth:
     doc: dict[str, Any] = orjson.loads(path.read_bytes())
     players = {
         pid: [
-            TruthSession(s["session_id"], s["country"], parse_ts(s["start"]), parse_ts(s["end"]),
+            TruthSession(s["session_id"], s["country"], parse_instant(s["start"]), parse_instant(s["end"]),
                          s["duration_seconds"])
             for s in sessions
         ]
         for pid, sessions in doc["players"].items()
     }
-    hourly = {parse_ts(hour + ":00:00Z"): counts for hour, counts in doc["starts_per_country_hour"].items()}
+    hourly = {parse_instant(hour + ":00:00Z"): counts for hour, counts in doc["starts_per_country_hour"].items()}
     starts = None
     if doc.get("starts") is not None:
-        starts = [TruthStart(parse_ts(ts), country, sid, pid) for ts, country, sid, pid in doc["starts"]]
+        starts = [TruthStart(parse_instant(ts), country, sid, pid) for ts, country, sid, pid in doc["starts"]]
     return Truth(
-        now=parse_ts(doc["now"]),
+        now=parse_instant(doc["now"]),
         retention=timedelta(days=doc["retention_days"]),
-        window_start=parse_ts(doc["window_start"]),
+        window_start=parse_instant(doc["window_start"]),
         sessions_per_player=doc["sessions_per_player"],
         players=players,
         complete_sessions_per_player=doc["complete_sessions_per_player"],
@@ -116,7 +111,7 @@ def starts_in_window(truth: Truth, frm: datetime, to: datetime) -> dict[str, int
     buckets = truth.starts_per_country_hour
     # Buckets are whole UTC hours, or whole hours shifted by a rebase offset (`shift_truth`).
     phase = next(iter(buckets), frm)
-    if (frm - phase) % _HOUR or (to - phase) % _HOUR:
+    if (frm - phase) % HOUR or (to - phase) % HOUR:
         raise ValueError("this truth file has no start list (generate with --truth-starts); "
                          "only windows on the hourly bucket boundaries can be answered")
     for hour, per_country in buckets.items():

@@ -29,6 +29,7 @@ import pytest
 
 from player_sessions.datagen.commands import add_generate_arguments, run_generate_command
 from player_sessions.datagen.generate import INVALID_KINDS, GenerateOptions, GenerateSummary, generate
+from player_sessions.domain.clock import parse_instant
 from tests.support.clock import NOW
 from tests.support.truth import load_truth, shift_truth, starts_in_window
 
@@ -47,11 +48,6 @@ def generate_bytes(options: GenerateOptions, truth: Path | None = None) -> tuple
     out = io.BytesIO()
     summary = generate(options, out, truth, quiet=True)
     return out.getvalue(), summary
-
-
-def parse_ts(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -80,7 +76,7 @@ def classify(raw: Any, now: datetime) -> str:
     if not isinstance(ts, str):
         return "invalid"
     try:
-        when = parse_ts(ts)
+        when = parse_instant(ts)
     except ValueError:
         return "invalid"
     if when - now > MAX_FUTURE:
@@ -106,7 +102,7 @@ def recount(data: bytes, now: datetime = UNTIL) -> Recount:
         result.classes[verdict] += 1
         if verdict != "valid":
             continue
-        event = Event(position, raw["event"], raw["player_id"], raw["session_id"], parse_ts(raw["ts"]),
+        event = Event(position, raw["event"], raw["player_id"], raw["session_id"], parse_instant(raw["ts"]),
                       raw.get("country"))
         result.events.append(event)
         target = result.starts if event.kind == "start" else result.ends
@@ -231,7 +227,7 @@ def test_timestamps_stay_inside_the_window_except_deliberate_ones(
         if not isinstance(ts, str):
             continue
         try:
-            when = parse_ts(ts)
+            when = parse_instant(ts)
         except ValueError:
             continue
         future += when > UNTIL + MAX_FUTURE

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from player_sessions.datagen.commands import add_load_arguments, run_load_command
 from player_sessions.datagen.generate import GenerateOptions, generate
 from player_sessions.datagen.load import LoadOptions, LoadSummary, LoadUsageError, run_load
+from player_sessions.domain.clock import parse_instant
 from tests.support.clock import NOW
 from tests.support.service import free_port
 from tests.support.truth import load_truth, shift_truth
@@ -43,11 +44,6 @@ from tests.support.truth import load_truth, shift_truth
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Hook = Callable[["FakeService", int, bytes], Awaitable[Response | None]]
-
-
-def parse_ts(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -73,7 +69,7 @@ class FakeService:
         if not isinstance(raw.get("session_id"), str) or not UUID_RE.fullmatch(raw["session_id"]):
             return "session_id", "session_id: not a UUID"
         try:
-            ts = parse_ts(raw["ts"])
+            ts = parse_instant(raw["ts"])
         except (KeyError, TypeError, ValueError):
             return "ts", "ts: not an ISO 8601 date-time"
         if ts - self.now > timedelta(minutes=5):
@@ -100,7 +96,7 @@ class FakeService:
             problem = self.problem(raw)
             if problem is not None:
                 errors.append({"index": i, "field": problem[0], "error": problem[1]})
-            elif parse_ts(raw["ts"]) < self.now - timedelta(days=365):
+            elif parse_instant(raw["ts"]) < self.now - timedelta(days=365):
                 expired += 1
             else:
                 stored += 1
@@ -216,7 +212,7 @@ def test_rebase_to_now_moves_the_newest_event_to_now(tmp_path: Path) -> None:
                    clock=lambda: now, batch_size=6)
 
     sent = [json.loads(line) for line in service.sent_lines()]
-    shifted = [parse_ts(e["ts"]) for e in sent if not e["ts"].startswith("garbled")]
+    shifted = [parse_instant(e["ts"]) for e in sent if not e["ts"].startswith("garbled")]
     offset = now - (base + timedelta(days=3))
     assert max(shifted) == now
     assert shifted[:20] == [base + timedelta(minutes=17 * i) + offset for i in range(20)]
@@ -375,7 +371,7 @@ def test_generated_file_rebased_on_its_until_matches_the_shifted_truth(tmp_path:
     for pid, session in sessions:
         start = service.stored[("start", pid, session.session_id)]
         end = service.stored[("end", pid, session.session_id)]
-        assert (parse_ts(start["ts"]), parse_ts(end["ts"]), start["country"]) == (
+        assert (parse_instant(start["ts"]), parse_instant(end["ts"]), start["country"]) == (
             session.start, session.end, session.country)
     # The deliberately future events stay in the future because the anchor, not the newest ts, is now.
     assert summary.rejected >= generated.invalid_by_kind["future_ts"] > 0

@@ -7,11 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from player_sessions.domain.windows import WindowPlan, day_floor, hour_floor, plan_window
-
-MS = timedelta(milliseconds=1)
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+from player_sessions.domain.windows import (
+    DAY,
+    HOUR,
+    MILLISECOND,
+    WindowPlan,
+    day_floor,
+    hour_floor,
+    plan_window,
+)
 
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, ms: int = 0, month: int = 12) -> datetime:
@@ -22,7 +26,7 @@ def pieces(plan: WindowPlan) -> list[tuple[datetime, datetime]]:
     """Every piece as a half-open [start, stop) interval, sorted."""
     out = [(d, d + DAY) for d in plan.whole_days]
     out += [(h, h + HOUR) for h in plan.whole_hours]
-    out += [(lo, hi + MS) for lo, hi in plan.partial]
+    out += [(lo, hi + MILLISECOND) for lo, hi in plan.partial]
     return sorted(out)
 
 
@@ -46,16 +50,16 @@ def assert_well_formed(frm: datetime, to: datetime, plan: WindowPlan) -> None:
     for lo, hi in plan.partial:
         assert lo <= hi
         assert hour_floor(lo) == hour_floor(hi)
-        assert hi - lo < HOUR - MS, "a whole hour left as a partial piece"
+        assert hi - lo < HOUR - MILLISECOND, "a whole hour left as a partial piece"
     # Maximal: any day fully inside the window is read as a day, never as 24 hours.
     for h in plan.whole_hours:
         d = day_floor(h)
-        assert not (frm <= d and d + DAY - MS <= to), "a whole day left as hours"
+        assert not (frm <= d and d + DAY - MILLISECOND <= to), "a whole day left as hours"
     # Sorted half-open pieces that each start where the previous stopped, from frm to just after
     # `to`, cover the window's millisecond instants exactly once and nothing else.
     intervals = pieces(plan)
     assert intervals[0][0] == frm
-    assert intervals[-1][1] == to + MS
+    assert intervals[-1][1] == to + MILLISECOND
     for (_, stop), (start, _) in pairwise(intervals):
         assert start == stop
 
@@ -180,7 +184,7 @@ def test_window_ending_before_it_starts_is_refused() -> None:
 
 # --- plan_window: properties against brute force --------------------------------------------------
 
-GRAINS = (timedelta(minutes=1), timedelta(seconds=1), MS)
+GRAINS = (timedelta(minutes=1), timedelta(seconds=1), MILLISECOND)
 THREE_DAYS = timedelta(days=3)
 
 
@@ -202,7 +206,7 @@ def windows(draw: st.DrawFn) -> tuple[datetime, datetime]:
         length = draw(st.integers(0, THREE_DAYS // grain)) * grain
     else:
         # Lengths of whole hours, and one millisecond either side, hit the boundaries directly.
-        length = draw(st.integers(0, 72)) * HOUR + draw(st.sampled_from([-MS, timedelta(0), MS]))
+        length = draw(st.integers(0, 72)) * HOUR + draw(st.sampled_from([-MILLISECOND, timedelta(0), MILLISECOND]))
     return frm, frm + max(length, timedelta(0))
 
 
@@ -220,9 +224,9 @@ def test_each_instant_is_counted_once_inside_the_window_and_never_outside(
 ) -> None:
     frm, to = window
     plan = plan_window(frm, to)
-    span_ms = (to - frm) // MS
+    span_ms = (to - frm) // MILLISECOND
     offsets = data.draw(st.lists(st.integers(-3_600_000, span_ms + 3_600_000), min_size=20, max_size=20))
-    samples = [frm + offset * MS for offset in offsets] + [frm - MS, frm, to, to + MS]
-    samples += [hour_floor(frm) + HOUR, hour_floor(to), day_floor(to), hour_floor(to) - MS]
+    samples = [frm + offset * MILLISECOND for offset in offsets] + [frm - MILLISECOND, frm, to, to + MILLISECOND]
+    samples += [hour_floor(frm) + HOUR, hour_floor(to), day_floor(to), hour_floor(to) - MILLISECOND]
     for ts in samples:
         assert covering(plan, ts) == (1 if frm <= ts <= to else 0), ts
