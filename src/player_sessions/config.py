@@ -129,9 +129,5 @@ class Settings(BaseSettings):
     def cursor_key_list(self) -> list[bytes]:
         return [k.strip().encode() for k in (self.cursor_keys or "").split(",") if k.strip()]
 
-    @property
-    def contact_point_list(self) -> list[str]:
-        return [p.strip() for p in self.contact_points.split(",") if p.strip()]
-
     def make_clock(self) -> Clock:
         return FixedClock(self.clock) if self.clock is not None else SystemClock()

@@ -9,6 +9,7 @@ import pytest
 from player_sessions.cli import build_parser
 from player_sessions.config import Settings
 from player_sessions.domain.clock import FixedClock, SystemClock
+from player_sessions.store.config import StoreConfig
 
 
 def test_environment_variables_set_every_field(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -19,7 +20,7 @@ def test_environment_variables_set_every_field(monkeypatch: pytest.MonkeyPatch) 
     settings = Settings()
     assert settings.keyspace == "ks_env"
     assert settings.retention == timedelta(hours=2)
-    assert settings.contact_point_list == ["10.0.0.1", "10.0.0.2"]
+    assert StoreConfig.from_settings(settings).contact_point_list == ["10.0.0.1", "10.0.0.2"]
     clock = settings.make_clock()
     assert isinstance(clock, FixedClock) and clock.now() == datetime(2016, 12, 1, tzinfo=UTC)
 

@@ -40,11 +40,11 @@ from typing import Any, Literal
 
 from player_sessions.bench.dataset import ShardSpec, generate_lines, iter_line_chunks
 
-__all__ = ["PATHS", "RAW_PATHS", "DbTarget", "LoadResult", "Path_", "TrialResult", "WriterPool"]
+__all__ = ["PATHS", "RAW_PATHS", "DbTarget", "LoadResult", "TrialResult", "WritePath", "WriterPool"]
 
-Path_ = Literal["store", "raw", "raw-batched", "raw-grouped"]
-RAW_PATHS: tuple[Path_, ...] = ("raw", "raw-batched", "raw-grouped")
-PATHS: tuple[Path_, ...] = ("store", *RAW_PATHS)
+WritePath = Literal["store", "raw", "raw-batched", "raw-grouped"]
+RAW_PATHS: tuple[WritePath, ...] = ("raw", "raw-batched", "raw-grouped")
+PATHS: tuple[WritePath, ...] = ("store", *RAW_PATHS)
 STORE_BATCH = 1_000
 CHUNK_EVENTS = 10_000
 RETRIES = 5
@@ -160,7 +160,7 @@ class _Writer:
 
     # --- the paths ----------------------------------------------------------------------------------
 
-    def write(self, path: Path_, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
+    def write(self, path: WritePath, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
         if not events:
             return
         if path == "store":
@@ -189,7 +189,7 @@ class _Writer:
         batches = [events[i:i + STORE_BATCH] for i in range(0, len(events), STORE_BATCH)]
         self.loop().run_until_complete(gather_bounded((partial(one, b) for b in batches), concurrency))
 
-    def _write_raw(self, path: Path_, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
+    def _write_raw(self, path: WritePath, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
         """Phase by phase, as the service: each phase's statements all acknowledged before the next."""
         from player_sessions.bench.rows import raw_rows
         session = self.session()
@@ -199,7 +199,7 @@ class _Writer:
                 counts.statements += len(pending)
                 self._execute(session, pending, concurrency, counts)
 
-    def _phase_statements(self, path: Path_, rows: Any) -> list[list[tuple[Any, Any]]]:
+    def _phase_statements(self, path: WritePath, rows: Any) -> list[list[tuple[Any, Any]]]:
         """The (statement, parameters) to send, per write phase, for one of the raw paths."""
         from cassandra.query import BatchStatement, BatchType
 
@@ -300,7 +300,7 @@ def _worker_main(conn: Connection, target: DbTarget, index: int, progress: Any, 
         writer.close()
 
 
-def _stream(writer: _Writer, path: Path_, concurrency: int, shard_queue: Any, progress: Any,
+def _stream(writer: _Writer, path: WritePath, concurrency: int, shard_queue: Any, progress: Any,
             index: int) -> _Counts:
     counts = _Counts()
     while True:
@@ -332,7 +332,7 @@ def _stream(writer: _Writer, path: Path_, concurrency: int, shard_queue: Any, pr
 
 @dataclass(frozen=True)
 class TrialResult:
-    path: Path_
+    path: WritePath
     processes: int
     concurrency: int
     events: int
@@ -352,7 +352,7 @@ class TrialResult:
 
 @dataclass
 class LoadResult:
-    path: Path_
+    path: WritePath
     processes: int
     concurrency: int
     lines: int
@@ -416,10 +416,10 @@ class WriterPool:
                 on_wait()
         return [results[i] for i in indexes]
 
-    def connect(self, paths: Sequence[Path_]) -> None:
+    def connect(self, paths: Sequence[WritePath]) -> None:
         self._call(range(self.size), "connect", [list(paths)] * self.size)
 
-    def trial(self, path: Path_, processes: int, concurrency: int,
+    def trial(self, path: WritePath, processes: int, concurrency: int,
               shards_per_process: Sequence[Sequence[ShardSpec]]) -> TrialResult:
         """Generate and validate each process's events (untimed), then time writing them all."""
         active = list(range(processes))
@@ -430,7 +430,7 @@ class WriterPool:
         return TrialResult(path, processes, concurrency, sum(o[0] for o in outcomes),
                            sum(o[1] for o in outcomes), sum(o[2] for o in outcomes), wall)
 
-    def load(self, shards: Sequence[ShardSpec], path: Path_, concurrency: int,
+    def load(self, shards: Sequence[ShardSpec], path: WritePath, concurrency: int,
              report: Callable[[int, float], None] | None = None) -> LoadResult:
         """Generate, validate and write every shard (timed as a whole), shards pulled by free writers."""
         for spec in shards:

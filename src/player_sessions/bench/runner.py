@@ -29,7 +29,7 @@ from player_sessions.bench.dataset import (
     plan_ingest_shards,
     plan_tranches,
 )
-from player_sessions.bench.direct import DbTarget, LoadResult, Path_, TrialResult, WriterPool
+from player_sessions.bench.direct import DbTarget, LoadResult, TrialResult, WritePath, WriterPool
 from player_sessions.bench.gclog import pauses_between
 from player_sessions.bench.httpload import Connection, LoadOutcome, LoadRun, get_request, post_request
 from player_sessions.bench.machine import LocalNode, describe_machine, idle_cpu_percent, wait_until_quiet
@@ -241,7 +241,7 @@ class _Bench:
     def ceiling(self) -> None:
         o = self.o
         trials: list[TrialResult] = []
-        grid: list[tuple[Path_, int, int]] = []
+        grid: list[tuple[WritePath, int, int]] = []
         for processes in o.ceiling_processes:
             grid += [("store", processes, c) for c in o.ceiling_store_concurrency]
             grid += [("raw-batched", processes, c) for c in o.ceiling_raw_concurrency]
@@ -354,7 +354,7 @@ class _Bench:
 
     # --- scenarios 3 and 4 ---------------------------------------------------------------------------
 
-    def _load_path(self) -> Path_:
+    def _load_path(self) -> WritePath:
         if self.o.load_path != "auto":
             return self.o.load_path  # type: ignore[return-value]
         ceiling = self.results.get("ceiling")
@@ -405,7 +405,7 @@ class _Bench:
             processes=o.client_processes, seconds=o.traffic_seconds, events=o.traffic_events,
             late_days=o.traffic_late_days, mixed_rate=o.traffic_mixed_rate, summarise=_outcome_dict)
 
-    def _load_concurrency(self, path: Path_) -> int:
+    def _load_concurrency(self, path: WritePath) -> int:
         ceiling = self.results.get("ceiling")
         if ceiling and path in ceiling["best_by_path"]:
             return int(ceiling["best_by_path"][path]["concurrency"])
@@ -413,7 +413,7 @@ class _Bench:
         # docs/performance.md (raw-grouped at 16 loaded at half the rate of 128).
         return {"store": 8, "raw": 256, "raw-batched": 128, "raw-grouped": 128}[path]
 
-    def _bulk_load(self, shards: Sequence[ShardSpec], path: Path_, concurrency: int) -> LoadResult:
+    def _bulk_load(self, shards: Sequence[ShardSpec], path: WritePath, concurrency: int) -> LoadResult:
         expected = sum(s.expected_events for s in shards)
 
         def report_progress(done: int, elapsed: float) -> None:

@@ -50,22 +50,6 @@ def ask_cql(
         cluster.shutdown()
 
 
-def hosts_up(addresses: list[str], port: int, timeout: float = 5.0) -> int:
-    """How many of `addresses` the driver sees as up in the ring (gossip's view, like nodetool's UN)."""
-    _quiet_driver()
-    from player_sessions.store.connection import open_cluster
-
-    cluster = open_cluster(addresses, port, connect_timeout=timeout)
-    try:
-        cluster.connect()
-        wanted = set(addresses)
-        return sum(1 for h in cluster.metadata.all_hosts() if h.address in wanted and h.is_up)
-    except Exception:  # any failure means "none up (yet)"
-        return 0
-    finally:
-        cluster.shutdown()
-
-
 def set_password(address: str, port: int, username: str, old_password: str, new_password: str,
                  timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
     """`ALTER ROLE <username> WITH PASSWORD = ...` logged in as that role; raises if it fails."""
