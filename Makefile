@@ -51,8 +51,10 @@ test: install
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
+## lint: ruff's rules and its formatting (`ruff format src tests scripts` applies the formatting)
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 typecheck: install
 	$(BIN)/mypy

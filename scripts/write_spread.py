@@ -49,8 +49,10 @@ def snapshot(nodes: list[Node], keyspace: str) -> dict[int, dict[str, int]]:
 def report(before: dict[int, dict[str, int]], after: dict[int, dict[str, int]]) -> str:
     indexes = sorted(after)
     tables = sorted({t for counts in after.values() for t in counts})
-    lines = ["| table | " + " | ".join(f"node {i}" for i in indexes) + " | max / mean |",
-             "| --- | " + " | ".join("---:" for _ in indexes) + " | ---: |"]
+    lines = [
+        "| table | " + " | ".join(f"node {i}" for i in indexes) + " | max / mean |",
+        "| --- | " + " | ".join("---:" for _ in indexes) + " | ---: |",
+    ]
     totals = dict.fromkeys(indexes, 0)
     for table in [*tables, "all tables"]:
         if table == "all tables":
@@ -67,19 +69,22 @@ def report(before: dict[int, dict[str, int]], after: dict[int, dict[str, int]]) 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000, help="about this many generated events")
-    parser.add_argument("--days", type=float, default=1.0,
-                        help="the events span the last DAYS before the clock")
+    parser.add_argument(
+        "--days", type=float, default=1.0, help="the events span the last DAYS before the clock"
+    )
     parser.add_argument("--batch-size", type=int, default=1000, help="events per POST /events")
     parser.add_argument("--first-address", type=int, default=91, help="the cluster's 127.0.0.N")
     parser.add_argument("--base-dir", type=Path, default=Path("/tmp/ps-write-spread"), help="cluster files")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
     args = parser.parse_args()
 
-    config = LauncherConfig(base_dir=args.base_dir, nodes=3, first_address=args.first_address, heap="512m",
-                            ready_timeout_s=400)
+    config = LauncherConfig(
+        base_dir=args.base_dir, nodes=3, first_address=args.first_address, heap="512m", ready_timeout_s=400
+    )
     nodes = [Node(i, config) for i in (1, 2, 3)]
     keyspace = f"ps_spread_{uuid.uuid4().hex[:8]}"
     events_file = args.base_dir / "events.jsonl"
@@ -87,23 +92,55 @@ def main() -> int:
         start(config)
         args.base_dir.mkdir(parents=True, exist_ok=True)
         players = max(1, round(args.events / (EVENTS_PER_PLAYER_DAY * args.days)))
-        subprocess.run([sys.executable, "-m", "player_sessions.cli", "generate", "-o", str(events_file),
-                        "--players", str(players), "--days", str(args.days), "--until", CLOCK,
-                        "--no-progress"], check=True)
-        service = ServiceConfig(keyspace=keyspace, clock=CLOCK,
-                                contact_points=",".join(n.address for n in nodes),
-                                extra_args=("--replication-factor", "1"))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "player_sessions.cli",
+                "generate",
+                "-o",
+                str(events_file),
+                "--players",
+                str(players),
+                "--days",
+                str(args.days),
+                "--until",
+                CLOCK,
+                "--no-progress",
+            ],
+            check=True,
+        )
+        service = ServiceConfig(
+            keyspace=keyspace,
+            clock=CLOCK,
+            contact_points=",".join(n.address for n in nodes),
+            extra_args=("--replication-factor", "1"),
+        )
         with ServiceProcess(service, args.base_dir / "serve.log") as svc:
             before = snapshot(nodes, keyspace)
             began = time.monotonic()
-            subprocess.run([sys.executable, "-m", "player_sessions.cli", "load", str(events_file),
-                            "--url", f"http://{svc.host}:{svc.port}", "--batch-size", str(args.batch_size),
-                            "--no-progress"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "player_sessions.cli",
+                    "load",
+                    str(events_file),
+                    "--url",
+                    f"http://{svc.host}:{svc.port}",
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--no-progress",
+                ],
+                check=True,
+            )
             loaded_s = time.monotonic() - began
             after = snapshot(nodes, keyspace)
-        print(f"\n{events_file.stat().st_size:,} bytes of events in batches of {args.batch_size}, loaded in "
-              f"{loaded_s:.0f}s; keyspace {keyspace}, RF 1, nodes "
-              f"{', '.join(n.address for n in nodes)}; local write counts (nodetool tablestats):\n")
+        print(
+            f"\n{events_file.stat().st_size:,} bytes of events in batches of {args.batch_size}, loaded in "
+            f"{loaded_s:.0f}s; keyspace {keyspace}, RF 1, nodes "
+            f"{', '.join(n.address for n in nodes)}; local write counts (nodetool tablestats):\n"
+        )
         print(report(before, after))
     finally:
         if not args.keep_cluster:

@@ -47,15 +47,22 @@ def build_runtime(settings: Settings) -> Runtime:
     cursor_keys = settings.cursor_key_list
     if not cursor_keys:
         # `serve` always sets a key shared by its workers; this is an app built some other way.
-        log.warning("no cursor keys set (PLAYER_SESSIONS_CURSOR_KEYS): this process signs pagination "
-                    "cursors with a key of its own, which no other process accepts")
+        log.warning(
+            "no cursor keys set (PLAYER_SESSIONS_CURSOR_KEYS): this process signs pagination "
+            "cursors with a key of its own, which no other process accepts"
+        )
         cursor_keys = [secrets.token_bytes(32)]
-    return Runtime(settings=settings, clock=settings.make_clock(), rules=ValidationRules(),
-                   cursor_keys=tuple(cursor_keys))
+    return Runtime(
+        settings=settings,
+        clock=settings.make_clock(),
+        rules=ValidationRules(),
+        cursor_keys=tuple(cursor_keys),
+    )
 
 
-async def start_runtime(runtime: Runtime, ensure_schema: bool = False,
-                        first_connect_wait_s: float = FIRST_CONNECT_WAIT_S) -> None:
+async def start_runtime(
+    runtime: Runtime, ensure_schema: bool = False, first_connect_wait_s: float = FIRST_CONNECT_WAIT_S
+) -> None:
     """Connect (retrying in the background if Cassandra is down) and start the rollup refresher.
 
     Returns once connected, or after `first_connect_wait_s` if Cassandra does not answer by then.
@@ -90,5 +97,10 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
         except StoreError as exc:
             log.warning("Cassandra not reachable yet (%s); retrying in %.0fs", exc, RECONNECT_DELAY_S)
             await asyncio.sleep(RECONNECT_DELAY_S)
-    await refresh_forever(runtime.store, runtime.clock, runtime.settings.retention,
-                          runtime.settings.rollup_interval, runtime.recounts)
+    await refresh_forever(
+        runtime.store,
+        runtime.clock,
+        runtime.settings.retention,
+        runtime.settings.rollup_interval,
+        runtime.recounts,
+    )

@@ -21,8 +21,20 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 # Installed by the `server` extra only: a client-only install has none of them.
-SERVER_MODULES = frozenset({"cassandra", "fastapi", "uvicorn", "msgspec", "orjson", "pydantic",
-                            "pydantic_settings", "pycountry", "prometheus_client", "starlette"})
+SERVER_MODULES = frozenset(
+    {
+        "cassandra",
+        "fastapi",
+        "uvicorn",
+        "msgspec",
+        "orjson",
+        "pydantic",
+        "pydantic_settings",
+        "pycountry",
+        "prometheus_client",
+        "starlette",
+    }
+)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -30,6 +42,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 # --- db ------------------------------------------------------------------------------------------
+
 
 def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from player_sessions.cassandra_local.config import CASSANDRA_VERSION, DEFAULT_CQL_PORT
@@ -44,41 +57,68 @@ def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--base-dir", type=Path, default=Path(".cassandra"),
-                       help="where node data, commit logs and logs live (git-ignored)")
-        p.add_argument("--cache-dir", type=Path, default=None,
-                       help="where the Cassandra jars are cached (default ~/.cache/player-sessions)")
+        p.add_argument(
+            "--base-dir",
+            type=Path,
+            default=Path(".cassandra"),
+            help="where node data, commit logs and logs live (git-ignored)",
+        )
+        p.add_argument(
+            "--cache-dir",
+            type=Path,
+            default=None,
+            help="where the Cassandra jars are cached (default ~/.cache/player-sessions)",
+        )
         p.add_argument("--cql-port", type=int, default=DEFAULT_CQL_PORT, help="CQL port of every node")
-        p.add_argument("--first-address", type=int, default=1, metavar="N",
-                       help="node i listens on 127.0.0.(N+i-1); change it to run a second cluster")
+        p.add_argument(
+            "--first-address",
+            type=int,
+            default=1,
+            metavar="N",
+            help="node i listens on 127.0.0.(N+i-1); change it to run a second cluster",
+        )
 
-    start = actions.add_parser("start", help="start the node(s) and wait until CQL answers",
-                               formatter_class=_formatter,
-                               description="Start a local Cassandra and return once it answers CQL. "
-                               "The first start resolves the jars with Maven; later ones use the cache.")
+    start = actions.add_parser(
+        "start",
+        help="start the node(s) and wait until CQL answers",
+        formatter_class=_formatter,
+        description="Start a local Cassandra and return once it answers CQL. "
+        "The first start resolves the jars with Maven; later ones use the cache.",
+    )
     common(start)
-    start.add_argument("--nodes", type=int, choices=(1, 3), default=1,
-                       help="1 node, or a 3-node cluster on 127.0.0.1-3")
-    start.add_argument("--heap", default="", help="JVM heap per node, e.g. 768m (default 1g, 512m "
-                       "per node for a cluster)")
+    start.add_argument(
+        "--nodes", type=int, choices=(1, 3), default=1, help="1 node, or a 3-node cluster on 127.0.0.1-3"
+    )
+    start.add_argument(
+        "--heap", default="", help="JVM heap per node, e.g. 768m (default 1g, 512m per node for a cluster)"
+    )
     start.add_argument("--version", default=CASSANDRA_VERSION, help="Cassandra version on Maven Central")
     start.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
-    start.add_argument("--password-auth", action="store_true",
-                       help="enable PasswordAuthenticator (user cassandra, password cassandra)")
-    start.add_argument("--tls", action="store_true",
-                       help="client encryption: TLS only on the CQL port, with a throw-away CA and node "
-                       "certificate made by keytool under BASE_DIR/tls/ (clients: --tls --tls-ca-file "
-                       "BASE_DIR/tls/ca.pem, printed at start)")
+    start.add_argument(
+        "--password-auth",
+        action="store_true",
+        help="enable PasswordAuthenticator (user cassandra, password cassandra)",
+    )
+    start.add_argument(
+        "--tls",
+        action="store_true",
+        help="client encryption: TLS only on the CQL port, with a throw-away CA and node "
+        "certificate made by keytool under BASE_DIR/tls/ (clients: --tls --tls-ca-file "
+        "BASE_DIR/tls/ca.pem, printed at start)",
+    )
 
-    stop = actions.add_parser("stop", help="stop every node this launcher started",
-                              formatter_class=_formatter)
+    stop = actions.add_parser(
+        "stop", help="stop every node this launcher started", formatter_class=_formatter
+    )
     common(stop)
     stop.add_argument("--wipe", action="store_true", help="also delete the base dir (all local data)")
-    stop.add_argument("--timeout", type=float, default=60.0,
-                      help="seconds to wait after SIGTERM before SIGKILL")
+    stop.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait after SIGTERM before SIGKILL"
+    )
 
-    st = actions.add_parser("status", help="address, pid, up/down and data size of each node",
-                            formatter_class=_formatter)
+    st = actions.add_parser(
+        "status", help="address, pid, up/down and data size of each node", formatter_class=_formatter
+    )
     common(st)
 
     lg = actions.add_parser("logs", help="show a node's log", formatter_class=_formatter)
@@ -93,8 +133,14 @@ def _launcher_config(args: argparse.Namespace) -> object:
 
     extra: dict[str, object] = {}
     if args.db_command == "start":
-        extra = {"nodes": args.nodes, "heap": args.heap, "version": args.version,
-                 "ready_timeout_s": args.timeout, "password_auth": args.password_auth, "tls": args.tls}
+        extra = {
+            "nodes": args.nodes,
+            "heap": args.heap,
+            "version": args.version,
+            "ready_timeout_s": args.timeout,
+            "password_auth": args.password_auth,
+            "tls": args.tls,
+        }
     elif args.db_command == "stop":
         extra = {"stop_timeout_s": args.timeout}
     return LauncherConfig(
@@ -122,8 +168,10 @@ def _run_db(args: argparse.Namespace) -> int:
             rows = db.status(config)
             print(f"{'node':<5} {'address':<12} {'pid':>8} {'state':<6} {'data':>10}")
             for row in rows:
-                print(f"{row.index:<5} {row.address:<12} {row.pid or '-':>8} "
-                      f"{'up' if row.up else 'down':<6} {row.data_bytes / 1024**2:>8.1f}MB")
+                print(
+                    f"{row.index:<5} {row.address:<12} {row.pid or '-':>8} "
+                    f"{'up' if row.up else 'down':<6} {row.data_bytes / 1024**2:>8.1f}MB"
+                )
             return EXIT_OK if rows and all(r.up for r in rows) else 3
         elif args.db_command == "logs":
             for line in db.logs(config, node_index=args.node, follow=args.follow, lines=args.lines):
@@ -134,6 +182,7 @@ def _run_db(args: argparse.Namespace) -> int:
 
 
 # --- serve ---------------------------------------------------------------------------------------
+
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from player_sessions.settings_flags import add_setting_flags
@@ -174,7 +223,8 @@ def settings_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> 
     from player_sessions.config import Settings
 
     overrides = {
-        name: value for name, value in vars(args).items()
+        name: value
+        for name, value in vars(args).items()
         if value is not None and name not in ("command", *skip)
     }
     try:
@@ -189,9 +239,21 @@ def settings_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> 
 # --- migrate -------------------------------------------------------------------------------------
 
 # The settings `migrate` reads: where Cassandra is, how to log in, and the keyspace's shape.
-MIGRATE_SETTINGS = ("contact_points", "cql_port", "keyspace", "replication", "replication_factor",
-                    "datacenter", "consistency", "username", "password", "tls", "tls_ca_file",
-                    "tls_verify", "create_keyspace")
+MIGRATE_SETTINGS = (
+    "contact_points",
+    "cql_port",
+    "keyspace",
+    "replication",
+    "replication_factor",
+    "datacenter",
+    "consistency",
+    "username",
+    "password",
+    "tls",
+    "tls_ca_file",
+    "tls_verify",
+    "create_keyspace",
+)
 
 
 def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -213,8 +275,14 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "Changing the replication of an existing keyspace alters it and prints the repair to run.",
     )
     add_setting_flags(migrate, MIGRATE_SETTINGS)
-    migrate.add_argument("--wait", type=float, default=60.0, dest="wait_s", metavar="SECONDS",
-                         help="how long to wait for Cassandra to answer (default 60)")
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        dest="wait_s",
+        metavar="SECONDS",
+        help="how long to wait for Cassandra to answer (default 60)",
+    )
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
@@ -235,26 +303,38 @@ def _run_migrate(args: argparse.Namespace) -> int:
         hint = ": start Cassandra or fix --contact-points" if "not reachable" in str(exc) else ""
         print(f"error: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"migrate: keyspace {settings.keyspace} is at schema version {state.version} "
-          f"({state.changes} change{'s' if state.changes != 1 else ''}, {time.monotonic() - began:.1f}s)",
-          flush=True)
+    print(
+        f"migrate: keyspace {settings.keyspace} is at schema version {state.version} "
+        f"({state.changes} change{'s' if state.changes != 1 else ''}, {time.monotonic() - began:.1f}s)",
+        flush=True,
+    )
     return EXIT_OK
 
 
 # --- generate / load -----------------------------------------------------------------------------
 
+
 def _add_datagen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from player_sessions.datagen.commands import add_generate_arguments, add_load_arguments
 
-    add_generate_arguments(commands.add_parser(
-        "generate", formatter_class=_formatter,
-        help="write realistic synthetic session events (JSON lines) and optional ground truth"))
-    add_load_arguments(commands.add_parser(
-        "load", formatter_class=_formatter,
-        help="stream a JSON-lines file (.jsonl, .gz, .bz2 or -) into the service's POST /events"))
+    add_generate_arguments(
+        commands.add_parser(
+            "generate",
+            formatter_class=_formatter,
+            help="write realistic synthetic session events (JSON lines) and optional ground truth",
+        )
+    )
+    add_load_arguments(
+        commands.add_parser(
+            "load",
+            formatter_class=_formatter,
+            help="stream a JSON-lines file (.jsonl, .gz, .bz2 or -) into the service's POST /events",
+        )
+    )
 
 
 # --- bench ---------------------------------------------------------------------------------------
+
 
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from player_sessions.bench.cli import DESCRIPTION, HELP, add_arguments
@@ -265,24 +345,34 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 # --- capacity ------------------------------------------------------------------------------------
 
+
 def _add_capacity(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from player_sessions.capacity.cli import DESCRIPTION, HELP, add_arguments
 
-    add_arguments(commands.add_parser("capacity", help=HELP, description=DESCRIPTION,
-                                      formatter_class=_formatter))
+    add_arguments(
+        commands.add_parser("capacity", help=HELP, description=DESCRIPTION, formatter_class=_formatter)
+    )
 
 
 # --- settings ------------------------------------------------------------------------------------
 
+
 def _add_settings(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     settings = commands.add_parser(
-        "settings", formatter_class=_formatter,
+        "settings",
+        formatter_class=_formatter,
         help="list every setting: its serve flag, environment variable, default and meaning",
         description="Print the configuration reference, read from the settings object itself. "
-        "`--markdown --update README.md` rewrites README's table between its markers.")
+        "`--markdown --update README.md` rewrites README's table between its markers.",
+    )
     settings.add_argument("--markdown", action="store_true", help="a Markdown table instead of plain text")
-    settings.add_argument("--update", type=Path, default=None, metavar="FILE",
-                          help="replace the table between the settings markers in FILE instead of printing")
+    settings.add_argument(
+        "--update",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="replace the table between the settings markers in FILE instead of printing",
+    )
 
 
 def _run_settings(args: argparse.Namespace) -> int:
@@ -306,6 +396,7 @@ def _run_settings(args: argparse.Namespace) -> int:
 
 # --- entry point ---------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="player-sessions",
@@ -327,12 +418,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client_only(argv: Sequence[str] | None, missing: str | None) -> int:
     """The command line of a client-only install: --version works, every command explains itself."""
-    parser = argparse.ArgumentParser(prog="player-sessions", description="This install has the Python "
-                                     "client only (player_sessions.client).")
+    parser = argparse.ArgumentParser(
+        prog="player-sessions",
+        description="This install has the Python client only (player_sessions.client).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.parse_known_args(argv)
-    print(f"error: the player-sessions commands need {missing}: pip install 'player-sessions[server]'",
-          file=sys.stderr)
+    print(
+        f"error: the player-sessions commands need {missing}: pip install 'player-sessions[server]'",
+        file=sys.stderr,
+    )
     return EXIT_FAILURE
 
 
@@ -373,8 +468,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (exc.name or "").split(".")[0] not in SERVER_MODULES:
             raise
         # A client-only install (the light core) has no server dependencies.
-        print(f"error: `{args.command}` needs {exc.name}: pip install 'player-sessions[server]'",
-              file=sys.stderr)
+        print(
+            f"error: `{args.command}` needs {exc.name}: pip install 'player-sessions[server]'",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -52,7 +52,10 @@ def unknown_variable_warnings(environ: Mapping[str, str]) -> list[str]:
     """One warning line per unknown prefixed variable in ``environ``."""
     lines = []
     for unknown in unknown_variables(environ):
-        hint = (f"did you mean {unknown.suggestion}?" if unknown.suggestion
-                else "`player-sessions settings` lists the settings")
+        hint = (
+            f"did you mean {unknown.suggestion}?"
+            if unknown.suggestion
+            else "`player-sessions settings` lists the settings"
+        )
         lines.append(f"warning: {unknown.name} is not a setting and is ignored; {hint}")
     return lines

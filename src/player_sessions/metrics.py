@@ -39,44 +39,64 @@ CQL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000)
 
 HTTP_REQUESTS = Counter(
-    "player_sessions_http_requests", "HTTP requests by method, route template and status",
-    ["method", "route", "status"])
+    "player_sessions_http_requests",
+    "HTTP requests by method, route template and status",
+    ["method", "route", "status"],
+)
 HTTP_LATENCY = Histogram(
-    "player_sessions_http_request_duration_seconds", "Time from request to last response byte",
-    ["method", "route"], buckets=LATENCY_BUCKETS)
+    "player_sessions_http_request_duration_seconds",
+    "Time from request to last response byte",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
 EVENTS = Counter(
-    "player_sessions_events", "Events received by POST /events, by outcome (stored, expired, rejected)",
-    ["outcome"])
+    "player_sessions_events",
+    "Events received by POST /events, by outcome (stored, expired, rejected)",
+    ["outcome"],
+)
 EVENTS_REJECTED = Counter(
-    "player_sessions_events_rejected", "Rejected events by the field and the rule they broke",
-    ["field", "rule"])
+    "player_sessions_events_rejected",
+    "Rejected events by the field and the rule they broke",
+    ["field", "rule"],
+)
 BATCH_SIZE = Histogram(
-    "player_sessions_ingest_batch_events", "Events per POST /events request", buckets=BATCH_BUCKETS)
+    "player_sessions_ingest_batch_events", "Events per POST /events request", buckets=BATCH_BUCKETS
+)
 CQL_ERRORS = Counter(
-    "player_sessions_cassandra_errors", "Failed Cassandra requests by driver error", ["error", "kind"])
+    "player_sessions_cassandra_errors", "Failed Cassandra requests by driver error", ["error", "kind"]
+)
 CQL_WRITE_LATENCY = Histogram(
     "player_sessions_cassandra_write_duration_seconds",
     "Cassandra write latency (statement or single-partition batch, sent to acknowledged)",
-    buckets=CQL_BUCKETS)
+    buckets=CQL_BUCKETS,
+)
 CQL_READ_LATENCY = Histogram(
-    "player_sessions_cassandra_read_duration_seconds", "Cassandra read latency (sent to first page)",
-    buckets=CQL_BUCKETS)
+    "player_sessions_cassandra_read_duration_seconds",
+    "Cassandra read latency (sent to first page)",
+    buckets=CQL_BUCKETS,
+)
 CQL_WRITES_IN_FLIGHT = Gauge(
-    "player_sessions_cassandra_writes_in_flight", "Cassandra writes sent and not yet acknowledged",
-    multiprocess_mode="livesum")
+    "player_sessions_cassandra_writes_in_flight",
+    "Cassandra writes sent and not yet acknowledged",
+    multiprocess_mode="livesum",
+)
 ROLLUP_PASSES = Histogram(
     "player_sessions_rollup_pass_duration_seconds",
     "Background rollup passes (yesterday and today, then stale days before them): time each took",
-    buckets=LATENCY_BUCKETS)
+    buckets=LATENCY_BUCKETS,
+)
 ROLLUP_BACKLOG_DAYS = Counter(
     "player_sessions_rollup_backlog_days",
-    "Stale day rollups before yesterday recounted by the background pass")
+    "Stale day rollups before yesterday recounted by the background pass",
+)
 ERASED_ROWS = Counter(
-    "player_sessions_erased_rows", "Rows removed by DELETE /players/{player_id}, by table", ["table"])
+    "player_sessions_erased_rows", "Rows removed by DELETE /players/{player_id}, by table", ["table"]
+)
 
 
-def record_ingest(stored: int, expired: int, rejected_rules: Iterable[tuple[str, str]],
-                  received: int) -> None:
+def record_ingest(
+    stored: int, expired: int, rejected_rules: Iterable[tuple[str, str]], received: int
+) -> None:
     """One POST /events: its size, its outcomes, and each rejection's (field, rule)."""
     BATCH_SIZE.observe(received)
     rejected = Tally(rejected_rules)
@@ -129,6 +149,7 @@ def instrument_session(session: Any) -> None:
 
 
 # --- exposition and multi-process bookkeeping ---------------------------------------------------
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None

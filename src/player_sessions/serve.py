@@ -54,13 +54,20 @@ def prepare_schema(settings: Settings) -> int:
 
     try:
         if settings.migrate:
-            print(f"migrating keyspace {settings.keyspace} (--no-migrate to only check it):",
-                  file=sys.stderr, flush=True)
+            print(
+                f"migrating keyspace {settings.keyspace} (--no-migrate to only check it):",
+                file=sys.stderr,
+                flush=True,
+            )
             migrate_schema(settings, _say, SCHEMA_WAIT_S)
         else:
             state = check_schema(settings, _say, SCHEMA_WAIT_S)
-            print(f"keyspace {settings.keyspace} is at schema version {state.version} "
-                  f"({state.replication.describe()})", file=sys.stderr, flush=True)
+            print(
+                f"keyspace {settings.keyspace} is at schema version {state.version} "
+                f"({state.replication.describe()})",
+                file=sys.stderr,
+                flush=True,
+            )
     except (StoreAuthFailed, StoreTlsFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -68,8 +75,10 @@ def prepare_schema(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SCHEMA_MISMATCH
     except StoreUnavailable as exc:
-        print(f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
-              file=sys.stderr)
+        print(
+            f"error: {exc}: start Cassandra (`player-sessions db start`) or fix --contact-points",
+            file=sys.stderr,
+        )
         return 1
     except SchemaError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -104,12 +113,18 @@ def _run(settings: Settings) -> int:
             print(f"error: --api-keys-file: {exc}", file=sys.stderr)
             return 1
         log = logging.getLogger("player_sessions")
-        log.info("API keys on (%s): POST and DELETE need a key%s", ", ".join(keys.names),
-                 ", GET too" if settings.protect_reads else "")
+        log.info(
+            "API keys on (%s): POST and DELETE need a key%s",
+            ", ".join(keys.names),
+            ", GET too" if settings.protect_reads else "",
+        )
         if keys.unscoped:
-            log.warning("API keys without scopes may do everything (ingest, read, erase, metrics): %s; "
-                        "name each key's scopes in %s (README, API keys)", ", ".join(keys.unscoped),
-                        settings.api_keys_file)
+            log.warning(
+                "API keys without scopes may do everything (ingest, read, erase, metrics): %s; "
+                "name each key's scopes in %s (README, API keys)",
+                ", ".join(keys.unscoped),
+                settings.api_keys_file,
+            )
     status = prepare_schema(settings)
     if status != 0:
         return status
@@ -119,11 +134,15 @@ def _run(settings: Settings) -> int:
         logging.getLogger("player_sessions").info(
             "pagination cursors are signed with a key generated for this serve: they stop working "
             "when it restarts; set PLAYER_SESSIONS_CURSOR_KEYS when several serve processes answer "
-            "the same clients")
+            "the same clients"
+        )
     settings_to_env(settings)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"player-sessions serving on {base}  (docs {base}/docs, OpenAPI {base}/openapi.json, "
-          f"health {base}/health); keyspace {settings.keyspace} on {settings.contact_points}", flush=True)
+    print(
+        f"player-sessions serving on {base}  (docs {base}/docs, OpenAPI {base}/openapi.json, "
+        f"health {base}/health); keyspace {settings.keyspace} on {settings.contact_points}",
+        flush=True,
+    )
     uvicorn.run(
         "player_sessions.api.app:create_app",
         factory=True,

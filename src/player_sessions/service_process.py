@@ -61,12 +61,24 @@ class ServiceConfig:
 
     def command(self, port: int) -> list[str]:
         command = [
-            "python", "-m", "player_sessions.cli", "serve",
-            "--host", self.host, "--port", str(port), "--keyspace", self.keyspace,
+            "python",
+            "-m",
+            "player_sessions.cli",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--keyspace",
+            self.keyspace,
         ]
-        for flag, value in (("--clock", self.clock), ("--workers", self.workers),
-                            ("--contact-points", self.contact_points), ("--cql-port", self.cql_port),
-                            ("--rollup-interval", self.rollup_interval)):
+        for flag, value in (
+            ("--clock", self.clock),
+            ("--workers", self.workers),
+            ("--contact-points", self.contact_points),
+            ("--cql-port", self.cql_port),
+            ("--rollup-interval", self.rollup_interval),
+        ):
             if value is not None:
                 command += [flag, str(value)]
         return command + list(self.extra_args)
@@ -81,7 +93,7 @@ def group_members(pgid: int, only: int | None = None) -> dict[int, int]:
             text = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        fields = text[text.rfind(")") + 2:].split()
+        fields = text[text.rfind(")") + 2 :].split()
         # state(0) ppid(1) pgrp(2) ... starttime(19)
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             members[pid] = int(fields[19])
@@ -140,8 +152,12 @@ class ServiceProcess:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(  # our own fixed command line, no shell
-                launcher, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                launcher,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -152,8 +168,9 @@ class ServiceProcess:
                 return self
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServiceError(f"the service did not answer /health within {timeout:.0f}s:\n"
-                                   f"{self.log_tail()}")
+                raise ServiceError(
+                    f"the service did not answer /health within {timeout:.0f}s:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     def _get(self, path: str, timeout: float) -> tuple[int, bytes]:

@@ -81,11 +81,19 @@ def setting_flag(name: str, info: FieldInfo) -> SettingFlag:
     kind = _value_type(info)
     if kind is bool:
         if info.default is True:
-            return SettingFlag(name, f"--no-{dashed}", {
-                "dest": name, "action": "store_const", "const": False,
-                "help": _help(name, info, "turn off: ")})
-        return SettingFlag(name, f"--{dashed}", {"action": "store_const", "const": True,
-                                                  "help": _help(name, info)})
+            return SettingFlag(
+                name,
+                f"--no-{dashed}",
+                {
+                    "dest": name,
+                    "action": "store_const",
+                    "const": False,
+                    "help": _help(name, info, "turn off: "),
+                },
+            )
+        return SettingFlag(
+            name, f"--{dashed}", {"action": "store_const", "const": True, "help": _help(name, info)}
+        )
     options: dict[str, object] = {"help": _help(name, info)}
     if kind is int or kind is float:
         options["type"] = kind

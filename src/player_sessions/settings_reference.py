@@ -27,15 +27,21 @@ class SettingRow:
 
 def flags_by_setting(serve: argparse.ArgumentParser) -> dict[str, str]:
     """Setting name -> the `serve` flag that sets it (the longest option string of its action)."""
-    return {action.dest: max(action.option_strings, key=len)
-            for action in serve._actions if action.option_strings and action.dest != "help"}
+    return {
+        action.dest: max(action.option_strings, key=len)
+        for action in serve._actions
+        if action.option_strings and action.dest != "help"
+    }
 
 
 def rows(serve: argparse.ArgumentParser) -> list[SettingRow]:
     flags = flags_by_setting(serve)
-    return [SettingRow(name, flags.get(name), env_name(name), default_text(field.default),
-                       field.description or "")
-            for name, field in Settings.model_fields.items()]
+    return [
+        SettingRow(
+            name, flags.get(name), env_name(name), default_text(field.default), field.description or ""
+        )
+        for name, field in Settings.model_fields.items()
+    ]
 
 
 def markdown(serve: argparse.ArgumentParser) -> str:
@@ -48,8 +54,9 @@ def markdown(serve: argparse.ArgumentParser) -> str:
 
 
 def plain(serve: argparse.ArgumentParser) -> str:
-    return "".join(f"{row.flag or '-':<24} {row.env:<40} {row.default:<18} {row.meaning}\n"
-                   for row in rows(serve))
+    return "".join(
+        f"{row.flag or '-':<24} {row.env:<40} {row.default:<18} {row.meaning}\n" for row in rows(serve)
+    )
 
 
 def replace_section(text: str, table: str) -> str:
@@ -57,7 +64,7 @@ def replace_section(text: str, table: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"no settings table markers in the file: add {BEGIN!r} and {END!r}")
-    return text[:start + len(BEGIN)] + "\n" + table + text[end:]
+    return text[: start + len(BEGIN)] + "\n" + table + text[end:]
 
 
 def section(text: str) -> str:
@@ -65,7 +72,7 @@ def section(text: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError("no settings table markers")
-    return text[start + len(BEGIN) + 1:end]
+    return text[start + len(BEGIN) + 1 : end]
 
 
 def update_file(path: Path, table: str) -> bool:

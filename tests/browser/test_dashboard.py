@@ -29,19 +29,31 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 ROOT = Path(__file__).resolve().parents[2]
 UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
-CHROMIUM = os.environ.get("PLAYER_SESSIONS_CHROMIUM") or shutil.which("chromium") or shutil.which(
-    "chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = (
+    os.environ.get("PLAYER_SESSIONS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 NO_COUNTRY = "\u2013"  # the page's en dash for a session without a country
 
 pytestmark = [
-    pytest.mark.skipif(sync_playwright is None,
-                       reason="Python playwright is not installed (pip install playwright; no browser "
-                       "download needed)"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install -y chromium), "
-                       "or set PLAYER_SESSIONS_CHROMIUM"),
+    pytest.mark.skipif(
+        sync_playwright is None,
+        reason="Python playwright is not installed (pip install playwright; no browser download needed)",
+    ),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium on PATH (apt-get install -y chromium), or set PLAYER_SESSIONS_CHROMIUM",
+    ),
 ]
 
 
@@ -61,16 +73,46 @@ def utc(iso: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def loaded(service_factory: Callable[..., str],
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Truth]:
+def loaded(
+    service_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Truth]:
     folder = tmp_path_factory.mktemp("dashboard-data")
     events, truth = folder / "events.jsonl", folder / "truth.json"
-    subprocess.run([sys.executable, "-m", "player_sessions.cli", "generate", "--players", "150",
-                    "--days", "10", "--until", UNTIL, "--seed", "5", "-o", str(events), "--truth", str(truth),
-                    "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "player_sessions.cli",
+            "generate",
+            "--players",
+            "150",
+            "--days",
+            "10",
+            "--until",
+            UNTIL,
+            "--seed",
+            "5",
+            "-o",
+            str(events),
+            "--truth",
+            str(truth),
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
     url = service_factory("dashboard", clock=UNTIL)
-    summary = run_load(LoadOptions(input=events, url=url, batch_size=1000, concurrency=2, progress=False,
-                                   quiet=True, handle_sigint=False))
+    summary = run_load(
+        LoadOptions(
+            input=events,
+            url=url,
+            batch_size=1000,
+            concurrency=2,
+            progress=False,
+            quiet=True,
+            handle_sigint=False,
+        )
+    )
     assert summary.complete
     return url, load_truth(truth)
 
@@ -107,9 +149,14 @@ def api(url: str, path: str, **params: Any) -> Any:
 
 def shown_bars(page: Page, hours: float) -> list[tuple[str, int, str]]:
     page.wait_for_selector(f'#chart[data-hours="{hours:g}"][aria-busy="false"]')
-    return [(b["country"], int(b["count"]), b["text"]) for b in page.eval_on_selector_all(
-        "#chart g.bar", "bars => bars.map(b => ({country: b.dataset.country, count: b.dataset.count, "
-        "text: b.querySelector('text.count').textContent}))")]
+    return [
+        (b["country"], int(b["count"]), b["text"])
+        for b in page.eval_on_selector_all(
+            "#chart g.bar",
+            "bars => bars.map(b => ({country: b.dataset.country, count: b.dataset.count, "
+            "text: b.querySelector('text.count').textContent}))",
+        )
+    ]
 
 
 def check_counts(page: Page, url: str, hours: float) -> list[tuple[str, int]]:
@@ -149,11 +196,14 @@ def test_the_dashboard_shows_the_apis_numbers(page: Page, loaded: tuple[str, Tru
     page.wait_for_selector(f'#latest-country[data-country="{country}"]')
     page.wait_for_selector("#starts-table tbody tr[data-session-id]")
     starts = api(url, f"/session-starts/{country}", hours=168, limit=20)["starts"]
-    rows = page.eval_on_selector_all("#starts-table tbody tr", "rows => rows.map(r => "
-                                     "[...r.querySelectorAll('td')].map(td => td.textContent))")
+    rows = page.eval_on_selector_all(
+        "#starts-table tbody tr",
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.textContent))",
+    )
     assert rows == [[utc(s["ts"]), s["player_id"], s["session_id"]] for s in starts]
-    assert page.is_visible("#starts-more") == (api(url, f"/session-starts/{country}", hours=168,
-                                                   limit=20)["next"] is not None)
+    assert page.is_visible("#starts-more") == (
+        api(url, f"/session-starts/{country}", hours=168, limit=20)["next"] is not None
+    )
 
     # Player lookup: the player with the most complete sessions (more than 20, so the limit shows).
     player = max(truth.players, key=lambda p: len(truth.players[p]))
@@ -162,14 +212,25 @@ def test_the_dashboard_shows_the_apis_numbers(page: Page, loaded: tuple[str, Tru
     page.wait_for_selector("#player-summary:not([hidden])")
     sessions = api(url, f"/players/{player}/sessions", limit=20)["sessions"]
     assert 0 < len(sessions) <= 20
-    rows = page.eval_on_selector_all("#sessions-table tbody tr", "rows => rows.map(r => "
-                                     "[...r.querySelectorAll('td')].map(td => td.textContent))")
-    assert rows == [[utc(s["start"]), utc(s["end"]), duration(s["duration_seconds"]),
-                     s["country"] or NO_COUNTRY, s["session_id"]] for s in sessions]
+    rows = page.eval_on_selector_all(
+        "#sessions-table tbody tr",
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.textContent))",
+    )
+    assert rows == [
+        [
+            utc(s["start"]),
+            utc(s["end"]),
+            duration(s["duration_seconds"]),
+            s["country"] or NO_COUNTRY,
+            s["session_id"],
+        ]
+        for s in sessions
+    ]
     total = sum(s["duration_seconds"] for s in sessions)
     assert page.text_content("#player-summary") == (
         f"{len(sessions)} complete session{'s' if len(sessions) != 1 else ''} of {player}, "
-        f"{duration(total)} in total")
+        f"{duration(total)} in total"
+    )
     assert "Cassandra ok" in (page.text_content("#health") or "")
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -189,8 +250,9 @@ def test_a_deep_link_restores_window_country_and_player(page: Page, loaded: tupl
     assert page.get_attribute("#player-summary", "data-count") == str(expected)
 
 
-def test_with_protected_reads_the_page_asks_for_a_key(browser: Browser, service_factory: Callable[..., str],
-                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_with_protected_reads_the_page_asks_for_a_key(
+    browser: Browser, service_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     key = "dash-" + "k" * 20
     keys = tmp_path_factory.mktemp("dashboard-keys") / "keys"
     keys.write_text(f"dashboard:{key}\n")
@@ -204,7 +266,8 @@ def test_with_protected_reads_the_page_asks_for_a_key(browser: Browser, service_
     tab.fill("#api-key", key)
     tab.click("#key-form button[type=submit]")
     tab.wait_for_selector("#counts-error[hidden]", state="attached")
-    expected = httpx.get(f"{url}/session-starts", params={"hours": 24},
-                         headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    expected = httpx.get(
+        f"{url}/session-starts", params={"hours": 24}, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ).json()
     tab.wait_for_selector(f'#total[data-total="{expected["total"]}"]', state="attached")
     context.close()

@@ -12,10 +12,10 @@ from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, UNTIL, pytestm
 __all__ = ["pytestmark"]
 
 
-@pytest.mark.parametrize(("page_path", "ready"), [("/docs", ".swagger-ui .info .title"),
-                                                  ("/redoc", "h1")])
-def test_the_docs_render_from_the_service_alone(service_factory: Callable[..., str], page_path: str,
-                                                ready: str) -> None:
+@pytest.mark.parametrize(("page_path", "ready"), [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_the_docs_render_from_the_service_alone(
+    service_factory: Callable[..., str], page_path: str, ready: str
+) -> None:
     url = service_factory("docs", clock=UNTIL)
     assert sync_playwright is not None
     problems: list[str] = []
@@ -26,8 +26,10 @@ def test_the_docs_render_from_the_service_alone(service_factory: Callable[..., s
             tab = browser.new_page()
             tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             tab.on("pageerror", lambda e: problems.append(str(e)))
-            tab.on("response", lambda r: None if r.url.startswith((url, "data:", "blob:"))
-                   else foreign.append(r.url))
+            tab.on(
+                "response",
+                lambda r: None if r.url.startswith((url, "data:", "blob:")) else foreign.append(r.url),
+            )
             tab.goto(f"{url}{page_path}")
             tab.wait_for_selector(ready, timeout=30_000)
             assert "player-sessions" in tab.inner_text(ready)

@@ -24,8 +24,10 @@ def sessions_for(player: str, country: str, count: int, first: datetime) -> list
     for i in range(count):
         sid = uuid.uuid4()
         began = first + timedelta(minutes=30 * i)
-        events += [Event.start(player, sid, country, began),
-                   Event.end(player, sid, began + timedelta(seconds=61))]
+        events += [
+            Event.start(player, sid, country, began),
+            Event.end(player, sid, began + timedelta(seconds=61)),
+        ]
     return events
 
 
@@ -34,10 +36,16 @@ def test_send_splits_a_large_sequence_and_every_read_answers_typed(url: str) -> 
     events: list[Any] = []
     for n, player in enumerate(players):
         events += sessions_for(player, "IS", 30, NOW - timedelta(hours=40) + timedelta(minutes=n))
-    bad = {17: {"event": "start", "player_id": players[0], "session_id": "nope", "country": "IS",
-                "ts": "2016-11-30T10:00:00Z"},
-           101: {"event": "end", "player_id": "", "session_id": str(uuid.uuid4()),
-                 "ts": "2016-11-30T10:00:00Z"}}
+    bad = {
+        17: {
+            "event": "start",
+            "player_id": players[0],
+            "session_id": "nope",
+            "country": "IS",
+            "ts": "2016-11-30T10:00:00Z",
+        },
+        101: {"event": "end", "player_id": "", "session_id": str(uuid.uuid4()), "ts": "2016-11-30T10:00:00Z"},
+    }
     for index, event in sorted(bad.items()):
         events.insert(index, event)
     events.append(Event.start(players[1], uuid.uuid4(), "IS", NOW - timedelta(days=400)))  # expired

@@ -31,17 +31,46 @@ UNTIL = NOW_TEXT  # the generated data ends where the service's clock stands
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
     folder = tmp_path_factory.mktemp("datagen")
     events, truth = folder / "events.jsonl.bz2", folder / "truth.json"
-    subprocess.run([sys.executable, "-m", "player_sessions.cli", "generate", "--players", "400",
-                    "--days", "10", "--until", UNTIL, "--seed", "11", "-o", str(events), "--truth",
-                    str(truth), "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "player_sessions.cli",
+            "generate",
+            "--players",
+            "400",
+            "--days",
+            "10",
+            "--until",
+            UNTIL,
+            "--seed",
+            "11",
+            "-o",
+            str(events),
+            "--truth",
+            str(truth),
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return events, load_truth(truth)
 
 
 @pytest.fixture(scope="module")
 def loaded_service(service_factory: Callable[..., str], dataset: tuple[Path, Truth]) -> str:
     url = service_factory("datagen", clock=UNTIL)
-    summary = run_load(LoadOptions(input=dataset[0], url=url, batch_size=500, concurrency=4,
-                                   progress=False, quiet=True, handle_sigint=False))
+    summary = run_load(
+        LoadOptions(
+            input=dataset[0],
+            url=url,
+            batch_size=500,
+            concurrency=4,
+            progress=False,
+            quiet=True,
+            handle_sigint=False,
+        )
+    )
     truth = dataset[1]
     assert summary.complete and summary.not_json == 0
     assert summary.rejected == truth.invalid
@@ -56,7 +85,8 @@ def test_every_players_sessions_equal_the_truth(loaded_service: str, dataset: tu
         for player, expected in truth.players.items():
             got = client.get(f"/players/{player}/sessions").json()["sessions"]
             assert [(s["session_id"], s["country"], s["duration_seconds"]) for s in got] == [
-                (s.session_id, s.country, s.duration_seconds) for s in expected[:20]], player
+                (s.session_id, s.country, s.duration_seconds) for s in expected[:20]
+            ], player
 
 
 def test_starts_per_country_equal_the_truth(loaded_service: str, dataset: tuple[Path, Truth]) -> None:
@@ -81,8 +111,12 @@ class FlakyProxy:
                 self.refused += 1
                 return Response('{"error": "unavailable"}', 503, {"Retry-After": "0"})
             async with httpx.AsyncClient(base_url=self.target, timeout=60) as client:
-                r = await client.request(request.method, request.url.path, content=await request.body(),
-                                         headers={"content-type": request.headers["content-type"]})
+                r = await client.request(
+                    request.method,
+                    request.url.path,
+                    content=await request.body(),
+                    headers={"content-type": request.headers["content-type"]},
+                )
             return Response(r.content, r.status_code, media_type="application/json")
 
         app = Starlette(routes=[Route("/events", forward, methods=["POST"])])
@@ -113,9 +147,18 @@ def small_file(tmp_path: Path, dataset: tuple[Path, Truth]) -> Iterator[Path]:
 
 def test_loader_retries_a_503_and_reports_a_malformed_line(loaded_service: str, small_file: Path) -> None:
     with FlakyProxy(loaded_service) as url:
-        summary = run_load(LoadOptions(input=small_file, url=url, batch_size=50, concurrency=2,
-                                       progress=False, quiet=True, handle_sigint=False,
-                                       backoff_initial=0.05))
+        summary = run_load(
+            LoadOptions(
+                input=small_file,
+                url=url,
+                batch_size=50,
+                concurrency=2,
+                progress=False,
+                quiet=True,
+                handle_sigint=False,
+                backoff_initial=0.05,
+            )
+        )
     assert summary.complete
     assert summary.retries >= 1
     assert summary.not_json == 1 and summary.not_json_lines == [101]

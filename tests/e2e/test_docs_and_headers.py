@@ -7,9 +7,19 @@ import re
 import httpx
 import pytest
 
-PATHS = ["/", "/docs", "/redoc", "/openapi.json", "/health", "/metrics", "/static/app.js",
-         "/docs-assets/swagger-ui-bundle.js", "/no-such-route", "/players/p1/sessions?limit=0",
-         "/session-starts?hours=1"]
+PATHS = [
+    "/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/health",
+    "/metrics",
+    "/static/app.js",
+    "/docs-assets/swagger-ui-bundle.js",
+    "/no-such-route",
+    "/players/p1/sessions?limit=0",
+    "/session-starts?hours=1",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -26,25 +26,45 @@ from tests.support.clock import NOW_TEXT
 
 MAX_EXAMPLES = int(os.environ.get("PS_FUZZ_MAX_EXAMPLES", "300"))
 SEED = int(os.environ.get("PS_FUZZ_SEED", "20161201"))
-CHECKS = ",".join([
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-    "unsupported_method",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "unsupported_method",
+    ]
+)
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    service_factory: Callable[..., str], tmp_path: Path, record_property: Callable[[str, object], None],
+    service_factory: Callable[..., str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     url = service_factory("fuzz", clock=NOW_TEXT)
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "--no-color", "run", f"{url}/openapi.json",
-        "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES),
-        "--seed", str(SEED), "--generation-database", "none", "--request-timeout", "60", "--workers", "1",
-        "--suppress-health-check", "all",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--no-color",
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "60",
+        "--workers",
+        "1",
+        "--suppress-health-check",
+        "all",
     ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=3600)
     output = done.stdout + done.stderr

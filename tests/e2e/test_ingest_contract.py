@@ -45,8 +45,9 @@ def test_ndjson_body_is_accepted_and_a_bad_line_is_that_events_error(client: htt
 
 def test_gzip_body_is_accepted(client: httpx.Client) -> None:
     body = gzip.compress(orjson.dumps(list(session_pair(new_player(), NOW - timedelta(hours=1)))))
-    r = client.post("/events", content=body,
-                    headers={"content-type": "application/json", "content-encoding": "gzip"})
+    r = client.post(
+        "/events", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"}
+    )
     assert r.status_code == 200 and r.json()["stored"] == 2
 
 
@@ -89,8 +90,9 @@ def test_unknown_fields_are_ignored(client: httpx.Client) -> None:
     ],
     ids=["not-json", "empty", "wrong-object", "scalar", "not-ndjson", "text-plain"],
 )
-def test_bad_bodies_get_a_clear_error(client: httpx.Client, body: bytes, content_type: str, status: int,
-                                      message: str) -> None:
+def test_bad_bodies_get_a_clear_error(
+    client: httpx.Client, body: bytes, content_type: str, status: int, message: str
+) -> None:
     r = client.post("/events", content=body, headers={"content-type": content_type})
     assert r.status_code == status
     assert r.json()["error"].startswith(message)
@@ -111,8 +113,11 @@ def test_body_over_the_byte_limit_is_413(service_factory: Callable[..., str]) ->
     assert r.status_code == 413
     bomb = gzip.compress(b"[" + b" " * 10_000_000 + b"]")  # ~10 KB that inflates to 10 MB
     assert len(bomb) < 100_000
-    r = httpx.post(f"{url}/events", content=bomb,
-                   headers={"content-type": "application/json", "content-encoding": "gzip"})
+    r = httpx.post(
+        f"{url}/events",
+        content=bomb,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert r.status_code == 413
     assert "decompressed" in r.json()["error"]
 
@@ -132,8 +137,9 @@ def test_a_100000_event_batch_is_accepted(client: httpx.Client) -> None:
     events: list[dict[str, Any]] = []
     for i in range(50_000):
         events.extend(session_pair(player, NOW - timedelta(minutes=10 * i + 30), minutes=5))
-    r = client.post("/events", content=orjson.dumps(events), headers={"content-type": "application/json"},
-                    timeout=300)
+    r = client.post(
+        "/events", content=orjson.dumps(events), headers={"content-type": "application/json"}, timeout=300
+    )
     assert r.status_code == 200
     assert r.json()["stored"] == 100_000
     sessions = client.get(f"/players/{player}/sessions").json()["sessions"]
@@ -144,6 +150,11 @@ def test_a_100000_event_batch_is_accepted(client: httpx.Client) -> None:
 def test_end_without_country_and_end_with_country_are_both_valid(client: httpx.Client) -> None:
     player = new_player()
     sid = str(uuid.uuid4())
-    r = post(client, [start(player, sid, NOW - timedelta(hours=1)),
-                      end(player, sid, NOW - timedelta(minutes=30), country="fi")])
+    r = post(
+        client,
+        [
+            start(player, sid, NOW - timedelta(hours=1)),
+            end(player, sid, NOW - timedelta(minutes=30), country="fi"),
+        ],
+    )
     assert r.json()["stored"] == 2

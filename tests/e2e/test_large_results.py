@@ -32,8 +32,16 @@ def test_a_window_over_more_rollup_rows_than_one_page_counts_every_start(
         # 5,250 day rows).
         times = [busy_day + timedelta(hours=h, minutes=30) for h in range(24)]
         times += [NOW - timedelta(days=d, hours=12) for d in range(3, 3 + DAYS - 1)]
-        starts += [{"event": "start", "player_id": f"pages-{country}", "session_id": str(uuid.uuid4()),
-                    "country": country, "ts": iso(ts)} for ts in times]
+        starts += [
+            {
+                "event": "start",
+                "player_id": f"pages-{country}",
+                "session_id": str(uuid.uuid4()),
+                "country": country,
+                "ts": iso(ts),
+            }
+            for ts in times
+        ]
     per_country = 24 + DAYS - 1
     assert len(COUNTRIES) * per_country == len(starts) > 10_000
     url = service_factory("pages", clock=NOW_TEXT)

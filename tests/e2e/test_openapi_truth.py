@@ -52,14 +52,24 @@ def document(service: str) -> dict[str, Any]:
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method.upper(), path, op) for path, ops in doc["paths"].items()
-            for method, op in ops.items() if method in METHODS]
+    return [
+        (method.upper(), path, op)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if method in METHODS
+    ]
 
 
 def test_operations_have_readable_ids_tags_and_no_422(document: dict[str, Any]) -> None:
     ids = {op["operationId"] for _, _, op in operations(document)}
-    assert {"ingestEvents", "getPlayerSessions", "erasePlayer", "getSessionStarts", "getCountryStarts",
-            "getHealth"} <= ids
+    assert {
+        "ingestEvents",
+        "getPlayerSessions",
+        "erasePlayer",
+        "getSessionStarts",
+        "getCountryStarts",
+        "getHealth",
+    } <= ids
     for method, path, op in operations(document):
         assert re.fullmatch(r"[a-z][A-Za-z0-9]*", op["operationId"]), (method, path)
         assert op["tags"] and all(t in {tag["name"] for tag in document["tags"]} for t in op["tags"])
@@ -97,8 +107,14 @@ def test_ids_and_instants_carry_formats(document: dict[str, Any]) -> None:
     assert schemas["SessionOut"]["properties"]["session_id"]["format"] == "uuid"
     assert schemas["StartOut"]["properties"]["session_id"]["format"] == "uuid"
     assert schemas["EventIn"]["properties"]["session_id"]["format"] == "uuid"
-    for model, field in [("SessionOut", "start"), ("SessionOut", "end"), ("StartOut", "ts"),
-                         ("StartCountsOut", "from"), ("StartCountsOut", "to"), ("EventIn", "ts")]:
+    for model, field in [
+        ("SessionOut", "start"),
+        ("SessionOut", "end"),
+        ("StartOut", "ts"),
+        ("StartCountsOut", "from"),
+        ("StartCountsOut", "to"),
+        ("EventIn", "ts"),
+    ]:
         assert schemas[model]["properties"][field]["format"] == "date-time", (model, field)
 
 
@@ -123,28 +139,38 @@ def observed_statuses() -> dict[tuple[str, str], set[str]]:
 
 
 def test_documented_statuses_match_the_ones_the_e2e_suite_observed(
-    document: dict[str, Any], request: pytest.FixtureRequest,
+    document: dict[str, Any],
+    request: pytest.FixtureRequest,
 ) -> None:
     seen = observed_statuses()
     documented = {(method, path): set(op["responses"]) for method, path, op in operations(document)}
     observed_on_documented = {key: statuses for key, statuses in seen.items() if key in documented}
     assert observed_on_documented, "no access line of a documented route was found"
-    undocumented = {key: sorted(statuses - documented[key])
-                    for key, statuses in observed_on_documented.items() if statuses - documented[key]}
+    undocumented = {
+        key: sorted(statuses - documented[key])
+        for key, statuses in observed_on_documented.items()
+        if statuses - documented[key]
+    }
     assert not undocumented, f"the service answered statuses its OpenAPI does not document: {undocumented}"
 
     ran = {Path(str(item.path)).name for item in request.session.items}
     suite = {p.name for p in E2E_DIR.glob("test_*.py")}
     if not suite <= ran:
-        pytest.skip(f"observed statuses are all documented; the converse needs the whole e2e suite "
-                    f"(not run here: {sorted(suite - ran)})")
-    never_seen = {f"{method} {path} {status}" for (method, path), statuses in documented.items()
-                  for status in statuses - seen.get((method, path), set())
-                  if status not in NOT_OBSERVED_HERE}
+        pytest.skip(
+            f"observed statuses are all documented; the converse needs the whole e2e suite "
+            f"(not run here: {sorted(suite - ran)})"
+        )
+    never_seen = {
+        f"{method} {path} {status}"
+        for (method, path), statuses in documented.items()
+        for status in statuses - seen.get((method, path), set())
+        if status not in NOT_OBSERVED_HERE
+    }
     assert not never_seen, f"documented but never observed by the e2e suite: {sorted(never_seen)}"
 
 
 # --- a generated client against the live service ----------------------------------------------
+
 
 def generate_client(url: str, folder: Path) -> str:
     """Generate a package from the live /openapi.json with openapi-python-client; its import name."""
@@ -155,20 +181,36 @@ def generate_client(url: str, folder: Path) -> str:
     spec.write_text(httpx.get(f"{url}/openapi.json", timeout=30).text)
     package = f"ps_generated_{uuid.uuid4().hex[:8]}"
     env_path = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # its formatter (ruff) comes from the venv
-    done = subprocess.run([generator, "generate", "--path", str(spec), "--meta", "none",
-                           "--output-path", str(folder / package)],
-                          capture_output=True, text=True, timeout=300, env={"PATH": env_path})
+    done = subprocess.run(
+        [
+            generator,
+            "generate",
+            "--path",
+            str(spec),
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / package),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": env_path},
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     # The one thing it warns about: it has no NDJSON body type, so POST /events takes the JSON one.
     warnings = re.findall(r"^WARNING.*$|^Unsupported.*$", output, re.MULTILINE)
-    assert warnings == ["WARNING parsing POST /events within ingest.",
-                        "Unsupported content type application/x-ndjson"], output
+    assert warnings == [
+        "WARNING parsing POST /events within ingest.",
+        "Unsupported content type application/x-ndjson",
+    ], output
     return package
 
 
-def test_a_generated_client_calls_the_live_service(service_factory: Callable[..., str],
-                                                   tmp_path: Path) -> None:
+def test_a_generated_client_calls_the_live_service(
+    service_factory: Callable[..., str], tmp_path: Path
+) -> None:
     keys = tmp_path / "keys"
     key = "generated-client-key-0123456789"
     keys.write_text(f"generator:{key}\n")
@@ -177,18 +219,34 @@ def test_a_generated_client_calls_the_live_service(service_factory: Callable[...
     sys.path.insert(0, str(tmp_path))
     try:
         gen = importlib.import_module(package)
-        api = {name: importlib.import_module(f"{package}.api.{name}")
-               for name in ("ingest.ingest_events", "players.get_player_sessions", "players.erase_player",
-                            "session_starts.get_session_starts", "session_starts.get_country_starts",
-                            "health.get_health")}
+        api = {
+            name: importlib.import_module(f"{package}.api.{name}")
+            for name in (
+                "ingest.ingest_events",
+                "players.get_player_sessions",
+                "players.erase_player",
+                "session_starts.get_session_starts",
+                "session_starts.get_country_starts",
+                "health.get_health",
+            )
+        }
         models = importlib.import_module(f"{package}.models")
         authed = gen.AuthenticatedClient(base_url=url, token=key)
         player, sid = f"gen-{uuid.uuid4().hex[:8]}", uuid.uuid4()
         events = [
-            models.EventIn(event=models.EventInEvent.START, player_id=player, session_id=sid,
-                           ts=datetime(2016, 11, 30, 10, 0, tzinfo=UTC), country="FI"),
-            models.EventIn(event=models.EventInEvent.END, player_id=player, session_id=sid,
-                           ts=datetime(2016, 11, 30, 10, 8, 1, 500000, tzinfo=UTC)),
+            models.EventIn(
+                event=models.EventInEvent.START,
+                player_id=player,
+                session_id=sid,
+                ts=datetime(2016, 11, 30, 10, 0, tzinfo=UTC),
+                country="FI",
+            ),
+            models.EventIn(
+                event=models.EventInEvent.END,
+                player_id=player,
+                session_id=sid,
+                ts=datetime(2016, 11, 30, 10, 8, 1, 500000, tzinfo=UTC),
+            ),
         ]
         result = api["ingest.ingest_events"].sync(client=authed, body=events)
         assert isinstance(result, models.IngestResultOut)

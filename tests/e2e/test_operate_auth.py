@@ -36,14 +36,16 @@ def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def services(cassandra_node: str, test_keyspace_name: str, keys_file: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+def services(
+    cassandra_node: str, test_keyspace_name: str, keys_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("auth-logs")
     keyspace = f"{test_keyspace_name}_auth"
     started = {
         "writes": start_service(keyspace, logs, {"--clock": iso(NOW), "--api-keys-file": str(keys_file)}),
-        "reads": start_service(keyspace, logs, {"--clock": iso(NOW), "--api-keys-file": str(keys_file),
-                                                "--protect-reads": ""}),
+        "reads": start_service(
+            keyspace, logs, {"--clock": iso(NOW), "--api-keys-file": str(keys_file), "--protect-reads": ""}
+        ),
     }
     yield started
     for service in started.values():
@@ -57,19 +59,24 @@ ANY_KEY = "an-" + uuid.uuid4().hex  # a line without scopes: may do everything
 
 
 @pytest.fixture(scope="module")
-def scoped_services(cassandra_node: str, test_keyspace_name: str,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+def scoped_services(
+    cassandra_node: str, test_keyspace_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
     folder = tmp_path_factory.mktemp("scoped")
     path = folder / "api-keys"
     digest = hashlib.sha256(READ_KEY.encode()).hexdigest()
-    path.write_text(f"loader:{INGEST_KEY} ingest\ndashboard:sha256:{digest}  read, metrics\n"
-                    f"privacy:{ERASE_KEY}\terase\nold:{ANY_KEY}\n")
+    path.write_text(
+        f"loader:{INGEST_KEY} ingest\ndashboard:sha256:{digest}  read, metrics\n"
+        f"privacy:{ERASE_KEY}\terase\nold:{ANY_KEY}\n"
+    )
     keyspace = f"{test_keyspace_name}_scoped"
     started = {
-        "reads": start_service(keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path),
-                                                  "--protect-reads": ""}),
-        "metrics": start_service(keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path),
-                                                    "--protect-metrics": ""}),
+        "reads": start_service(
+            keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path), "--protect-reads": ""}
+        ),
+        "metrics": start_service(
+            keyspace, folder, {"--clock": iso(NOW), "--api-keys-file": str(path), "--protect-metrics": ""}
+        ),
     }
     yield started
     for service in started.values():
@@ -121,8 +128,10 @@ def test_keys_without_scopes_are_named_in_a_warning(scoped_services: dict[str, S
 def announce_huge_body(url: str) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000000000000\r\n\r\n[")
+        sock.sendall(
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000000000\r\n\r\n["
+        )
         return sock.recv(4096)
 
 
@@ -138,10 +147,14 @@ def test_writes_need_a_valid_key_reads_stay_open(services: dict[str, ServiceProc
         missing = client.post("/events", json=batch)
         assert missing.status_code == 401
         assert missing.headers["www-authenticate"].startswith("Bearer")
-        assert missing.json() == {"error": "authorization: send `Authorization: Bearer <api key>`",
-                                  "field": "authorization"}
-        assert client.post("/events", json=batch, headers={"Authorization": f"Basic {LOADER_KEY}"}
-                           ).status_code == 401
+        assert missing.json() == {
+            "error": "authorization: send `Authorization: Bearer <api key>`",
+            "field": "authorization",
+        }
+        assert (
+            client.post("/events", json=batch, headers={"Authorization": f"Basic {LOADER_KEY}"}).status_code
+            == 401
+        )
         assert client.post("/events", json=batch, headers={"X-API-Key": LOADER_KEY}).status_code == 401
         wrong = client.post("/events", json=batch, headers=bearer(WRONG_KEY))
         assert wrong.status_code == 403 and wrong.json()["field"] == "authorization"
@@ -165,8 +178,12 @@ def test_writes_need_a_valid_key_reads_stay_open(services: dict[str, ServiceProc
 
 def test_protect_reads_closes_every_get_but_health_and_the_page(services: dict[str, ServiceProcess]) -> None:
     with httpx.Client(base_url=services["reads"].url, timeout=30) as client:
-        for path in (f"/players/{new_player()}/sessions", "/session-starts?hours=1",
-                     "/session-starts/FI?hours=1", "/metrics"):
+        for path in (
+            f"/players/{new_player()}/sessions",
+            "/session-starts?hours=1",
+            "/session-starts/FI?hours=1",
+            "/metrics",
+        ):
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers=bearer(WRONG_KEY)).status_code == 403, path
             assert client.get(path, headers=bearer(DASHBOARD_KEY)).status_code == 200, path
@@ -180,8 +197,13 @@ def test_the_loader_sends_its_key_as_bearer(services: dict[str, ServiceProcess],
     url = services["writes"].url
     events = tmp_path / "events.jsonl"
     player = new_player()
-    events.write_text("\n".join(httpx.Request("POST", "/", json=e).content.decode()
-                                for e in session_pair(player, NOW - timedelta(hours=3))) + "\n")
+    events.write_text(
+        "\n".join(
+            httpx.Request("POST", "/", json=e).content.decode()
+            for e in session_pair(player, NOW - timedelta(hours=3))
+        )
+        + "\n"
+    )
     options = {"input": events, "url": url, "progress": False, "quiet": True, "handle_sigint": False}
     refused = run_load(LoadOptions(**options))  # type: ignore[arg-type]
     assert not refused.complete and refused.error is not None and "--api-key" in refused.error
@@ -191,8 +213,12 @@ def test_the_loader_sends_its_key_as_bearer(services: dict[str, ServiceProcess],
 
 def test_logs_name_the_key_and_never_show_it(services: dict[str, ServiceProcess]) -> None:
     service = services["writes"]
-    httpx.post(f"{service.url}/events", json=list(session_pair(new_player(), NOW - timedelta(hours=1))),
-               headers={**bearer(LOADER_KEY), "X-Request-ID": "auth-log-check"}, timeout=30)
+    httpx.post(
+        f"{service.url}/events",
+        json=list(session_pair(new_player(), NOW - timedelta(hours=1))),
+        headers={**bearer(LOADER_KEY), "X-Request-ID": "auth-log-check"},
+        timeout=30,
+    )
     # The access line is written once the response has been sent: the client can be faster than it.
     deadline = time.monotonic() + 10
     while True:
@@ -210,17 +236,25 @@ def test_logs_name_the_key_and_never_show_it(services: dict[str, ServiceProcess]
         assert secret not in log
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("loader:short\n", "line 1 (loader): the key must be 16-256"),
-    ("a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb\n", "line 2: the name 'a' is used twice"),
-    ("# only a comment\n", "no keys"),
-    ("no colon here\n", "line 1: expected `name:key`"),
-    ("loader:aaaaaaaaaaaaaaaaaaaa ingest,delete\n", "line 1 (loader): unknown scope 'delete'"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("loader:short\n", "line 1 (loader): the key must be 16-256"),
+        ("a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb\n", "line 2: the name 'a' is used twice"),
+        ("# only a comment\n", "no keys"),
+        ("no colon here\n", "line 1: expected `name:key`"),
+        ("loader:aaaaaaaaaaaaaaaaaaaa ingest,delete\n", "line 1 (loader): unknown scope 'delete'"),
+    ],
+)
 def test_a_bad_keys_file_stops_serve_with_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "keys"
     path.write_text(content)
-    done = subprocess.run([sys.executable, "-m", "player_sessions.cli", "serve", "--api-keys-file", str(path),
-                           "--port", "1"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "player_sessions.cli", "serve", "--api-keys-file", str(path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert message in done.stderr and "bbbbbbbbbbbbbbbbbbbb" not in done.stderr

@@ -40,12 +40,21 @@ def victim_events(player: str) -> tuple[list[dict[str, Any]], list[dict[str, Any
     """A player with every kind of row: complete sessions over a year (some in the same hours as other
     players), an open start, an orphan end, a start re-sent with another ts. Returns (events, starts)."""
     events: list[dict[str, Any]] = []
-    offsets = [timedelta(minutes=20), timedelta(minutes=50), timedelta(hours=2, minutes=5),
-               timedelta(hours=20), timedelta(days=3), timedelta(days=6, hours=5), timedelta(days=25),
-               timedelta(days=100), timedelta(days=300)]
+    offsets = [
+        timedelta(minutes=20),
+        timedelta(minutes=50),
+        timedelta(hours=2, minutes=5),
+        timedelta(hours=20),
+        timedelta(days=3),
+        timedelta(days=6, hours=5),
+        timedelta(days=25),
+        timedelta(days=100),
+        timedelta(days=300),
+    ]
     for i, back in enumerate(offsets):
-        s, e = session_pair(player, NOW - back - timedelta(minutes=15), minutes=12,
-                            country=COUNTRIES[i % len(COUNTRIES)])
+        s, e = session_pair(
+            player, NOW - back - timedelta(minutes=15), minutes=12, country=COUNTRIES[i % len(COUNTRIES)]
+        )
         events += [s, e]
     open_start = start(player, str(uuid.uuid4()), NOW - timedelta(hours=5), "SE")
     orphan_end = end(player, str(uuid.uuid4()), NOW - timedelta(hours=7))
@@ -61,8 +70,9 @@ def others_events(players: list[str], seed: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for _ in range(300):
         started = NOW - timedelta(seconds=rng.randrange(60, 320 * 86400))
-        events += session_pair(rng.choice(players), started, minutes=rng.randrange(1, 90),
-                               country=rng.choice(COUNTRIES))
+        events += session_pair(
+            rng.choice(players), started, minutes=rng.randrange(1, 90), country=rng.choice(COUNTRIES)
+        )
     return events
 
 
@@ -115,24 +125,36 @@ def test_erasing_a_player_removes_their_data_and_exactly_their_starts(erase_clie
 
 
 def test_an_erase_stopped_half_way_is_finished_by_a_retry(
-        erase_client: httpx.Client, cql: Any, test_keyspace_name: str) -> None:
+    erase_client: httpx.Client, cql: Any, test_keyspace_name: str
+) -> None:
     client = erase_client
     player = new_player()
-    events = [*session_pair(player, NOW - timedelta(hours=3), country="FI"),
-              *session_pair(player, NOW - timedelta(days=2), country="SE")]
+    events = [
+        *session_pair(player, NOW - timedelta(hours=3), country="FI"),
+        *session_pair(player, NOW - timedelta(days=2), country="SE"),
+    ]
     client.post("/events", json=events)
     before = {h: counts(client, h) for h in (4, 72)}
     # As if an erase had deleted the raw starts and then failed: player_events (deleted last) remains.
     for e in events[::2]:
         ts = ts_of(e)
         hour = ts.replace(minute=0, second=0, microsecond=0)
-        cql.execute(f"DELETE FROM {test_keyspace_name}_operate.starts_by_country_hour WHERE country = %s "
-                    "AND hour = %s AND ts = %s AND session_id = %s",
-                    (e["country"], hour, ts, uuid.UUID(e["session_id"])))
-        cql.execute(f"DELETE FROM {test_keyspace_name}_operate.starts_by_minute WHERE minute = %s "
-                    "AND shard = %s AND country = %s AND ts = %s AND session_id = %s",
-                    (ts.replace(second=0, microsecond=0), minute_shard(uuid.UUID(e["session_id"])),
-                     e["country"], ts, uuid.UUID(e["session_id"])))
+        cql.execute(
+            f"DELETE FROM {test_keyspace_name}_operate.starts_by_country_hour WHERE country = %s "
+            "AND hour = %s AND ts = %s AND session_id = %s",
+            (e["country"], hour, ts, uuid.UUID(e["session_id"])),
+        )
+        cql.execute(
+            f"DELETE FROM {test_keyspace_name}_operate.starts_by_minute WHERE minute = %s "
+            "AND shard = %s AND country = %s AND ts = %s AND session_id = %s",
+            (
+                ts.replace(second=0, microsecond=0),
+                minute_shard(uuid.UUID(e["session_id"])),
+                e["country"],
+                ts,
+                uuid.UUID(e["session_id"]),
+            ),
+        )
     body = client.delete(f"/players/{player}").json()
     assert body["removed"] == {"player_events": 4, "starts_by_country_hour": 2, "starts_by_minute": 2}
     assert body["sessions"] == 2

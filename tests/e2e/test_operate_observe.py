@@ -39,8 +39,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def observed(cassandra_node: str, test_keyspace_name: str,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, Path]]:
+def observed(
+    cassandra_node: str, test_keyspace_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServiceProcess, Path]]:
     """`serve --workers 2 --log-format json` with PROMETHEUS_MULTIPROC_DIR holding a previous run's file."""
     folder = tmp_path_factory.mktemp("observe")
     metrics_dir = folder / "metrics"
@@ -48,8 +49,11 @@ def observed(cassandra_node: str, test_keyspace_name: str,
     (metrics_dir / "counter_999999.db").write_bytes(b"left over by a previous run")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     try:
-        service = start_service(f"{test_keyspace_name}_observe", folder,
-                                {"--clock": iso(NOW), "--workers": "2", "--log-format": "json"})
+        service = start_service(
+            f"{test_keyspace_name}_observe",
+            folder,
+            {"--clock": iso(NOW), "--workers": "2", "--log-format": "json"},
+        )
     finally:
         del os.environ["PROMETHEUS_MULTIPROC_DIR"]
     yield service, metrics_dir
@@ -57,18 +61,21 @@ def observed(cassandra_node: str, test_keyspace_name: str,
 
 
 def test_metrics_count_requests_events_and_cassandra_work_over_both_workers(
-        observed: tuple[ServiceProcess, Path]) -> None:
+    observed: tuple[ServiceProcess, Path],
+) -> None:
     service, metrics_dir = observed
     url = service.url
     assert not (metrics_dir / "counter_999999.db").exists()  # cleaned when serve started
 
     before = scrape(url)
     player = new_player()
-    batch = [*session_pair(player, NOW - timedelta(hours=2)),
-             start(player, str(uuid.uuid4()), NOW - timedelta(days=400)),  # expired
-             start(player, "not-a-uuid", NOW - timedelta(hours=1)),  # rejected: session_id
-             start(player, str(uuid.uuid4()), NOW - timedelta(hours=1), country="ZZ"),  # rejected: country
-             start(player, str(uuid.uuid4()), NOW - timedelta(hours=1))]
+    batch = [
+        *session_pair(player, NOW - timedelta(hours=2)),
+        start(player, str(uuid.uuid4()), NOW - timedelta(days=400)),  # expired
+        start(player, "not-a-uuid", NOW - timedelta(hours=1)),  # rejected: session_id
+        start(player, str(uuid.uuid4()), NOW - timedelta(hours=1), country="ZZ"),  # rejected: country
+        start(player, str(uuid.uuid4()), NOW - timedelta(hours=1)),
+    ]
     r = httpx.post(f"{url}/events", json=batch, timeout=30)
     assert r.json()["stored"] == 3
     for _ in range(12):  # a new connection each: the two workers share the load
@@ -80,19 +87,38 @@ def test_metrics_count_requests_events_and_cassandra_work_over_both_workers(
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("player_sessions_http_requests_total", method="POST", route="/events", status="200") == 1
-    assert delta("player_sessions_http_requests_total", method="GET", route="/players/{player_id}/sessions",
-                 status="200") == 12
+    assert (
+        delta(
+            "player_sessions_http_requests_total",
+            method="GET",
+            route="/players/{player_id}/sessions",
+            status="200",
+        )
+        == 12
+    )
     assert delta("player_sessions_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
-    assert delta("player_sessions_http_request_duration_seconds_count", method="GET",
-                 route="/players/{player_id}/sessions") == 12
-    assert delta("player_sessions_http_request_duration_seconds_bucket", method="POST", route="/events",
-                 le="+Inf") == 1
+    assert (
+        delta(
+            "player_sessions_http_request_duration_seconds_count",
+            method="GET",
+            route="/players/{player_id}/sessions",
+        )
+        == 12
+    )
+    assert (
+        delta(
+            "player_sessions_http_request_duration_seconds_bucket", method="POST", route="/events", le="+Inf"
+        )
+        == 1
+    )
     assert delta("player_sessions_events_total", outcome="stored") == 3
     assert delta("player_sessions_events_total", outcome="expired") == 1
     assert delta("player_sessions_events_total", outcome="rejected") == 2
     assert delta("player_sessions_events_rejected_total", field="session_id", rule="not a UUID") == 1
-    assert delta("player_sessions_events_rejected_total", field="country",
-                 rule="not an ISO 3166-1 alpha-2 code") == 1
+    assert (
+        delta("player_sessions_events_rejected_total", field="country", rule="not an ISO 3166-1 alpha-2 code")
+        == 1
+    )
     assert delta("player_sessions_ingest_batch_events_count") == 1
     assert delta("player_sessions_ingest_batch_events_sum") == len(batch)
     assert delta("player_sessions_ingest_batch_events_bucket", le="10.0") == 1
@@ -108,8 +134,9 @@ def test_metrics_count_requests_events_and_cassandra_work_over_both_workers(
 
     # Multi-process mode: each worker writes its own files and /metrics sums them (the counts above
     # are exact whichever worker served each request).
-    pids = {m.group(1) for f in metrics_dir.iterdir()
-            if (m := re.match(r"gauge_livesum_(\d+)\.db", f.name))}  # writes in flight, one per worker
+    pids = {
+        m.group(1) for f in metrics_dir.iterdir() if (m := re.match(r"gauge_livesum_(\d+)\.db", f.name))
+    }  # writes in flight, one per worker
     assert len(pids) == 2, sorted(f.name for f in metrics_dir.iterdir())
 
 
@@ -122,14 +149,22 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_request_ids_are_echoed_and_every_request_is_one_json_log_line(
-        observed: tuple[ServiceProcess, Path]) -> None:
+    observed: tuple[ServiceProcess, Path],
+) -> None:
     service, _ = observed
     player = new_player()
-    r = httpx.post(f"{service.url}/events", json=list(session_pair(player, NOW - timedelta(hours=1))),
-                   headers={"X-Request-ID": "trace-42.a"}, timeout=30)
+    r = httpx.post(
+        f"{service.url}/events",
+        json=list(session_pair(player, NOW - timedelta(hours=1))),
+        headers={"X-Request-ID": "trace-42.a"},
+        timeout=30,
+    )
     assert r.headers["x-request-id"] == "trace-42.a"
-    generated = httpx.get(f"{service.url}/players/{player}/sessions",
-                          headers={"X-Request-ID": "has spaces\tand tabs"}, timeout=30)
+    generated = httpx.get(
+        f"{service.url}/players/{player}/sessions",
+        headers={"X-Request-ID": "has spaces\tand tabs"},
+        timeout=30,
+    )
     new_id = generated.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", new_id)
     bad = httpx.get(f"{service.url}/session-starts", params={"hours": -1}, timeout=30)
@@ -140,8 +175,11 @@ def test_request_ids_are_echoed_and_every_request_is_one_json_log_line(
     deadline = time.monotonic() + 10
     while not wanted <= by_id.keys() and time.monotonic() < deadline:  # each worker writes its own lines
         time.sleep(0.1)
-        by_id = {line["request_id"]: line for line in json_lines(service.log_path)
-                 if line["logger"] == "player_sessions.access"}
+        by_id = {
+            line["request_id"]: line
+            for line in json_lines(service.log_path)
+            if line["logger"] == "player_sessions.access"
+        }
     post = by_id["trace-42.a"]
     assert post["method"] == "POST" and post["route"] == "/events" and post["status"] == 200
     assert post["events"] == 2 and post["level"] == "info" and isinstance(post["duration_ms"], float)

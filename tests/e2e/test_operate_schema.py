@@ -29,9 +29,25 @@ def keyspace(cql: Any, test_keyspace_name: str) -> Iterator[str]:
 
 def serve_no_migrate(cassandra_node: str, keyspace: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "player_sessions.cli", "serve", "--no-migrate", "--port", "1",
-         "--contact-points", cassandra_node, "--keyspace", keyspace],
-        capture_output=True, text=True, cwd=ROOT, env=clean_env(), timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "player_sessions.cli",
+            "serve",
+            "--no-migrate",
+            "--port",
+            "1",
+            "--contact-points",
+            cassandra_node,
+            "--keyspace",
+            keyspace,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=60,
+    )
 
 
 def assert_refused(done: subprocess.CompletedProcess[str], why: str) -> None:
@@ -42,41 +58,64 @@ def assert_refused(done: subprocess.CompletedProcess[str], why: str) -> None:
 
 
 def migrate(cassandra_node: str, keyspace: str) -> None:
-    done = subprocess.run(migrate_command(cassandra_node, keyspace), capture_output=True, text=True,
-                          cwd=ROOT, env=clean_env(), timeout=120)
+    done = subprocess.run(
+        migrate_command(cassandra_node, keyspace),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
-def test_no_migrate_refuses_a_keyspace_that_does_not_exist(cql: Any, cassandra_node: str,
-                                                           keyspace: str) -> None:
+def test_no_migrate_refuses_a_keyspace_that_does_not_exist(
+    cql: Any, cassandra_node: str, keyspace: str
+) -> None:
     assert_refused(serve_no_migrate(cassandra_node, keyspace), f"keyspace {keyspace} does not exist")
-    assert cql.execute("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
-                       (keyspace,)).one() is None  # and made no DDL
+    assert (
+        cql.execute(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+        ).one()
+        is None
+    )  # and made no DDL
 
 
-def test_no_migrate_refuses_the_previous_releases_unversioned_schema(cql: Any, cassandra_node: str,
-                                                                    keyspace: str) -> None:
+def test_no_migrate_refuses_the_previous_releases_unversioned_schema(
+    cql: Any, cassandra_node: str, keyspace: str
+) -> None:
     create_previous_schema(cql, keyspace)
     assert_refused(serve_no_migrate(cassandra_node, keyspace), "has no schema version recorded")
 
 
-def test_no_migrate_refuses_an_older_and_a_newer_version(cql: Any, cassandra_node: str,
-                                                        keyspace: str) -> None:
+def test_no_migrate_refuses_an_older_and_a_newer_version(
+    cql: Any, cassandra_node: str, keyspace: str
+) -> None:
     migrate(cassandra_node, keyspace)
-    cql.execute(f"DELETE FROM {keyspace}.{VERSION_TABLE} WHERE scope = 'schema' AND version = %s",
-                (SCHEMA_VERSION,))
-    cql.execute(f"INSERT INTO {keyspace}.{VERSION_TABLE} (scope, version) VALUES ('schema', %s)",
-                (SCHEMA_VERSION - 1,))
-    assert_refused(serve_no_migrate(cassandra_node, keyspace),
-                   f"is at schema version {SCHEMA_VERSION - 1}, this release needs {SCHEMA_VERSION}")
-    cql.execute(f"INSERT INTO {keyspace}.{VERSION_TABLE} (scope, version) VALUES ('schema', %s)",
-                (SCHEMA_VERSION + 1,))
-    assert_refused(serve_no_migrate(cassandra_node, keyspace),
-                   f"is at schema version {SCHEMA_VERSION + 1}, newer than this release knows")
+    cql.execute(
+        f"DELETE FROM {keyspace}.{VERSION_TABLE} WHERE scope = 'schema' AND version = %s", (SCHEMA_VERSION,)
+    )
+    cql.execute(
+        f"INSERT INTO {keyspace}.{VERSION_TABLE} (scope, version) VALUES ('schema', %s)",
+        (SCHEMA_VERSION - 1,),
+    )
+    assert_refused(
+        serve_no_migrate(cassandra_node, keyspace),
+        f"is at schema version {SCHEMA_VERSION - 1}, this release needs {SCHEMA_VERSION}",
+    )
+    cql.execute(
+        f"INSERT INTO {keyspace}.{VERSION_TABLE} (scope, version) VALUES ('schema', %s)",
+        (SCHEMA_VERSION + 1,),
+    )
+    assert_refused(
+        serve_no_migrate(cassandra_node, keyspace),
+        f"is at schema version {SCHEMA_VERSION + 1}, newer than this release knows",
+    )
 
 
-def test_no_migrate_serves_a_migrated_keyspace_without_changing_it(cql: Any, cassandra_node: str,
-                                                                  keyspace: str, tmp_path: Path) -> None:
+def test_no_migrate_serves_a_migrated_keyspace_without_changing_it(
+    cql: Any, cassandra_node: str, keyspace: str, tmp_path: Path
+) -> None:
     migrate(cassandra_node, keyspace)
     service = start_service(keyspace, tmp_path, {"--no-migrate": ""})
     try:
@@ -92,5 +131,6 @@ def test_plain_serve_migrates_an_unversioned_keyspace(cql: Any, keyspace: str, t
     create_previous_schema(cql, keyspace)
     service = start_service(keyspace, tmp_path)
     service.stop()
-    assert [r.version for r in cql.execute(f"SELECT version FROM {keyspace}.{VERSION_TABLE}")] == \
-        [SCHEMA_VERSION]
+    assert [r.version for r in cql.execute(f"SELECT version FROM {keyspace}.{VERSION_TABLE}")] == [
+        SCHEMA_VERSION
+    ]

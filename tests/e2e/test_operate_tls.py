@@ -30,8 +30,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LauncherConfig, Path]]:
     """A node of its own on 127.0.0.81 (JMX 7180) with client encryption; yields it and the CA's PEM."""
-    config = LauncherConfig(base_dir=tmp_path_factory.mktemp("tls") / "cassandra", first_address=81,
-                            heap="512m", tls=True)
+    config = LauncherConfig(
+        base_dir=tmp_path_factory.mktemp("tls") / "cassandra", first_address=81, heap="512m", tls=True
+    )
     said: list[str] = []
     start(config, say=said.append)
     try:
@@ -43,24 +44,33 @@ def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Launche
 
 
 def test_the_node_speaks_only_tls_with_a_certificate_naming_its_address(
-        tls_node: tuple[LauncherConfig, Path]) -> None:
+    tls_node: tuple[LauncherConfig, Path],
+) -> None:
     config, ca = tls_node
     address = config.address(1)
     assert ask_cql(address, config.cql_port) is None  # plain text is refused
     context = ssl.create_default_context(cafile=str(ca))
-    with socket.create_connection((address, config.cql_port), timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname=address) as tls:
+    with (
+        socket.create_connection((address, config.cql_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address) as tls,
+    ):
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
-    with socket.create_connection((address, config.cql_port), timeout=10) as raw, \
-            pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+    with (
+        socket.create_connection((address, config.cql_port), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError, match="mismatch"),
+    ):
         context.wrap_socket(raw, server_hostname="127.0.0.82")
 
 
-def test_serve_over_tls_ingests_and_answers_the_three_reads(tls_node: tuple[LauncherConfig, Path],
-                                                            tmp_path: Path) -> None:
+def test_serve_over_tls_ingests_and_answers_the_three_reads(
+    tls_node: tuple[LauncherConfig, Path], tmp_path: Path
+) -> None:
     config, ca = tls_node
-    service = start_service(f"ps_tls_{uuid.uuid4().hex[:8]}", tmp_path, {
-        "--contact-points": config.address(1), "--tls": "", "--tls-ca-file": str(ca), "--clock": iso(NOW)})
+    service = start_service(
+        f"ps_tls_{uuid.uuid4().hex[:8]}",
+        tmp_path,
+        {"--contact-points": config.address(1), "--tls": "", "--tls-ca-file": str(ca), "--clock": iso(NOW)},
+    )
     try:
         player = new_player()
         first, second = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
@@ -80,8 +90,9 @@ def test_serve_over_tls_ingests_and_answers_the_three_reads(tls_node: tuple[Laun
 
 
 @pytest.mark.parametrize("ca_flags", [["--tls-ca-file", "wrong"], []], ids=["another CA", "system CAs"])
-def test_a_wrong_ca_stops_serve_at_once_with_a_clear_error(tls_node: tuple[LauncherConfig, Path],
-                                                           tmp_path: Path, ca_flags: list[str]) -> None:
+def test_a_wrong_ca_stops_serve_at_once_with_a_clear_error(
+    tls_node: tuple[LauncherConfig, Path], tmp_path: Path, ca_flags: list[str]
+) -> None:
     config, _ = tls_node
     if ca_flags:
         other = LauncherConfig(base_dir=tmp_path / "other", first_address=81, tls=True)
@@ -90,10 +101,24 @@ def test_a_wrong_ca_stops_serve_at_once_with_a_clear_error(tls_node: tuple[Launc
         ca_flags = ["--tls-ca-file", str(ensure_certificates(other).ca_pem)]
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "player_sessions.cli", "serve", "--contact-points", config.address(1),
-         "--port", "1", "--tls", *ca_flags],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+        [
+            sys.executable,
+            "-m",
+            "player_sessions.cli",
+            "serve",
+            "--contact-points",
+            config.address(1),
+            "--port",
+            "1",
+            "--tls",
+            *ca_flags,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
     assert done.returncode == 1
     assert time.monotonic() - began < 60
     assert "TLS handshake with Cassandra at 127.0.0.81 failed" in done.stderr

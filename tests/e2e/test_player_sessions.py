@@ -91,8 +91,10 @@ def test_a_read_stops_at_the_row_cap_and_says_truncated(service_factory: Callabl
     open_starts = [start(bot, str(uuid.uuid4()), NOW - timedelta(minutes=10 + i)) for i in range(400)]
     with httpx.Client(base_url=url, timeout=60) as capped:
         assert capped.post("/events", json=[*newest, *open_starts, *oldest]).json()["stored"] == 404
-        assert capped.post("/events", json=list(session_pair(player, NOW - timedelta(hours=1)))
-                           ).json()["stored"] == 2
+        assert (
+            capped.post("/events", json=list(session_pair(player, NOW - timedelta(hours=1)))).json()["stored"]
+            == 2
+        )
         r = capped.get(f"/players/{bot}/sessions").json()
         assert r["truncated"] is True
         assert [s["session_id"] for s in r["sessions"]] == [newest[0]["session_id"]]

@@ -24,17 +24,22 @@ def recent_batch(player: str, sessions: int = 5) -> list[dict[str, Any]]:
     return [e for i in range(sessions) for e in session_pair(player, NOW - timedelta(days=i + 1, hours=3))]
 
 
-def test_a_batch_of_10_is_posted_and_its_rows_counted(client: httpx.Client, cql: Any,
-                                                      test_keyspace_name: str) -> None:
+def test_a_batch_of_10_is_posted_and_its_rows_counted(
+    client: httpx.Client, cql: Any, test_keyspace_name: str
+) -> None:
     player = new_player()
     events = recent_batch(player)
     assert client.post("/events", json=events).json()["stored"] == 10
     ks = f"{test_keyspace_name}_main"
-    rows = list(cql.execute(
-        f"SELECT session_id, is_start, country FROM {ks}.player_events WHERE player_id=%s", (player,)))
+    rows = list(
+        cql.execute(
+            f"SELECT session_id, is_start, country FROM {ks}.player_events WHERE player_id=%s", (player,)
+        )
+    )
     assert len(rows) == 10  # one row per event
     assert {(r.session_id, r.is_start) for r in rows} == {
-        (uuid.UUID(e["session_id"]), e["event"] == "start") for e in events}
+        (uuid.UUID(e["session_id"]), e["event"] == "start") for e in events
+    }
     assert [r.country for r in rows if r.is_start] == ["FI"] * 5
     assert [r.country for r in rows if not r.is_start] == [None] * 5  # an end's country is not stored
     assert len(client.get(f"/players/{player}/sessions").json()["sessions"]) == 5
@@ -50,8 +55,9 @@ def test_put_latency_p90_under_500_ms(client: httpx.Client) -> None:
     assert p90(samples) < 0.5
 
 
-def test_events_older_than_a_year_are_not_stored(client: httpx.Client, cql: Any,
-                                                 test_keyspace_name: str) -> None:
+def test_events_older_than_a_year_are_not_stored(
+    client: httpx.Client, cql: Any, test_keyspace_name: str
+) -> None:
     player = new_player()
     old = list(session_pair(player, NOW - timedelta(days=365, minutes=30)))
     assert client.post("/events", json=old).json()["expired"] == 2
@@ -59,14 +65,18 @@ def test_events_older_than_a_year_are_not_stored(client: httpx.Client, cql: Any,
     assert not list(cql.execute(f"SELECT * FROM {ks}.player_events WHERE player_id=%s", (player,)))
 
 
-def test_ttl_makes_old_data_disappear_one_year_after_its_event(client: httpx.Client, cql: Any,
-                                                              test_keyspace_name: str) -> None:
+def test_ttl_makes_old_data_disappear_one_year_after_its_event(
+    client: httpx.Client, cql: Any, test_keyspace_name: str
+) -> None:
     player = new_player()
     s, e = session_pair(player, NOW - timedelta(days=364))
     assert client.post("/events", json=[s, e]).json()["stored"] == 2
     ks = f"{test_keyspace_name}_main"
-    (row,) = cql.execute(f"SELECT TTL(country) AS t FROM {ks}.player_events WHERE player_id=%s "
-                         "AND is_start = true ALLOW FILTERING", (player,))
+    (row,) = cql.execute(
+        f"SELECT TTL(country) AS t FROM {ks}.player_events WHERE player_id=%s "
+        "AND is_start = true ALLOW FILTERING",
+        (player,),
+    )
     assert 86_400 - 5 <= row.t <= 86_400  # one day left of its year
     # (test_retention.py watches such rows physically disappear, with a retention of seconds.)
 

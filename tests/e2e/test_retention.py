@@ -17,23 +17,29 @@ RETENTION_S = 20
 EVENT_TABLES = ["player_events", "starts_by_country_hour", "starts_by_minute"]
 # Per-hour summaries (no player data): they die when the *last* instant of their hour/day leaves the
 # retention, so a count of a partly retained hour stays exact.
-SUMMARY_TABLES = {"country_hours": "hour", "hour_starts": "touched", "minute_starts": "touched",
-                  "day_starts": "touched"}
+SUMMARY_TABLES = {
+    "country_hours": "hour",
+    "hour_starts": "touched",
+    "minute_starts": "touched",
+    "day_starts": "touched",
+}
 
 
 def rows_in(cql: Any, keyspace: str, table: str) -> int:
     return len(list(cql.execute(f"SELECT * FROM {keyspace}.{table}")))
 
 
-def test_events_past_retention_expire_everywhere(service_factory: Callable[..., str], cql: Any,
-                                                 test_keyspace_name: str) -> None:
+def test_events_past_retention_expire_everywhere(
+    service_factory: Callable[..., str], cql: Any, test_keyspace_name: str
+) -> None:
     url = service_factory("ttl", retention=f"{RETENTION_S}s")
     keyspace = f"{test_keyspace_name}_ttl"
     player = new_player()
     now = datetime.now(UTC)
     fresh = session_pair(player, now - timedelta(seconds=12), minutes=0.1)
-    too_old = session_pair(player, now - timedelta(seconds=RETENTION_S + 5), minutes=0.05,
-                           session=str(uuid.uuid4()))
+    too_old = session_pair(
+        player, now - timedelta(seconds=RETENTION_S + 5), minutes=0.05, session=str(uuid.uuid4())
+    )
     with httpx.Client(base_url=url, timeout=30) as client:
         out = client.post("/events", json=[*fresh, *too_old]).json()
         assert (out["stored"], out["expired"]) == (2, 2)

@@ -21,8 +21,9 @@ WINDOWS = [0.25, 1, 2.75, 23.99, 24, 25.5, 168, 720.5, 1000]
 
 def brute_force(starts: list[dict[str, Any]], hours: float, now: datetime = NOW) -> Counter[str]:
     frm = now - timedelta(hours=hours)
-    return Counter(s["country"] for s in starts
-                   if frm <= datetime.fromisoformat(s["ts"].replace("Z", "+00:00")) <= now)
+    return Counter(
+        s["country"] for s in starts if frm <= datetime.fromisoformat(s["ts"].replace("Z", "+00:00")) <= now
+    )
 
 
 def generated_starts(count: int, seed: int) -> list[dict[str, Any]]:
@@ -32,8 +33,9 @@ def generated_starts(count: int, seed: int) -> list[dict[str, Any]]:
     for _ in range(count):
         ms = rng.randrange(0, 42 * 24 * 3600 * 1000)
         ts = NOW - timedelta(milliseconds=ms)
-        events.append(start(rng.choice(players), str(uuid.UUID(int=rng.getrandbits(128))), ts,
-                            rng.choice(COUNTRIES)))
+        events.append(
+            start(rng.choice(players), str(uuid.UUID(int=rng.getrandbits(128))), ts, rng.choice(COUNTRIES))
+        )
     # Starts exactly on the window's edges must count (both ends are inclusive).
     events.append(start(players[0], str(uuid.uuid4()), NOW, "FI"))
     events.append(start(players[0], str(uuid.uuid4()), NOW - timedelta(hours=24), "FI"))
@@ -60,8 +62,9 @@ def counts(client: httpx.Client, hours: float) -> dict[str, Any]:
     return dict(r.json())
 
 
-def test_counts_per_country_equal_a_brute_force_count(counts_service: httpx.Client,
-                                                      loaded: list[dict[str, Any]]) -> None:
+def test_counts_per_country_equal_a_brute_force_count(
+    counts_service: httpx.Client, loaded: list[dict[str, Any]]
+) -> None:
     for hours in WINDOWS:
         out = counts(counts_service, hours)
         expected = brute_force(loaded, hours)
@@ -70,8 +73,9 @@ def test_counts_per_country_equal_a_brute_force_count(counts_service: httpx.Clie
         assert out["to"] == "2016-12-01T00:00:00Z" and out["hours"] == hours
 
 
-def test_counts_stay_exact_after_late_events_into_counted_hours(counts_service: httpx.Client,
-                                                                loaded: list[dict[str, Any]]) -> None:
+def test_counts_stay_exact_after_late_events_into_counted_hours(
+    counts_service: httpx.Client, loaded: list[dict[str, Any]]
+) -> None:
     counts(counts_service, 1000)  # rollups are now recounted and fresh
     late = generated_starts(300, seed=8)
     assert counts_service.post("/events", json=late).json()["stored"] == len(late)
@@ -80,8 +84,9 @@ def test_counts_stay_exact_after_late_events_into_counted_hours(counts_service: 
         assert counts(counts_service, hours)["countries"] == dict(brute_force(loaded, hours))
 
 
-def test_countries_with_no_starts_are_left_out(counts_service: httpx.Client,
-                                               loaded: list[dict[str, Any]]) -> None:
+def test_countries_with_no_starts_are_left_out(
+    counts_service: httpx.Client, loaded: list[dict[str, Any]]
+) -> None:
     assert all(n > 0 for n in counts(counts_service, 0.25)["countries"].values())
 
 
@@ -92,12 +97,16 @@ def test_hours_out_of_range_is_400(counts_service: httpx.Client) -> None:
         assert r.json()["error"].startswith("hours:")
 
 
-def test_pagination_walks_every_start_exactly_once(counts_service: httpx.Client,
-                                                   loaded: list[dict[str, Any]]) -> None:
+def test_pagination_walks_every_start_exactly_once(
+    counts_service: httpx.Client, loaded: list[dict[str, Any]]
+) -> None:
     hours = 720.5
     frm = NOW - timedelta(hours=hours)
-    expected = {s["session_id"] for s in loaded if s["country"] == "SE"
-                and frm <= datetime.fromisoformat(s["ts"].replace("Z", "+00:00")) <= NOW}
+    expected = {
+        s["session_id"]
+        for s in loaded
+        if s["country"] == "SE" and frm <= datetime.fromisoformat(s["ts"].replace("Z", "+00:00")) <= NOW
+    }
     seen: list[dict[str, Any]] = []
     params: dict[str, Any] = {"hours": hours, "limit": 37}
     while True:

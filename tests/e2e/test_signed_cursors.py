@@ -27,19 +27,25 @@ STARTS_PER_COUNTRY = 60
 
 
 @pytest.fixture(scope="module")
-def services(cassandra_node: str, test_keyspace_name: str,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+def services(
+    cassandra_node: str, test_keyspace_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("cursor-logs")
     keyspace = f"{test_keyspace_name}_cursors"
     started: dict[str, ServiceProcess] = {}
     try:
-        for name, extra in (("old", {"--cursor-keys": OLD_KEY}),
-                            ("rotated", {"--cursor-keys": f"{NEW_KEY},{OLD_KEY}"}),
-                            ("workers", {"--workers": "2"})):
+        for name, extra in (
+            ("old", {"--cursor-keys": OLD_KEY}),
+            ("rotated", {"--cursor-keys": f"{NEW_KEY},{OLD_KEY}"}),
+            ("workers", {"--workers": "2"}),
+        ):
             started[name] = start_service(keyspace, logs, {"--clock": iso(NOW), **extra})
         player = new_player()
-        events = [start(player, str(uuid.uuid4()), NOW - timedelta(minutes=7 * i + 1), country)
-                  for i in range(STARTS_PER_COUNTRY) for country in ("FI", "SE")]
+        events = [
+            start(player, str(uuid.uuid4()), NOW - timedelta(minutes=7 * i + 1), country)
+            for i in range(STARTS_PER_COUNTRY)
+            for country in ("FI", "SE")
+        ]
         assert httpx.post(f"{started['old'].url}/events", json=events, timeout=60).json()["stored"] == 120
         yield started
     finally:
@@ -79,7 +85,8 @@ def test_a_tampered_window_is_refused(services: dict[str, ServiceProcess]) -> No
 
 
 def test_rotation_keeps_pages_in_flight_and_signs_with_the_new_key(
-        services: dict[str, ServiceProcess]) -> None:
+    services: dict[str, ServiceProcess],
+) -> None:
     in_flight = first_page(services["old"].url)["next"]
     continued = follow(services["rotated"].url, in_flight)  # signed with OLD_KEY, still listed
     assert continued.status_code == 200, continued.text
@@ -96,7 +103,8 @@ def test_another_serve_with_another_key_refuses_the_cursor(services: dict[str, S
 
 
 def test_every_worker_of_one_serve_accepts_the_cursors_of_the_others(
-        services: dict[str, ServiceProcess]) -> None:
+    services: dict[str, ServiceProcess],
+) -> None:
     url = services["workers"].url
     seen: list[str] = []
     cursor = first_page(url)["next"]
@@ -111,9 +119,22 @@ def test_every_worker_of_one_serve_accepts_the_cursors_of_the_others(
 
 
 def test_a_short_cursor_key_stops_serve(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "player_sessions.cli", "serve", "--cursor-keys",
-                           f"{NEW_KEY},short", "--port", "1"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "player_sessions.cli",
+            "serve",
+            "--cursor-keys",
+            f"{NEW_KEY},short",
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "--cursor-keys" in done.stderr and "16 characters" in done.stderr
     assert NEW_KEY not in done.stderr

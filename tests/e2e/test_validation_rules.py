@@ -43,10 +43,18 @@ RULES = [
     ("player-missing", valid_start(player_id=...), "player_id", "player_id: required"),
     ("player-number", valid_start(player_id=12345), "player_id", "player_id: must be a string"),
     ("player-empty", valid_start(player_id=""), "player_id", "player_id: must be 1 to 64 characters"),
-    ("player-too-long", valid_start(player_id="a" * 65), "player_id",
-     "player_id: must be 1 to 64 characters"),
-    ("player-bad-chars", valid_start(player_id="bad player"), "player_id",
-     "player_id: only letters, digits and . _ : - are allowed"),
+    (
+        "player-too-long",
+        valid_start(player_id="a" * 65),
+        "player_id",
+        "player_id: must be 1 to 64 characters",
+    ),
+    (
+        "player-bad-chars",
+        valid_start(player_id="bad player"),
+        "player_id",
+        "player_id: only letters, digits and . _ : - are allowed",
+    ),
     ("session-missing", valid_start(session_id=...), "session_id", "session_id: required"),
     ("session-not-uuid", valid_start(session_id="4a0c43c9"), "session_id", "session_id: not a UUID"),
     ("session-number", valid_start(session_id=7), "session_id", "session_id: not a UUID"),
@@ -58,14 +66,19 @@ RULES = [
     ("ts-number", valid_start(ts=1480550400), "ts", "ts: must be a string"),
     ("ts-garbage", valid_start(ts="yesterday"), "ts", "ts: not an ISO 8601 date-time"),
     ("ts-date-only", valid_start(ts="2016-11-22"), "ts", "ts: not an ISO 8601 date-time"),
-    ("ts-future", valid_start(ts=iso(NOW + timedelta(minutes=6))), "ts",
-     "ts: more than 5 minutes in the future"),
+    (
+        "ts-future",
+        valid_start(ts=iso(NOW + timedelta(minutes=6))),
+        "ts",
+        "ts: more than 5 minutes in the future",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("event", "field", "message"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
-def test_each_rule_rejects_with_its_exact_error(client: httpx.Client, event: Any, field: str,
-                                                message: str) -> None:
+def test_each_rule_rejects_with_its_exact_error(
+    client: httpx.Client, event: Any, field: str, message: str
+) -> None:
     assert rejected_with(client, event) == {"index": 0, "field": field, "error": message}
 
 
@@ -78,14 +91,24 @@ def test_normalisations_show_in_the_answers(client: httpx.Client) -> None:
     player = new_player()
     sid = str(uuid.uuid4())
     events = [
-        {"event": "start", "player_id": player, "session_id": sid.upper(), "country": "uk",
-         "ts": "2016-11-30T12:00:00+02:00"},  # 10:00Z
+        {
+            "event": "start",
+            "player_id": player,
+            "session_id": sid.upper(),
+            "country": "uk",
+            "ts": "2016-11-30T12:00:00+02:00",
+        },  # 10:00Z
         {"event": "end", "player_id": player, "session_id": sid, "ts": "2016-11-30T10:30:00"},
     ]
     assert client.post("/events", json=events).json()["stored"] == 2
     (session,) = client.get(f"/players/{player}/sessions").json()["sessions"]
-    assert session == {"session_id": sid, "country": "GB", "start": "2016-11-30T10:00:00Z",
-                       "end": "2016-11-30T10:30:00Z", "duration_seconds": 1800}
+    assert session == {
+        "session_id": sid,
+        "country": "GB",
+        "start": "2016-11-30T10:00:00Z",
+        "end": "2016-11-30T10:30:00Z",
+        "duration_seconds": 1800,
+    }
 
 
 def test_kosovo_is_kept_as_xk(client: httpx.Client) -> None:

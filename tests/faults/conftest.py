@@ -24,8 +24,11 @@ def service_logs(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfig]:
     """A single node on 127.0.0.51 that the fault tests may stop and start (never the dev node)."""
-    config = LauncherConfig(base_dir=tmp_path_factory.mktemp("faults-node") / "cassandra",
-                            first_address=OWN_NODE_FIRST_ADDRESS, heap="768m")
+    config = LauncherConfig(
+        base_dir=tmp_path_factory.mktemp("faults-node") / "cassandra",
+        first_address=OWN_NODE_FIRST_ADDRESS,
+        heap="768m",
+    )
     try:
         result = start(config, say=lambda line: say(f"node: {line}"))
         # A Cassandra that some other run left on this address would be "used", and stopping it would

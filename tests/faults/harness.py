@@ -45,6 +45,7 @@ def say(message: str) -> None:
 
 # --- the service as a process we can kill -----------------------------------------------------------
 
+
 def fault_service(keyspace: str, log_dir: Path, flags: dict[str, str] | None = None) -> ServiceProcess:
     """`serve` with the frozen clock, not started yet: a test starts it, may SIGKILL it (`kill()`) and
     start it again on the same port."""
@@ -62,6 +63,7 @@ def memory_kb(service: ServiceProcess) -> tuple[int, int]:
 
 
 # --- recording what the loader sent and got ------------------------------------------------------
+
 
 @dataclass
 class Exchange:
@@ -94,13 +96,29 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             response = await self._inner.handle_async_request(request)
             await response.aread()
         except Exception as exc:
-            self._add(Exchange(began, time.monotonic() - began, request.method, request.url.path, None,
-                               error=type(exc).__name__))
+            self._add(
+                Exchange(
+                    began,
+                    time.monotonic() - began,
+                    request.method,
+                    request.url.path,
+                    None,
+                    error=type(exc).__name__,
+                )
+            )
             raise
         acked = request.method == "POST" and response.status_code == 200
-        self._add(Exchange(began, time.monotonic() - began, request.method, request.url.path,
-                           response.status_code, retry_after=response.headers.get("retry-after"),
-                           body=request.content if acked else None))
+        self._add(
+            Exchange(
+                began,
+                time.monotonic() - began,
+                request.method,
+                request.url.path,
+                response.status_code,
+                retry_after=response.headers.get("retry-after"),
+                body=request.content if acked else None,
+            )
+        )
         return response
 
     async def aclose(self) -> None:
@@ -128,16 +146,34 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 class BackgroundLoad:
     """`run_load` of a file into a URL, in a thread, through a RecordingTransport."""
 
-    def __init__(self, events: Path, url: str, batch_size: int = 1000, concurrency: int = 4,
-                 timeout: float = 60.0, lasting_s: float | None = None, batches: int | None = None) -> None:
+    def __init__(
+        self,
+        events: Path,
+        url: str,
+        batch_size: int = 1000,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        lasting_s: float | None = None,
+        batches: int | None = None,
+    ) -> None:
         """With `lasting_s` (and the number of `batches`), requests are paced so that the whole load
         takes about that long: a fault injected at a third of it then meets a running load."""
         pace = lasting_s * concurrency / batches if lasting_s and batches else 0.0
         self.transport = RecordingTransport(pace_s=pace)
-        self.options = LoadOptions(input=events, url=url, batch_size=batch_size, concurrency=concurrency,
-                                   progress=False, quiet=True, handle_sigint=False, give_up_after=240,
-                                   backoff_initial=0.2, backoff_max=2.0, timeout=timeout,
-                                   transport=self.transport)
+        self.options = LoadOptions(
+            input=events,
+            url=url,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            progress=False,
+            quiet=True,
+            handle_sigint=False,
+            give_up_after=240,
+            backoff_initial=0.2,
+            backoff_max=2.0,
+            timeout=timeout,
+            transport=self.transport,
+        )
         self.summary: LoadSummary | None = None
         self.error: BaseException | None = None
         self.began = time.monotonic()
@@ -158,7 +194,8 @@ class BackgroundLoad:
         deadline = time.monotonic() + timeout
         while self.transport.acknowledged() < batches:
             assert self.thread.is_alive() or self.transport.acknowledged() >= batches, (
-                f"the load ended early: {self.summary} {self.error}")
+                f"the load ended early: {self.summary} {self.error}"
+            )
             assert time.monotonic() < deadline, f"fewer than {batches} batches acknowledged in {timeout}s"
             time.sleep(0.05)
 
@@ -172,6 +209,7 @@ class BackgroundLoad:
 
 
 # --- datasets and truth ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -235,24 +273,38 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
         wrong: list[str] = []
         slots = asyncio.Semaphore(concurrency)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
             async def player(pid: str) -> None:
                 async with slots:
                     got = (await get(client, f"/players/{pid}/sessions"))["sessions"]
                 expected = truth.players[pid][:20]
-                mine = [(s["session_id"], s["country"], parse_instant(s["start"]), parse_instant(s["end"]),
-                         s["duration_seconds"]) for s in got]
+                mine = [
+                    (
+                        s["session_id"],
+                        s["country"],
+                        parse_instant(s["start"]),
+                        parse_instant(s["end"]),
+                        s["duration_seconds"],
+                    )
+                    for s in got
+                ]
                 theirs = [(s.session_id, s.country, s.start, s.end, s.duration_seconds) for s in expected]
                 if mine != theirs:
                     wrong.append(f"player {pid}: got {mine[:3]}..., expected {theirs[:3]}...")
 
             async def starts_differ(hours: float) -> str | None:
                 frm = truth.now - timedelta(hours=hours)
-                expected = {c: n for c, n in starts_in_window(truth, frm, truth.now + MILLISECOND).items() if n}
-                got = (await get(client, "/session-starts", {"hours": hours}))
+                expected = {
+                    c: n for c, n in starts_in_window(truth, frm, truth.now + MILLISECOND).items() if n
+                }
+                got = await get(client, "/session-starts", {"hours": hours})
                 if got["countries"] == expected and got["total"] == sum(expected.values()):
                     return None
-                off = {c: got["countries"].get(c, 0) - n for c, n in expected.items()
-                       if got["countries"].get(c, 0) != n}
+                off = {
+                    c: got["countries"].get(c, 0) - n
+                    for c, n in expected.items()
+                    if got["countries"].get(c, 0) != n
+                }
                 return f"got {got['total']}, expected {sum(expected.values())} (got - expected: {off})"
 
             await asyncio.gather(*(player(pid) for pid in truth.players))
@@ -283,23 +335,28 @@ def assert_answers_equal_truth(url: str, truth: Truth, concurrency: int = 8) -> 
     return check
 
 
-def rollup_diagnosis(contact_points: list[str], keyspace: str, truth: Truth,
-                     consistency: str = "ALL", limit: int = 12) -> list[str]:
+def rollup_diagnosis(
+    contact_points: list[str], keyspace: str, truth: Truth, consistency: str = "ALL", limit: int = 12
+) -> list[str]:
     """Where a wrong window's starts went, read straight from Cassandra: for every day and hour of the
     truth, the truth's count against the raw rows (count(*) per country-hour partition), the hour
     rollup (and whether it is fresh: counted == touched) and, per day, the day rollup and the sum of
     its hour rollups. Returns the rows that disagree, or why it could not tell."""
-    cluster = open_cluster(contact_points, only_hosts=contact_points, consistency=consistency,
-                           request_timeout=30)
+    cluster = open_cluster(
+        contact_points, only_hosts=contact_points, consistency=consistency, request_timeout=30
+    )
     found: list[str] = []
     try:
         session = cluster.connect(keyspace)
-        raw = session.prepare("SELECT count(*) AS n FROM starts_by_country_hour "
-                              "WHERE country = ? AND hour = ?")
-        hours_of = session.prepare("SELECT hour, counts_json, touched, counted, countries FROM hour_starts "
-                                   "WHERE day = ?")
-        day_of = session.prepare("SELECT counts_json, touched, counted FROM day_starts "
-                                 "WHERE year = ? AND day = ?")
+        raw = session.prepare(
+            "SELECT count(*) AS n FROM starts_by_country_hour WHERE country = ? AND hour = ?"
+        )
+        hours_of = session.prepare(
+            "SELECT hour, counts_json, touched, counted, countries FROM hour_starts WHERE day = ?"
+        )
+        day_of = session.prepare(
+            "SELECT counts_json, touched, counted FROM day_starts WHERE year = ? AND day = ?"
+        )
         by_day: dict[datetime, dict[datetime, dict[str, int]]] = {}
         for hour, per_country in truth.starts_per_country_hour.items():
             if per_country and hour >= truth.now - RETENTION:
@@ -319,15 +376,19 @@ def rollup_diagnosis(contact_points: list[str], keyspace: str, truth: Truth,
                     if expected != stored or expected != got:
                         fresh = row is not None and row.touched == row.counted
                         listed = row is not None and country in (row.countries or ())
-                        found.append(f"{hour:%m-%d %H}h {country}: truth {expected}, raw {stored}, "
-                                     f"hour rollup {got} (fresh {fresh}, country listed {listed})")
+                        found.append(
+                            f"{hour:%m-%d %H}h {country}: truth {expected}, raw {stored}, "
+                            f"hour rollup {got} (fresh {fresh}, country listed {listed})"
+                        )
             day_row = session.execute(day_of, (day.year, day)).one()
             day_counts = _counts_json(day_row)
             expected_day = sum(sum(c.values()) for c in by_day[day].values())
             if sum(day_counts.values()) != expected_day or hour_sum != expected_day:
                 fresh = day_row is not None and day_row.touched == day_row.counted
-                found.append(f"day {day:%m-%d}: truth {expected_day}, day rollup {sum(day_counts.values())} "
-                             f"(fresh {fresh}), its hour rollups {hour_sum}")
+                found.append(
+                    f"day {day:%m-%d}: truth {expected_day}, day rollup {sum(day_counts.values())} "
+                    f"(fresh {fresh}), its hour rollups {hour_sum}"
+                )
     except Exception as exc:  # a diagnosis must not hide the failure it explains
         found.append(f"diagnosis at {consistency} failed: {type(exc).__name__}: {exc}")
     finally:
@@ -342,8 +403,10 @@ def _counts_json(row: Any) -> dict[str, int]:
 
 # --- acknowledged means stored ------------------------------------------------------------------------
 
-def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[bytes],
-                 consistency: str = "ONE") -> tuple[int, list[str]]:
+
+def stored_check(
+    contact_points: list[str], keyspace: str, bodies: Iterable[bytes], consistency: str = "ONE"
+) -> tuple[int, list[str]]:
     """Reads back, straight from Cassandra, every valid in-retention event of the given acknowledged
     request bodies: its row of `player_events` must be there. Returns (events checked, missing)."""
     from cassandra.concurrent import execute_concurrent_with_args
@@ -358,17 +421,21 @@ def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[byte
             if is_expired(event.ts, NOW, RETENTION):
                 continue
             wanted.setdefault(event.player_id, set()).add(
-                (event.ts, event.session_id, event.kind is EventKind.START))
-    cluster = open_cluster(contact_points, only_hosts=contact_points, consistency=consistency,
-                           request_timeout=30)
+                (event.ts, event.session_id, event.kind is EventKind.START)
+            )
+    cluster = open_cluster(
+        contact_points, only_hosts=contact_points, consistency=consistency, request_timeout=30
+    )
     try:
         session = cluster.connect()
-        select = session.prepare(f"SELECT ts, session_id, is_start FROM {keyspace}.player_events "
-                                 "WHERE player_id = ?")
+        select = session.prepare(
+            f"SELECT ts, session_id, is_start FROM {keyspace}.player_events WHERE player_id = ?"
+        )
         select.fetch_size = None
         players = list(wanted)
-        results = execute_concurrent_with_args(session, select, [(p,) for p in players], concurrency=64,
-                                               raise_on_first_error=True)
+        results = execute_concurrent_with_args(
+            session, select, [(p,) for p in players], concurrency=64, raise_on_first_error=True
+        )
         missing: list[str] = []
         checked = 0
         for player, (ok, rows) in zip(players, results, strict=True):
@@ -384,8 +451,7 @@ def stored_check(contact_points: list[str], keyspace: str, bodies: Iterable[byte
 
 
 def bodies_acknowledged_between(transport: RecordingTransport, frm: float, to: float) -> list[bytes]:
-    return [e.body for e in transport.snapshot()
-            if e.body is not None and frm <= e.began + e.seconds <= to]
+    return [e.body for e in transport.snapshot() if e.body is not None and frm <= e.began + e.seconds <= to]
 
 
 def all_bodies(transport: RecordingTransport) -> list[bytes]:

@@ -40,20 +40,32 @@ LOAD_S = 60.0
 
 
 def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
-    own_node: LauncherConfig, tmp_path: Path, service_logs: Path,
+    own_node: LauncherConfig,
+    tmp_path: Path,
+    service_logs: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=72)
     address = own_node.address(1)
-    service = fault_service(f"ps_faults_down_{uuid.uuid4().hex[:8]}", service_logs,
-                            {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)})
+    service = fault_service(
+        f"ps_faults_down_{uuid.uuid4().hex[:8]}",
+        service_logs,
+        {"--contact-points": address, "--request-timeout": str(REQUEST_TIMEOUT_S)},
+    )
     service.start()
     pid = service.pid
     try:
         batches = math.ceil(data.lines / BATCH)
         # Paced to last ~LOAD_S whatever the service's speed: the node is stopped at a third of it.
-        load = BackgroundLoad(data.events, service.url, batch_size=BATCH, concurrency=4,
-                              timeout=REQUEST_TIMEOUT_S * 4, lasting_s=LOAD_S, batches=batches).start()
+        load = BackgroundLoad(
+            data.events,
+            service.url,
+            batch_size=BATCH,
+            concurrency=4,
+            timeout=REQUEST_TIMEOUT_S * 4,
+            lasting_s=LOAD_S,
+            batches=batches,
+        ).start()
         load.wait_acknowledged(batches // 3)
         say(f"{data.lines:,} events; stopping the node at {load.transport.acknowledged()}/{batches} batches")
         stop_began = time.monotonic()
@@ -78,21 +90,28 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
 
         start(own_node, say=lambda line: None)
         node_ready = time.monotonic()
-        say(f"node down for {node_ready - stopped_at:.1f}s (start took {node_ready - stop_began:.1f}s "
-            "from the stop)")
-        recovered_s = wait_until(lambda: health(service.url) == 200, "/health 200 after the node came back",
-                                 timeout=30)
+        say(
+            f"node down for {node_ready - stopped_at:.1f}s (start took {node_ready - stop_began:.1f}s "
+            "from the stop)"
+        )
+        recovered_s = wait_until(
+            lambda: health(service.url) == 200, "/health 200 after the node came back", timeout=30
+        )
         assert service.alive() and service.pid == pid, "the same process must recover by itself"
         summary = load.join()
         exchanges = load.transport.snapshot()
-        first_ack = min((e.began + e.seconds for e in exchanges
-                         if e.body is not None and e.began > node_ready), default=float("nan"))
+        first_ack = min(
+            (e.began + e.seconds for e in exchanges if e.body is not None and e.began > node_ready),
+            default=float("nan"),
+        )
         statuses = load.transport.statuses()
         slowest = max(e.seconds for e in exchanges)
         unavailable = [e for e in exchanges if e.status == 503]
-        say(f"recovered {recovered_s:.1f}s after the node was ready (first batch acknowledged after "
+        say(
+            f"recovered {recovered_s:.1f}s after the node was ready (first batch acknowledged after "
             f"{first_ack - node_ready:.1f}s); exchanges {statuses}; slowest {slowest:.1f}s; "
-            f"{summary.retries} retries")
+            f"{summary.retries} retries"
+        )
 
         assert_load_matches_truth(summary, data)
         assert set(statuses) <= {"200", "503"}, statuses
@@ -104,12 +123,17 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
         checked, missing = stored_check([address], service.keyspace, all_bodies(load.transport))
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
         answers = assert_answers_equal_truth(service.url, data.truth)
-        say(f"{checked:,} acknowledged events read back, 0 missing; {answers.players:,} players and "
-            f"{answers.windows} windows equal the truth")
-        for name, value in (("events", data.lines), ("exchanges", statuses),
-                            ("recovery_seconds", round(recovered_s, 1)),
-                            ("slowest_request_seconds", round(slowest, 1)),
-                            ("acknowledged_events_checked", checked)):
+        say(
+            f"{checked:,} acknowledged events read back, 0 missing; {answers.players:,} players and "
+            f"{answers.windows} windows equal the truth"
+        )
+        for name, value in (
+            ("events", data.lines),
+            ("exchanges", statuses),
+            ("recovery_seconds", round(recovered_s, 1)),
+            ("slowest_request_seconds", round(slowest, 1)),
+            ("acknowledged_events_checked", checked),
+        ):
             record_property(name, value)
     finally:
         service.stop()

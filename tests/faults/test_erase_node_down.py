@@ -49,16 +49,23 @@ def player_events(player: str, rng: random.Random, sessions: int) -> list[dict[s
     events: list[dict[str, Any]] = []
     for i in range(sessions):
         back = timedelta(minutes=30) if i == 0 else timedelta(seconds=rng.randrange(3600, 360 * 86400))
-        events += session_pair(player, NOW - back - timedelta(minutes=15), minutes=rng.randrange(1, 14),
-                               country=rng.choice(COUNTRIES))
+        events += session_pair(
+            player,
+            NOW - back - timedelta(minutes=15),
+            minutes=rng.randrange(1, 14),
+            country=rng.choice(COUNTRIES),
+        )
     events.append(start_event(player, str(uuid.uuid4()), NOW - timedelta(hours=5), rng.choice(COUNTRIES)))
     return events
 
 
 def window_counts(events: list[dict[str, Any]], hours: float) -> dict[str, int]:
     frm = NOW - timedelta(hours=hours)
-    found = Counter(e["country"] for e in events if e["event"] == "start"
-                    and frm <= datetime.fromisoformat(e["ts"].replace("Z", "+00:00")) <= NOW)
+    found = Counter(
+        e["country"]
+        for e in events
+        if e["event"] == "start" and frm <= datetime.fromisoformat(e["ts"].replace("Z", "+00:00")) <= NOW
+    )
     return dict(sorted(found.items()))
 
 
@@ -75,13 +82,19 @@ def cql(addresses: list[str], consistency: str) -> Iterator[Session]:
 def rows_left(session: Session, keyspace: str, player: str, events: list[dict[str, Any]]) -> dict[str, int]:
     """The player's rows still readable in each table the erase deletes from."""
     left = dict.fromkeys(ERASED_TABLES, 0)
-    left["player_events"] = session.execute(
-        f"SELECT count(*) AS n FROM {keyspace}.player_events WHERE player_id = %s", (player,)).one().n
-    by_hour = session.prepare(f"SELECT count(*) AS n FROM {keyspace}.starts_by_country_hour "
-                              "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?")
+    left["player_events"] = (
+        session.execute(f"SELECT count(*) AS n FROM {keyspace}.player_events WHERE player_id = %s", (player,))
+        .one()
+        .n
+    )
+    by_hour = session.prepare(
+        f"SELECT count(*) AS n FROM {keyspace}.starts_by_country_hour "
+        "WHERE country = ? AND hour = ? AND ts = ? AND session_id = ?"
+    )
     by_minute = session.prepare(
         f"SELECT count(*) AS n FROM {keyspace}.starts_by_minute "
-        "WHERE minute = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?")
+        "WHERE minute = ? AND shard = ? AND country = ? AND ts = ? AND session_id = ?"
+    )
     for e in events:
         if e["event"] != "start":
             continue
@@ -89,8 +102,9 @@ def rows_left(session: Session, keyspace: str, player: str, events: list[dict[st
         sid = uuid.UUID(e["session_id"])
         hour, minute = ts.replace(minute=0, second=0, microsecond=0), ts.replace(second=0, microsecond=0)
         left["starts_by_country_hour"] += session.execute(by_hour, (e["country"], hour, ts, sid)).one().n
-        left["starts_by_minute"] += session.execute(
-            by_minute, (minute, minute_shard(sid), e["country"], ts, sid)).one().n
+        left["starts_by_minute"] += (
+            session.execute(by_minute, (minute, minute_shard(sid), e["country"], ts, sid)).one().n
+        )
     return left
 
 
@@ -123,12 +137,18 @@ def stop_nodes(config: LauncherConfig, *indexes: int) -> None:
     for i in indexes:
         assert Node(i, config).stop(config.stop_timeout_s) == "stopped"
     survivor = Node(next(i for i in (1, 2, 3) if i not in indexes), config)
-    wait_until(lambda: nodetool_status(survivor).up == 3 - len(indexes),
-               f"nodetool to show nodes {indexes} down", 60, 0.5)
+    wait_until(
+        lambda: nodetool_status(survivor).up == 3 - len(indexes),
+        f"nodetool to show nodes {indexes} down",
+        60,
+        0.5,
+    )
 
 
 def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
-    tmp_path: Path, service_logs: Path, record_property: Callable[[str, object], None],
+    tmp_path: Path,
+    service_logs: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     config = LauncherConfig(base_dir=tmp_path / "cluster", nodes=3, first_address=FIRST_ADDRESS, heap="512m")
     addresses = [config.address(i) for i in (1, 2, 3)]
@@ -144,15 +164,25 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
     try:
         booted = start(config, say=lambda line: None)
         assert booted.started, f"something else already answers on {addresses}: stop it first"
-        service = fault_service(keyspace, service_logs, {
-            "--contact-points": ",".join(addresses), "--replication-factor": "3", "--consistency": "QUORUM"})
+        service = fault_service(
+            keyspace,
+            service_logs,
+            {"--contact-points": ",".join(addresses), "--replication-factor": "3", "--consistency": "QUORUM"},
+        )
         services.append(service)
         service.start()
         say(f"cluster {addresses} up in {booted.seconds:.1f}s; service on {service.url}")
         with cql(addresses, "ALL") as session:
-            options = {t: session.execute(
-                "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s "
-                "AND table_name = %s", (keyspace, t)).one().gc_grace_seconds for t in ERASED_TABLES}
+            options = {
+                t: session.execute(
+                    "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s "
+                    "AND table_name = %s",
+                    (keyspace, t),
+                )
+                .one()
+                .gc_grace_seconds
+                for t in ERASED_TABLES
+            }
         assert options == dict.fromkeys(ERASED_TABLES, TEN_DAYS_S)
 
         everything = background + [e for events in victims.values() for e in events]
@@ -160,8 +190,9 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
             r = client.post("/events", json=everything)
             assert r.status_code == 200 and r.json()["stored"] == len(everything), r.text
             for hours in WINDOWS:
-                assert client.get("/session-starts", params={"hours": hours}).json()["countries"] == \
-                    window_counts(everything, hours)
+                assert client.get("/session-starts", params={"hours": hours}).json()[
+                    "countries"
+                ] == window_counts(everything, hours)
 
         # Node 3 misses both erases: the first is hinted, the second is not (hints off, as for an
         # outage longer than max_hint_window).
@@ -178,8 +209,12 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
         say(f"node 3 down; erased {first['removed']} (hinted) and {second['removed']} (no hints)")
 
         start(config, say=lambda line: None)
-        waited = wait_until(lambda: not (pending_hints(node1) or pending_hints(node2)),
-                            "the hints to be delivered to node 3", 120, 1)
+        waited = wait_until(
+            lambda: not (pending_hints(node1) or pending_hints(node2)),
+            "the hints to be delivered to node 3",
+            120,
+            1,
+        )
         say(f"node 3 back; hints delivered {waited:.1f}s later")
         service.stop()
 
@@ -204,8 +239,9 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
         with cql([addresses[2]], "ONE") as session:
             after_repair = {p: rows_left(session, keyspace, p, events) for p, events in victims.items()}
         assert all(left == dict.fromkeys(ERASED_TABLES, 0) for left in after_repair.values()), after_repair
-        alone = fault_service(keyspace, service_logs,
-                              {"--contact-points": addresses[2], "--consistency": "ONE"})
+        alone = fault_service(
+            keyspace, service_logs, {"--contact-points": addresses[2], "--consistency": "ONE"}
+        )
         services.append(alone)
         alone.start()
         with httpx.Client(base_url=alone.url, timeout=60) as client:
@@ -216,8 +252,10 @@ def test_an_erase_with_a_node_down_stays_erased_once_the_node_is_back(
                 got = client.get("/session-starts", params={"hours": hours}).json()["countries"]
                 assert got == window_counts(background, hours), f"{hours}h: {got}"
         seconds = time.monotonic() - began
-        say(f"after `nodetool repair` ({repair_s:.1f}s): nothing of either player at ALL or on node 3 "
-            f"alone; counts exact; {seconds:.0f}s in all")
+        say(
+            f"after `nodetool repair` ({repair_s:.1f}s): nothing of either player at ALL or on node 3 "
+            f"alone; counts exact; {seconds:.0f}s in all"
+        )
         record_property("repair_seconds", round(repair_s, 1))
         record_property("hints_delivered_seconds", round(waited, 1))
     finally:

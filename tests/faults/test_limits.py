@@ -34,9 +34,15 @@ HALF_OPEN = 1000
 
 @pytest.fixture(scope="module")
 def limits_service(cassandra_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = fault_service(f"ps_faults_limits_{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("limits"),
-                            {"--body-timeout": str(BODY_TIMEOUT_S), "--body-min-rate": str(MIN_RATE),
-                             "--header-timeout": str(HEADER_TIMEOUT_S)})
+    service = fault_service(
+        f"ps_faults_limits_{uuid.uuid4().hex[:8]}",
+        tmp_path_factory.mktemp("limits"),
+        {
+            "--body-timeout": str(BODY_TIMEOUT_S),
+            "--body-min-rate": str(MIN_RATE),
+            "--header-timeout": str(HEADER_TIMEOUT_S),
+        },
+    )
     service.start()
     try:
         yield service
@@ -50,8 +56,9 @@ def connect(service: ServiceProcess) -> socket.socket:
     return sock
 
 
-def head(length: int | None = None, encoding: str | None = None,
-         content_type: str = "application/json") -> bytes:
+def head(
+    length: int | None = None, encoding: str | None = None, content_type: str = "application/json"
+) -> bytes:
     lines = ["POST /events HTTP/1.1", "Host: test", f"Content-Type: {content_type}"]
     lines.append(f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked")
     if encoding:
@@ -82,7 +89,8 @@ def events_json() -> bytes:
 
 
 def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(
-        limits_service: ServiceProcess) -> None:
+    limits_service: ServiceProcess,
+) -> None:
     """1 GiB offered in chunks: the 413 arrives after ~64 MiB, and the service never holds much more."""
     _, hwm_before = memory_kb(limits_service)
     rss_before, _ = memory_kb(limits_service)
@@ -112,9 +120,11 @@ def test_an_endless_chunked_body_gets_413_while_it_is_still_being_sent(
         status, _, body = read_response(sock)
     seconds = time.monotonic() - began
     rss_after, hwm_after = memory_kb(limits_service)
-    say(f"413 after {sent / 2**20:.0f} MiB sent of {offered / 2**20:.0f} MiB offered, in {seconds:.1f}s; "
+    say(
+        f"413 after {sent / 2**20:.0f} MiB sent of {offered / 2**20:.0f} MiB offered, in {seconds:.1f}s; "
         f"RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB, VmHWM {hwm_before / 1024:.0f} -> "
-        f"{hwm_after / 1024:.0f} MiB")
+        f"{hwm_after / 1024:.0f} MiB"
+    )
     assert status == 413, body
     assert orjson.loads(body)["field"] == "body"
     assert sent < MAX_BODY + 32 * 2**20, "the service should answer soon after the limit"
@@ -170,7 +180,7 @@ def test_a_slow_but_steady_body_is_accepted(limits_service: ServiceProcess) -> N
         sock.sendall(head(len(padded)))
         began = time.monotonic()
         for i in range(0, len(padded), 400):
-            sock.sendall(padded[i:i + 400])
+            sock.sendall(padded[i : i + 400])
             time.sleep(0.1)
         status, _, body = read_response(sock)
         took = time.monotonic() - began
@@ -183,8 +193,12 @@ def test_a_slow_but_steady_body_is_accepted(limits_service: ServiceProcess) -> N
 def test_compressed_bodies_are_accepted(limits_service: ServiceProcess, encoding: str) -> None:
     events = events_json()
     data = gzip.compress(events) if encoding == "gzip" else zlib.compress(events)
-    r = httpx.post(f"{limits_service.url}/events", content=data, timeout=30,
-                   headers={"content-type": "application/json", "content-encoding": encoding})
+    r = httpx.post(
+        f"{limits_service.url}/events",
+        content=data,
+        timeout=30,
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 2
 
@@ -195,11 +209,17 @@ def test_a_decompression_bomb_is_refused_without_inflating_it(limits_service: Se
     zeros = b"0" * (16 * 2**20)
     bomb = b"".join([compressor.compress(zeros) for _ in range(64)]) + compressor.flush()
     _, hwm_before = memory_kb(limits_service)
-    r = httpx.post(f"{limits_service.url}/events", content=bomb, timeout=60,
-                   headers={"content-type": "application/json", "content-encoding": "gzip"})
+    r = httpx.post(
+        f"{limits_service.url}/events",
+        content=bomb,
+        timeout=60,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     _, hwm_after = memory_kb(limits_service)
-    say(f"bomb of {len(bomb) / 2**20:.1f} MiB (1 GiB inflated): {r.status_code} {r.text}; VmHWM "
-        f"{hwm_before / 1024:.0f} -> {hwm_after / 1024:.0f} MiB")
+    say(
+        f"bomb of {len(bomb) / 2**20:.1f} MiB (1 GiB inflated): {r.status_code} {r.text}; VmHWM "
+        f"{hwm_before / 1024:.0f} -> {hwm_after / 1024:.0f} MiB"
+    )
     assert r.status_code == 413
     assert "decompressed" in r.json()["error"]
     assert (hwm_after - hwm_before) / 1024 < MAX_BODY / 2**20 + 64
@@ -258,15 +278,18 @@ def hostile_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
         ("gzip of a 30 MiB string", string, gz),
         ("20 MiB of {},{},...", b"[" + b"{}," * (20 * 2**20 // 3) + b"{}]", plain),
         ("20 MiB of 1,1,1,...", b"[" + b"1," * (10 * 2**20) + b"1]", plain),
-        ("20 MiB of {}\\n lines", b"{}\n" * (20 * 2**20 // 3),
-         {"content-type": "application/x-ndjson"}),
-        ("gzip of 64 MiB of {}\\n lines", gzip.compress(b"{}\n" * (64 * 2**20 // 3), 6),
-         {"content-type": "application/x-ndjson", "content-encoding": "gzip"}),
+        ("20 MiB of {}\\n lines", b"{}\n" * (20 * 2**20 // 3), {"content-type": "application/x-ndjson"}),
+        (
+            "gzip of 64 MiB of {}\\n lines",
+            gzip.compress(b"{}\n" * (64 * 2**20 // 3), 6),
+            {"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+        ),
     ]
 
 
 def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(
-        limits_service: ServiceProcess) -> None:
+    limits_service: ServiceProcess,
+) -> None:
     bodies = hostile_bodies()
     rss_before, _ = memory_kb(limits_service)
     answers: dict[str, tuple[int, str, float]] = {}
@@ -285,9 +308,11 @@ def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(
     _, hwm = memory_kb(limits_service)
     for name, (status, text, seconds) in answers.items():
         say(f"{name}: {status} in {seconds:.1f}s {text}")
-    say(f"8 hostile bodies at once: RSS before {rss_before / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB; "
+    say(
+        f"8 hostile bodies at once: RSS before {rss_before / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB; "
         f"GET / meanwhile: {len(probe.waits)} requests, p99 {probe.p99_ms():.0f} ms, worst "
-        f"{probe.worst_ms():.0f} ms")
+        f"{probe.worst_ms():.0f} ms"
+    )
     assert len(answers) == len(bodies)
     assert all(status in (400, 413, 503) for status, _, _ in answers.values()), answers
     assert hwm / 1024 < 500
@@ -296,29 +321,43 @@ def test_eight_hostile_bodies_at_once_are_refused_with_the_worker_bounded(
 
 def legit_batch(events: int) -> bytes:
     """`events` NDJSON events, 5,000 distinct sessions repeated: parsed and validated in full."""
-    one = [line for i in range(2500)
-           for line in map(orjson.dumps, session_pair(f"big-{i}", NOW - timedelta(minutes=90 + i)))]
+    one = [
+        line
+        for i in range(2500)
+        for line in map(orjson.dumps, session_pair(f"big-{i}", NOW - timedelta(minutes=90 + i)))
+    ]
     return b"\n".join(one * (events // len(one))) + b"\n"
 
 
 def test_a_100000_event_batch_adds_little_memory_and_delays_no_one(
-        cassandra_node: str, tmp_path: Path) -> None:
+    cassandra_node: str, tmp_path: Path
+) -> None:
     body = legit_batch(100_000)
     service = fault_service(f"ps_faults_one_{uuid.uuid4().hex[:8]}", tmp_path)
     service.start()
     try:
-        httpx.post(f"{service.url}/events", content=events_json(), timeout=30,
-                   headers={"content-type": "application/json"})  # warm: the store's statements
+        httpx.post(
+            f"{service.url}/events",
+            content=events_json(),
+            timeout=30,
+            headers={"content-type": "application/json"},
+        )  # warm: the store's statements
         rss_before, _ = memory_kb(service)
         with Probe(service.url) as probe:
-            r = httpx.post(f"{service.url}/events", content=body, timeout=120,
-                           headers={"content-type": "application/x-ndjson"})
+            r = httpx.post(
+                f"{service.url}/events",
+                content=body,
+                timeout=120,
+                headers={"content-type": "application/x-ndjson"},
+            )
         _, hwm = memory_kb(service)
     finally:
         service.stop()
-    say(f"100,000 events ({len(body) / 2**20:.1f} MiB): {r.status_code}; RSS {rss_before / 1024:.0f} MiB "
+    say(
+        f"100,000 events ({len(body) / 2**20:.1f} MiB): {r.status_code}; RSS {rss_before / 1024:.0f} MiB "
         f"before, VmHWM {hwm / 1024:.0f} MiB (+{(hwm - rss_before) / 1024:.0f}); GET / meanwhile: "
-        f"{len(probe.waits)} requests, p99 {probe.p99_ms():.0f} ms, worst {probe.worst_ms():.0f} ms")
+        f"{len(probe.waits)} requests, p99 {probe.p99_ms():.0f} ms, worst {probe.worst_ms():.0f} ms"
+    )
     assert r.status_code == 200 and r.json()["received"] == 100_000, r.text[:300]
     assert (hwm - rss_before) / 1024 < 100
     assert probe.p99_ms() < 100
@@ -366,11 +405,13 @@ def test_half_open_connections_are_closed_while_fresh_requests_answer(limits_ser
     finally:
         for sock in socks:
             sock.close()
-    say(f"{HALF_OPEN} half-open connections opened in {opened_s:.1f}s; closed by the service: "
+    say(
+        f"{HALF_OPEN} half-open connections opened in {opened_s:.1f}s; closed by the service: "
         f"{len(closed_at)}, the first after {min(closed_at, default=0):.1f}s, the last after "
         f"{max(closed_at, default=0):.1f}s (--header-timeout {HEADER_TIMEOUT_S:g}); fresh GET / meanwhile: "
         f"{len(fresh)}, statuses {sorted({s for s, _ in fresh})}, slowest "
-        f"{max(t for _, t in fresh) * 1000:.0f} ms")
+        f"{max(t for _, t in fresh) * 1000:.0f} ms"
+    )
     assert not open_socks, f"{len(open_socks)} still open after 40 s"
     assert max(closed_at) < 30
     assert all(status == 200 for status, _ in fresh)

@@ -49,10 +49,27 @@ def batch(seed: int) -> bytes:
         sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         player = f"mem-{seed}-{i % 2000}"
         began = NOW - timedelta(days=3) + timedelta(seconds=rng.randrange(0, 2 * 86400))
-        lines.append(orjson.dumps({"event": "start", "player_id": player, "session_id": sid,
-                                   "country": rng.choice(countries), "ts": began.isoformat()}))
-        lines.append(orjson.dumps({"event": "end", "player_id": player, "session_id": sid,
-                                   "ts": (began + timedelta(seconds=rng.randrange(60, 3600))).isoformat()}))
+        lines.append(
+            orjson.dumps(
+                {
+                    "event": "start",
+                    "player_id": player,
+                    "session_id": sid,
+                    "country": rng.choice(countries),
+                    "ts": began.isoformat(),
+                }
+            )
+        )
+        lines.append(
+            orjson.dumps(
+                {
+                    "event": "end",
+                    "player_id": player,
+                    "session_id": sid,
+                    "ts": (began + timedelta(seconds=rng.randrange(60, 3600))).isoformat(),
+                }
+            )
+        )
     return b"\n".join(lines * REPEATS) + b"\n"
 
 
@@ -72,8 +89,9 @@ class Client:
             while time.monotonic() < deadline:
                 self.attempts += 1
                 try:
-                    r = client.post("/events", content=self.body,
-                                    headers={"content-type": "application/x-ndjson"})
+                    r = client.post(
+                        "/events", content=self.body, headers={"content-type": "application/x-ndjson"}
+                    )
                 except httpx.TransportError:
                     self.transport_errors += 1
                     time.sleep(1)
@@ -92,7 +110,9 @@ class Client:
 
 
 def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
-    own_node: LauncherConfig, service_logs: Path, record_property: Callable[[str, object], None],
+    own_node: LauncherConfig,
+    service_logs: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     bodies = [batch(seed) for seed in range(CLIENTS)]
     flags = {"--contact-points": own_node.address(1)}
@@ -125,21 +145,27 @@ def test_eight_clients_posting_100k_event_batches_keep_rss_bounded(
         sampler.join(5)
         rss, hwm = memory_kb(service)
         peak_sampled = max(samples)
-        say(f"{CLIENTS} clients x {EVENTS:,} events ({len(bodies[0]) / 2**20:.1f} MiB each, sessions sent "
+        say(
+            f"{CLIENTS} clients x {EVENTS:,} events ({len(bodies[0]) / 2**20:.1f} MiB each, sessions sent "
             f"{REPEATS}x) in {elapsed:.1f}s: attempts {[c.attempts for c in clients]}, "
             f"503s {sum(c.unavailable for c in clients)}, transport errors "
             f"{sum(c.transport_errors for c in clients)}; RSS before {base_rss / 1024:.0f} MiB, "
             f"peak sampled {peak_sampled / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB, "
-            f"after {rss / 1024:.0f} MiB")
+            f"after {rss / 1024:.0f} MiB"
+        )
         for c in clients:
             assert c.error is None, c.error
             assert c.result.get("received") == EVENTS and c.result.get("stored") == EVENTS, c.result
         if not MAX_INGEST:
             assert hwm / 1024 < RSS_BOUND_MB, f"VmHWM {hwm / 1024:.0f} MiB over the {RSS_BOUND_MB} MiB bound"
         assert "Traceback" not in service.log_path.read_text(errors="replace")
-        for name, value in (("rss_before_kib", base_rss), ("rss_peak_sampled_kib", peak_sampled),
-                            ("vmhwm_kib", hwm), ("seconds", round(elapsed, 1)),
-                            ("unavailable_503", sum(c.unavailable for c in clients))):
+        for name, value in (
+            ("rss_before_kib", base_rss),
+            ("rss_peak_sampled_kib", peak_sampled),
+            ("vmhwm_kib", hwm),
+            ("seconds", round(elapsed, 1)),
+            ("unavailable_503", sum(c.unavailable for c in clients)),
+        ):
             record_property(name, value)
     finally:
         service.stop()

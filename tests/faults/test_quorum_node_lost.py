@@ -49,7 +49,9 @@ LOAD_S = 60.0
 
 
 def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
-    tmp_path: Path, service_logs: Path, record_property: Callable[[str, object], None],
+    tmp_path: Path,
+    service_logs: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     data = make_dataset(tmp_path / "data", PLAYERS, DAYS, seed=73)
     config = LauncherConfig(base_dir=tmp_path / "cluster", nodes=3, first_address=FIRST_ADDRESS, heap="512m")
@@ -59,14 +61,28 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         booted = start(config, say=lambda line: None)
         assert booted.started, f"something else already answers on {addresses}: stop it first"
         say(f"3-node cluster {addresses} up in {booted.seconds:.1f}s; {data.lines:,} events")
-        service = fault_service(f"ps_faults_quorum_{uuid.uuid4().hex[:8]}", service_logs, {
-            "--contact-points": ",".join(addresses), "--replication-factor": "3",
-            "--consistency": "QUORUM", "--request-timeout": "15"})
+        service = fault_service(
+            f"ps_faults_quorum_{uuid.uuid4().hex[:8]}",
+            service_logs,
+            {
+                "--contact-points": ",".join(addresses),
+                "--replication-factor": "3",
+                "--consistency": "QUORUM",
+                "--request-timeout": "15",
+            },
+        )
         service.start()
         batches = math.ceil(data.lines / BATCH)
         # Paced to last ~LOAD_S whatever the service's speed: node 3 is stopped at a third of it.
-        load = BackgroundLoad(data.events, service.url, batch_size=BATCH, concurrency=4, timeout=60,
-                              lasting_s=LOAD_S, batches=batches).start()
+        load = BackgroundLoad(
+            data.events,
+            service.url,
+            batch_size=BATCH,
+            concurrency=4,
+            timeout=60,
+            lasting_s=LOAD_S,
+            batches=batches,
+        ).start()
 
         load.wait_acknowledged(batches // 3)
         down_at = load.transport.acknowledged()
@@ -81,8 +97,10 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         load.wait_acknowledged(min(batches, max(2 * batches // 3, acked_at_stop + 3)))
         start(config, say=lambda line: None)  # starts only the missing node
         back_at = time.monotonic()
-        say(f"node 3 back after {back_at - stopped_at:.1f}s, at {load.transport.acknowledged()}/{batches} "
-            "batches acknowledged")
+        say(
+            f"node 3 back after {back_at - stopped_at:.1f}s, at {load.transport.acknowledged()}/{batches} "
+            "batches acknowledged"
+        )
         summary = load.join()
         statuses = load.transport.statuses()
         unavailable = [e for e in load.transport.snapshot() if e.status == 503]
@@ -95,8 +113,9 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         slowest = max(e.seconds for e in load.transport.snapshot())
         assert slowest < 15 + 5, f"a request took {slowest:.1f}s"
 
-        checked, missing = stored_check(addresses, service.keyspace, all_bodies(load.transport),
-                                        consistency="QUORUM")
+        checked, missing = stored_check(
+            addresses, service.keyspace, all_bodies(load.transport), consistency="QUORUM"
+        )
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
         try:
             all_up = assert_answers_equal_truth(service.url, data.truth)
@@ -111,13 +130,18 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         assert node2.stop(config.stop_timeout_s) == "stopped"
         wait_until(lambda: nodetool_status(Node(1, config)).up == 2, "nodetool to show 2 nodes UN", 60, 0.5)
         two_up = assert_answers_equal_truth(service.url, data.truth)
-        say(f"{acked_while_down} batches acknowledged with node 3 down; slowest request {slowest:.1f}s; "
+        say(
+            f"{acked_while_down} batches acknowledged with node 3 down; slowest request {slowest:.1f}s; "
             f"{checked:,} acknowledged events read back at QUORUM, 0 missing; answers equal the truth with "
-            f"3 nodes ({all_up.retried_503} 503s retried), with node 2 down ({two_up.retried_503} retried)")
-        for name, value in (("events", data.lines), ("exchanges", statuses),
-                            ("node3_down_seconds", round(back_at - stopped_at, 1)),
-                            ("acknowledged_events_checked", checked),
-                            ("read_503s_retried", all_up.retried_503 + two_up.retried_503)):
+            f"3 nodes ({all_up.retried_503} 503s retried), with node 2 down ({two_up.retried_503} retried)"
+        )
+        for name, value in (
+            ("events", data.lines),
+            ("exchanges", statuses),
+            ("node3_down_seconds", round(back_at - stopped_at, 1)),
+            ("acknowledged_events_checked", checked),
+            ("read_503s_retried", all_up.retried_503 + two_up.retried_503),
+        ):
             record_property(name, value)
 
         write_timeouts_become_503_then_the_retry_stores_all(service, config, record_property)
@@ -129,7 +153,9 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
 
 
 def write_timeouts_become_503_then_the_retry_stores_all(
-    service: ServiceProcess, config: LauncherConfig, record_property: Callable[[str, object], None],
+    service: ServiceProcess,
+    config: LauncherConfig,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """Fault 4 on the real cluster: node 2 is down (known), node 3 is frozen with SIGSTOP (still
     believed up), so a QUORUM write reaches node 1 and waits for node 3 until Cassandra's own

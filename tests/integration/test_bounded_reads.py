@@ -36,14 +36,23 @@ async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[C
 async def test_whale_with_50000_sessions_reads_only_the_rows_it_returns(store: CassandraStore) -> None:
     player = f"whale-{uuid.uuid4().hex[:8]}"
     sessions = [
-        Session(uuid.uuid4(), player, "FI", NOW - timedelta(minutes=10 * i + 30),
-                NOW - timedelta(minutes=10 * i + 25))
+        Session(
+            uuid.uuid4(),
+            player,
+            "FI",
+            NOW - timedelta(minutes=10 * i + 30),
+            NOW - timedelta(minutes=10 * i + 25),
+        )
         for i in range(50_000)
     ]
-    await store.put_events([
-        EventWrite(player, s.session_id, is_start, ts, "FI" if is_start else None, 3600)
-        for s in sessions for is_start, ts in ((True, s.start), (False, s.end))
-    ], [])
+    await store.put_events(
+        [
+            EventWrite(player, s.session_id, is_start, ts, "FI" if is_start else None, 3600)
+            for s in sessions
+            for is_start, ts in ((True, s.start), (False, s.end))
+        ],
+        [],
+    )
 
     got = (await last_sessions(store, FixedClock(NOW), RETENTION, player, 20)).sessions
     assert [s.session_id for s in got] == [s.session_id for s in sessions[:20]]
@@ -63,8 +72,9 @@ async def test_whale_with_50000_sessions_reads_only_the_rows_it_returns(store: C
     store._execute = traced_execute  # type: ignore[method-assign]
     assert (await last_sessions(store, FixedClock(NOW), RETENTION, player, 20)).sessions == got
     for trace in traced:
-        reads += [int(m.group(1)) for e in trace.events
-                  if (m := re.search(r"Read (\d+) live rows", e.description))]
+        reads += [
+            int(m.group(1)) for e in trace.events if (m := re.search(r"Read (\d+) live rows", e.description))
+        ]
     assert reads, [e.description for t in traced for e in t.events]
     # 20 sessions are 40 rows; settling them needs one more hour (12 rows): one page of 96 rows.
     assert len(traced) == 1 and sum(reads) <= 96, reads
@@ -72,23 +82,29 @@ async def test_whale_with_50000_sessions_reads_only_the_rows_it_returns(store: C
 
 def unpaired_starts(player: str, count: int, newest: datetime) -> list[EventWrite]:
     """A bot's starts, one a minute, that never end: they settle no session."""
-    return [EventWrite(player, uuid.uuid4(), True, newest - timedelta(minutes=i), "FI", 3600)
-            for i in range(count)]
+    return [
+        EventWrite(player, uuid.uuid4(), True, newest - timedelta(minutes=i), "FI", 3600)
+        for i in range(count)
+    ]
 
 
 def complete(player: str, started: datetime) -> tuple[Session, list[EventWrite]]:
     session = Session(uuid.uuid4(), player, "SE", started, started + timedelta(minutes=5))
-    return session, [EventWrite(player, session.session_id, True, session.start, "SE", 3600),
-                     EventWrite(player, session.session_id, False, session.end, None, 3600)]
+    return session, [
+        EventWrite(player, session.session_id, True, session.start, "SE", 3600),
+        EventWrite(player, session.session_id, False, session.end, None, 3600),
+    ]
 
 
 async def test_unpaired_events_stop_the_read_at_the_cap_with_a_truncated_answer(
-        store: CassandraStore) -> None:
+    store: CassandraStore,
+) -> None:
     player = f"bot-{uuid.uuid4().hex[:8]}"
     newer, newer_rows = complete(player, NOW - timedelta(minutes=10))
     older, older_rows = complete(player, NOW - timedelta(days=5))  # below 3,000 unpaired starts
-    await store.put_events([*newer_rows, *unpaired_starts(player, 3000, NOW - timedelta(minutes=20)),
-                            *older_rows], [])
+    await store.put_events(
+        [*newer_rows, *unpaired_starts(player, 3000, NOW - timedelta(minutes=20)), *older_rows], []
+    )
     rows_read: list[int] = []
     original = store.player_events
 
@@ -118,8 +134,11 @@ async def test_erase_pages_through_a_large_partition(store: CassandraStore) -> N
     player = f"bot-{uuid.uuid4().hex[:8]}"
     starts = unpaired_starts(player, 2400, NOW - timedelta(minutes=1))
     sessions = [complete(player, NOW - timedelta(days=2, minutes=7 * i)) for i in range(300)]
-    start_rows = [StartWrite(w.country or "", hour_floor(w.ts), w.ts, w.session_id, w.player_id, w.ttl)
-                  for w in [*starts, *(r for _, rows in sessions for r in rows)] if w.is_start]
+    start_rows = [
+        StartWrite(w.country or "", hour_floor(w.ts), w.ts, w.session_id, w.player_id, w.ttl)
+        for w in [*starts, *(r for _, rows in sessions for r in rows)]
+        if w.is_start
+    ]
     await store.put_events([*starts, *(r for _, rows in sessions for r in rows)], start_rows)
     hours = sorted({w.hour for w in start_rows})
     assert sum((await store.count_starts(["FI", "SE"], hours)).values()) == 2700
@@ -135,8 +154,7 @@ async def test_erase_pages_through_a_large_partition(store: CassandraStore) -> N
     store.player_events = counted  # type: ignore[method-assign]
     erased = await erase_player(store, FixedClock(NOW), RETENTION, player, page_rows=500)
     assert pages == [500] * 6 + [0]  # 3,000 events, never more than a page at once
-    assert erased.removed == {"player_events": 3000, "starts_by_country_hour": 2700,
-                              "starts_by_minute": 2700}
+    assert erased.removed == {"player_events": 3000, "starts_by_country_hour": 2700, "starts_by_minute": 2700}
     assert erased.sessions == 2700
     assert await original(player, None, 10) == []
     assert await store.count_starts(["FI", "SE"], hours) == {}

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfig]:
     """A node of its own (127.0.0.41), so stopping it disturbs no other test."""
-    config = LauncherConfig(base_dir=tmp_path_factory.mktemp("outage") / "cassandra", first_address=41,
-                            heap="512m")
+    config = LauncherConfig(
+        base_dir=tmp_path_factory.mktemp("outage") / "cassandra", first_address=41, heap="512m"
+    )
     start(config)
     try:
         yield config
@@ -32,8 +33,11 @@ def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfi
 
 @pytest.fixture(scope="module")
 def outage_service(own_node: LauncherConfig, tmp_path: Path | None = None) -> Iterator[ServiceProcess]:
-    service = start_service(f"ps_outage_{uuid.uuid4().hex[:8]}", Path("/tmp"),
-                            {"--contact-points": own_node.address(1), "--request-timeout": "15"})
+    service = start_service(
+        f"ps_outage_{uuid.uuid4().hex[:8]}",
+        Path("/tmp"),
+        {"--contact-points": own_node.address(1), "--request-timeout": "15"},
+    )
     yield service
     service.stop()
 
@@ -43,8 +47,9 @@ def batch() -> list[dict[str, str]]:
     return list(session_pair(uuid.uuid4().hex, now - timedelta(minutes=30)))
 
 
-def test_outage_gives_503_and_the_service_recovers_by_itself(own_node: LauncherConfig,
-                                                             outage_service: ServiceProcess) -> None:
+def test_outage_gives_503_and_the_service_recovers_by_itself(
+    own_node: LauncherConfig, outage_service: ServiceProcess
+) -> None:
     with httpx.Client(base_url=outage_service.url, timeout=30) as client:
         assert client.post("/events", json=batch()).status_code == 200
 

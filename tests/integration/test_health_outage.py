@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfig]:
     """A node of its own (127.0.0.85, JMX 7184), so stopping it disturbs no other test."""
-    config = LauncherConfig(base_dir=tmp_path_factory.mktemp("probes") / "cassandra", first_address=85,
-                            heap="512m")
+    config = LauncherConfig(
+        base_dir=tmp_path_factory.mktemp("probes") / "cassandra", first_address=85, heap="512m"
+    )
     start(config)
     try:
         yield config
@@ -29,10 +30,14 @@ def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherConfi
 
 
 @pytest.fixture(scope="module")
-def probed_service(own_node: LauncherConfig,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = start_service(f"ps_probes_{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("probe-logs"),
-                            {"--contact-points": own_node.address(1)})
+def probed_service(
+    own_node: LauncherConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    service = start_service(
+        f"ps_probes_{uuid.uuid4().hex[:8]}",
+        tmp_path_factory.mktemp("probe-logs"),
+        {"--contact-points": own_node.address(1)},
+    )
     yield service
     service.stop()
 
@@ -44,8 +49,9 @@ def wait_for(client: httpx.Client, path: str, status: int, within_s: float) -> N
         time.sleep(0.5)
 
 
-def test_live_stays_up_while_ready_follows_cassandra(own_node: LauncherConfig,
-                                                     probed_service: ServiceProcess) -> None:
+def test_live_stays_up_while_ready_follows_cassandra(
+    own_node: LauncherConfig, probed_service: ServiceProcess
+) -> None:
     with httpx.Client(base_url=probed_service.url, timeout=30) as client:
         for path in ("/health/live", "/health/ready", "/health"):
             assert client.get(path).status_code == 200, path

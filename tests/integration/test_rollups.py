@@ -32,8 +32,16 @@ async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[C
 
 def starts_on(day: datetime, n: int, country: str) -> list[object]:
     player = uuid.uuid4().hex
-    return [{"event": "start", "player_id": player, "session_id": str(uuid.uuid4()), "country": country,
-             "ts": (day + timedelta(minutes=37 * i)).isoformat()} for i in range(n)]
+    return [
+        {
+            "event": "start",
+            "player_id": player,
+            "session_id": str(uuid.uuid4()),
+            "country": country,
+            "ts": (day + timedelta(minutes=37 * i)).isoformat(),
+        }
+        for i in range(n)
+    ]
 
 
 async def test_backlog_pass_makes_old_days_fresh_and_exact(store: CassandraStore) -> None:
@@ -51,12 +59,18 @@ async def test_backlog_pass_makes_old_days_fresh_and_exact(store: CassandraStore
     assert sum((h.counts or {}).get("NO", 0) for h in hours) == 30
 
     # A late start into that counted day makes it stale again, and the answer stays exact.
-    await ingest_batch(starts_on(old_day + timedelta(hours=3, seconds=5), 1, "NO"), store, CLOCK,
-                       RETENTION, ValidationRules())
+    await ingest_batch(
+        starts_on(old_day + timedelta(hours=3, seconds=5), 1, "NO"),
+        store,
+        CLOCK,
+        RETENTION,
+        ValidationRules(),
+    )
     (row,) = await store.day_rows(2016, old_day, old_day)
     assert not row.fresh
-    counts = await count_window(store, old_day, old_day + timedelta(days=1) - timedelta(milliseconds=1),
-                                NOW, RETENTION)
+    counts = await count_window(
+        store, old_day, old_day + timedelta(days=1) - timedelta(milliseconds=1), NOW, RETENTION
+    )
     assert counts["NO"] == 31
 
 
@@ -69,11 +83,13 @@ class CountSpy:
         for name in self.calls:
             monkeypatch.setattr(store, name, self._counting(name, getattr(store, name)))
 
-    def _counting(self, name: str,
-                  real: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+    def _counting(
+        self, name: str, real: Callable[..., Awaitable[object]]
+    ) -> Callable[..., Awaitable[object]]:
         async def counted(*args: object) -> object:
             self.calls[name] += 1
             return await real(*args)
+
         return counted
 
     def take(self) -> dict[str, int]:
@@ -83,13 +99,21 @@ class CountSpy:
 
 
 def bulk_starts(hour: datetime, n: int) -> list[object]:
-    return [{"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
-             "country": ("FI", "SE")[i % 2], "ts": (hour + timedelta(seconds=17 * i)).isoformat()}
-            for i in range(n)]
+    return [
+        {
+            "event": "start",
+            "player_id": uuid.uuid4().hex,
+            "session_id": str(uuid.uuid4()),
+            "country": ("FI", "SE")[i % 2],
+            "ts": (hour + timedelta(seconds=17 * i)).isoformat(),
+        }
+        for i in range(n)
+    ]
 
 
 async def test_a_query_recounts_a_bulk_loaded_hour_from_its_raw_rows(
-        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hour = datetime(2016, 11, 20, 14, tzinfo=UTC)
     await ingest_batch(bulk_starts(hour, 200), store, CLOCK, RETENTION, ValidationRules())  # 57 minutes
     spy = CountSpy(store, monkeypatch)
@@ -100,7 +124,8 @@ async def test_a_query_recounts_a_bulk_loaded_hour_from_its_raw_rows(
 
 
 async def test_a_query_recounts_a_bulk_loaded_day_from_raw_rows_without_reading_its_minutes(
-        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = datetime(2016, 11, 12, tzinfo=UTC)
     await ingest_batch(bulk_starts(day, 2000), store, CLOCK, RETENTION, ValidationRules())  # 9.4 hours
     spy = CountSpy(store, monkeypatch)
@@ -110,7 +135,8 @@ async def test_a_query_recounts_a_bulk_loaded_day_from_raw_rows_without_reading_
 
 
 async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_few_stale_minutes(
-        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The background pass recounts a bulk-loaded recent hour through its minutes, so they are fresh.
     A few late starts (one of a country the hour had none of) then leave two minutes stale: a query
     recounts the hour from its minute rollups, counting only those two minutes' raw rows, exactly."""
@@ -122,9 +148,16 @@ async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_fe
     (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
     assert row.fresh and row.counts == {"FI": 100, "SE": 100}
 
-    late = [{"event": "start", "player_id": "late", "session_id": str(uuid.uuid4()), "country": country,
-             "ts": (hour + timedelta(minutes=minute, seconds=1)).isoformat()}
-            for country, minute in (("FI", 3), ("NO", 3), ("NO", 41))]
+    late = [
+        {
+            "event": "start",
+            "player_id": "late",
+            "session_id": str(uuid.uuid4()),
+            "country": country,
+            "ts": (hour + timedelta(minutes=minute, seconds=1)).isoformat(),
+        }
+        for country, minute in (("FI", 3), ("NO", 3), ("NO", 41))
+    ]
     await ingest_batch(late, store, CLOCK, RETENTION, ValidationRules())
     (row,) = await store.hour_rows(hour.replace(hour=0), hour, hour)
     assert not row.fresh
@@ -135,14 +168,18 @@ async def test_an_hour_the_background_pass_counted_is_then_recounted_from_its_fe
     assert row.fresh and row.counts == {"FI": 101, "SE": 100, "NO": 2}
 
 
-@pytest.mark.parametrize(("base", "span_hours"), [
-    (datetime(2016, 11, 30, 9, tzinfo=UTC), 3),
-    # Across two midnights: whole days, whole hours on two days (one request over both), partial
-    # hours on two days (one minute-rollup request, one raw count over both cut minutes).
-    (datetime(2016, 11, 26, 20, tzinfo=UTC), 52),
-])
+@pytest.mark.parametrize(
+    ("base", "span_hours"),
+    [
+        (datetime(2016, 11, 30, 9, tzinfo=UTC), 3),
+        # Across two midnights: whole days, whole hours on two days (one request over both), partial
+        # hours on two days (one minute-rollup request, one raw count over both cut minutes).
+        (datetime(2016, 11, 26, 20, tzinfo=UTC), 52),
+    ],
+)
 async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_stale_and_fresh(
-        store: CassandraStore, base: datetime, span_hours: int) -> None:
+    store: CassandraStore, base: datetime, span_hours: int
+) -> None:
     """Windows whose edges cut minutes: whole minutes come from minute rollups (stale ones recounted),
     the cut minutes from raw rows. Every answer equals the starts counted one by one."""
     import random
@@ -157,8 +194,15 @@ async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_
             country = rng.choice(["FI", "SE", "NO"])
             ts = base + timedelta(milliseconds=rng.randrange(span_ms))
             starts.append((country, ts))
-            batch.append({"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
-                          "country": country, "ts": ts.isoformat(timespec="milliseconds")})
+            batch.append(
+                {
+                    "event": "start",
+                    "player_id": uuid.uuid4().hex,
+                    "session_id": str(uuid.uuid4()),
+                    "country": country,
+                    "ts": ts.isoformat(timespec="milliseconds"),
+                }
+            )
         result = await ingest_batch(batch, store, CLOCK, RETENTION, ValidationRules())
         assert result.stored == n
 
@@ -182,7 +226,8 @@ async def test_windows_with_edges_inside_minutes_count_exactly_while_minutes_go_
 
 
 async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_trusted(
-        cassandra_node: str, test_keyspace_name: str, cql: object) -> None:
+    cassandra_node: str, test_keyspace_name: str, cql: object
+) -> None:
     """A keyspace created when rollups kept their counts in a `counts` map: serve adds `counts_json`,
     and a row whose map looked fresh (counted == touched) reads as stale, so it is recounted from the
     raw rows instead of being taken as zero."""
@@ -191,26 +236,38 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
     assert isinstance(cql, Session)
     ks = f"{test_keyspace_name}_oldrollups"
     settings = Settings(contact_points=cassandra_node, keyspace=ks)
-    cql.execute(f"CREATE KEYSPACE {ks} WITH replication = "
-                "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}", timeout=60)
-    for table, key in (("hour_starts", "day timestamp, hour timestamp, countries set<text>, "),
-                       ("minute_starts", "hour timestamp, minute timestamp, "),
-                       ("day_starts", "year int, day timestamp, ")):
+    cql.execute(
+        f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}}",
+        timeout=60,
+    )
+    for table, key in (
+        ("hour_starts", "day timestamp, hour timestamp, countries set<text>, "),
+        ("minute_starts", "hour timestamp, minute timestamp, "),
+        ("day_starts", "year int, day timestamp, "),
+    ):
         first, second = key.split(",")[0].split()[0], key.split(",")[1].split()[0]
-        cql.execute(f"CREATE TABLE {ks}.{table} ({key}counts frozen<map<text, int>>, touched uuid, "
-                    f"counted uuid, PRIMARY KEY (({first}), {second}))", timeout=60)
+        cql.execute(
+            f"CREATE TABLE {ks}.{table} ({key}counts frozen<map<text, int>>, touched uuid, "
+            f"counted uuid, PRIMARY KEY (({first}), {second}))",
+            timeout=60,
+        )
     day = datetime(2016, 11, 20, tzinfo=UTC)
     token = uuid.uuid4()
     # The old layout's "fresh" rollups of that day: counts the new code must not read as 0 or trust.
-    cql.execute(f"INSERT INTO {ks}.day_starts (year, day, counts, touched, counted) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (2016, day.replace(tzinfo=None), {"FI": 999}, token, token))
+    cql.execute(
+        f"INSERT INTO {ks}.day_starts (year, day, counts, touched, counted) VALUES (%s, %s, %s, %s, %s)",
+        (2016, day.replace(tzinfo=None), {"FI": 999}, token, token),
+    )
 
     store = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     try:
-        columns = {r.column_name for r in cql.execute(
-            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
-            (ks, "day_starts"))}
+        columns = {
+            r.column_name
+            for r in cql.execute(
+                "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+                (ks, "day_starts"),
+            )
+        }
         assert {"counts", "counts_json"} <= columns
         (old,) = await store.day_rows(2016, day, day)
         assert old.counts is None and not old.fresh
@@ -230,15 +287,23 @@ async def test_rollups_of_a_keyspace_made_before_counts_json_are_recounted_not_t
 
 
 async def test_a_query_does_not_share_a_recount_that_began_before_it_was_asked(
-        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A recount running since before the query was asked may miss starts acknowledged in between:
     the query recounts for itself, and sees them."""
     minute = datetime(2016, 11, 30, 21, 7, tzinfo=UTC)
     window = (minute, minute + timedelta(minutes=1) - timedelta(milliseconds=1))
 
     def one_start() -> list[object]:
-        return [{"event": "start", "player_id": uuid.uuid4().hex, "session_id": str(uuid.uuid4()),
-                 "country": "FI", "ts": (minute + timedelta(seconds=5)).isoformat()}]
+        return [
+            {
+                "event": "start",
+                "player_id": uuid.uuid4().hex,
+                "session_id": str(uuid.uuid4()),
+                "country": "FI",
+                "ts": (minute + timedelta(seconds=5)).isoformat(),
+            }
+        ]
 
     await ingest_batch(one_start(), store, CLOCK, RETENTION, ValidationRules())
     count_minutes = store.count_minutes
@@ -254,6 +319,7 @@ async def test_a_query_does_not_share_a_recount_that_began_before_it_was_asked(
             first_count_read.set()
             await release.wait()
         return found
+
     monkeypatch.setattr(store, "count_minutes", held_count_minutes)
     flights = RecountFlights()
     # The whole minute sits in a partial hour of the window: it is read from its minute rollup.

@@ -49,8 +49,9 @@ class Ledger:
     sent: list[tuple[float, str, datetime]] = field(default_factory=list)
     acked: list[tuple[float, str, datetime]] = field(default_factory=list)
 
-    def between(self, rows: list[tuple[float, str, datetime]], until: float, lo: datetime,
-                hi: datetime) -> Counter[str]:
+    def between(
+        self, rows: list[tuple[float, str, datetime]], until: float, lo: datetime, hi: datetime
+    ) -> Counter[str]:
         return Counter(country for at, country, ts in rows if at <= until and lo <= ts <= hi)
 
 
@@ -71,7 +72,8 @@ def random_window(rng: random.Random) -> tuple[datetime, datetime]:
 
 
 async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exact_after(
-        store: CassandraStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(int(os.environ.get("PS_TEST_SEED", "5")))
     # Every group of writes (raw rows, then each level of tokens) waits 0-10 ms before it goes, as on a
     # loaded host: the gaps between the levels are where a recount could read one level's new token
@@ -81,6 +83,7 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
     async def slow_execute_all(*args: Any) -> Any:
         await asyncio.sleep(rng.random() / 100)
         return await execute_all(*args)
+
     monkeypatch.setattr(store, "_execute_all", slow_execute_all)
     ledger = Ledger()
     coalescer = MarkCoalescer()
@@ -96,9 +99,15 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
                 ts = min(ts, NOW)
                 country = rng.choice(COUNTRIES)
                 rows.append((country, ts))
-                batch.append({"event": "start", "player_id": uuid.uuid4().hex,
-                              "session_id": str(uuid.uuid4()), "country": country,
-                              "ts": ts.isoformat(timespec="milliseconds")})
+                batch.append(
+                    {
+                        "event": "start",
+                        "player_id": uuid.uuid4().hex,
+                        "session_id": str(uuid.uuid4()),
+                        "country": country,
+                        "ts": ts.isoformat(timespec="milliseconds"),
+                    }
+                )
             sent = time.monotonic()
             ledger.sent += [(sent, c, ts) for c, ts in rows]
             # Both ingest paths: the service's (statements bound in the decoding thread or on the
@@ -107,9 +116,15 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
             if path < 1 / 3:
                 result = await ingest_batch(batch, store, CLOCK, RETENTION, ValidationRules())
             else:  # the service's path, its marks written in groups with other ingesters' half the time
-                result = await ingest_pieces([batch], store, CLOCK, RETENTION, ValidationRules(),
-                                             in_thread=path < 2 / 3,
-                                             marks=coalescer if rng.random() < 0.5 else None)
+                result = await ingest_pieces(
+                    [batch],
+                    store,
+                    CLOCK,
+                    RETENTION,
+                    ValidationRules(),
+                    in_thread=path < 2 / 3,
+                    marks=coalescer if rng.random() < 0.5 else None,
+                )
             assert result.stored == len(batch), result
             acked = time.monotonic()
             ledger.acked += [(acked, c, ts) for c, ts in rows]
@@ -125,7 +140,8 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
             for country in COUNTRIES:
                 assert floor[country] <= got[country] <= ceiling[country], (
                     f"[{lo}, {hi}] {country}: got {got[country]}, acknowledged before asking "
-                    f"{floor[country]}, sent before the answer {ceiling[country]}")
+                    f"{floor[country]}, sent before the answer {ceiling[country]}"
+                )
             checked.append(f"{lo}..{hi}")
 
     async def background_pass(flights: RecountFlights) -> None:
@@ -134,9 +150,11 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
             await asyncio.sleep(0.02)
 
     service_flights, other_process_flights = RecountFlights(), RecountFlights()
-    readers = [asyncio.ensure_future(querier(service_flights)),
-               asyncio.ensure_future(querier(other_process_flights)),
-               asyncio.ensure_future(background_pass(service_flights))]
+    readers = [
+        asyncio.ensure_future(querier(service_flights)),
+        asyncio.ensure_future(querier(other_process_flights)),
+        asyncio.ensure_future(background_pass(service_flights)),
+    ]
     try:
         await asyncio.gather(*(ingester() for _ in range(INGESTERS)))
     finally:
@@ -153,4 +171,5 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
     for hour in HOT_HOURS + OLD_HOURS:  # each busy hour, as a whole hour of a window
         lo, hi = hour - timedelta(minutes=1), min(NOW, hour + timedelta(minutes=61))
         assert +await count_window(store, lo, hi, NOW, RETENTION) == +ledger.between(
-            ledger.acked, float("inf"), lo, hi), hour
+            ledger.acked, float("inf"), lo, hi
+        ), hour

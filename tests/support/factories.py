@@ -16,15 +16,22 @@ def new_player() -> str:
 
 
 def start(player: str, session: str, ts: datetime, country: str = "FI", **extra: Any) -> dict[str, Any]:
-    return {"event": "start", "player_id": player, "session_id": session, "country": country,
-            "ts": iso(ts), **extra}
+    return {
+        "event": "start",
+        "player_id": player,
+        "session_id": session,
+        "country": country,
+        "ts": iso(ts),
+        **extra,
+    }
 
 
 def end(player: str, session: str, ts: datetime, **extra: Any) -> dict[str, Any]:
     return {"event": "end", "player_id": player, "session_id": session, "ts": iso(ts), **extra}
 
 
-def session_pair(player: str, started: datetime, minutes: float = 10, country: str = "FI",
-                 session: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def session_pair(
+    player: str, started: datetime, minutes: float = 10, country: str = "FI", session: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     sid = session or str(uuid.uuid4())
     return start(player, sid, started, country), end(player, sid, started + timedelta(minutes=minutes))

@@ -12,8 +12,17 @@ PREVIOUS_SCHEMA = Path(__file__).with_name("previous_schema.cql")
 
 
 def migrate_command(cassandra_node: str, keyspace: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "player_sessions.cli", "migrate", "--contact-points", cassandra_node,
-            "--keyspace", keyspace, *flags]
+    return [
+        sys.executable,
+        "-m",
+        "player_sessions.cli",
+        "migrate",
+        "--contact-points",
+        cassandra_node,
+        "--keyspace",
+        keyspace,
+        *flags,
+    ]
 
 
 def clean_env() -> dict[str, str]:

@@ -12,8 +12,14 @@ import pytest
 
 from player_sessions.service_process import ServiceConfig, ServiceProcess, free_port
 
-__all__ = ["SERVICE_LOGS", "ServiceProcess", "free_port", "service_factory", "service_process",
-           "start_service"]
+__all__ = [
+    "SERVICE_LOGS",
+    "ServiceProcess",
+    "free_port",
+    "service_factory",
+    "service_process",
+    "start_service",
+]
 
 # The log of every service started by start_service (and so by service_factory) in this run:
 # tests/e2e/test_openapi_truth.py checks the statuses the service really answered, read from their
@@ -22,8 +28,9 @@ __all__ = ["SERVICE_LOGS", "ServiceProcess", "free_port", "service_factory", "se
 SERVICE_LOGS: list[Path] = []
 
 
-def service_process(keyspace: str, log_dir: Path, flags: Mapping[str, str] | None = None, *,
-                    port: int = 0) -> ServiceProcess:
+def service_process(
+    keyspace: str, log_dir: Path, flags: Mapping[str, str] | None = None, *, port: int = 0
+) -> ServiceProcess:
     """`serve --keyspace KEYSPACE --rollup-interval 1 FLAGS`, not started; its log is
     `serve-KEYSPACE-PORT.log` in `log_dir`.
 
@@ -35,8 +42,9 @@ def service_process(keyspace: str, log_dir: Path, flags: Mapping[str, str] | Non
     for flag, value in (flags or {}).items():
         args += [flag, value] if value != "" else [flag]
     # Recounts every second: tests read fresh rollups within seconds of ingesting.
-    config = ServiceConfig(keyspace=keyspace, port=port or free_port(), rollup_interval=1,
-                           extra_args=tuple(args))
+    config = ServiceConfig(
+        keyspace=keyspace, port=port or free_port(), rollup_interval=1, extra_args=tuple(args)
+    )
     return ServiceProcess(config, log_dir / f"serve-{keyspace}-{config.port}.log")
 
 
@@ -48,8 +56,9 @@ def start_service(keyspace: str, log_dir: Path, flags: Mapping[str, str] | None 
 
 
 @pytest.fixture(scope="session")
-def service_factory(cassandra_node: str, test_keyspace_name: str,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+def service_factory(
+    cassandra_node: str, test_keyspace_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., str]]:
     """`service_factory(name, **settings)` -> the URL of a running service with those settings, in
     keyspace `<the run's keyspace>_<name>`: `clock="..."` is `--clock ...`, `protect_reads=""` is
     `--protect-reads`. One process per distinct name and settings, shared by the whole run."""

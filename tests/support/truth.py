@@ -28,6 +28,7 @@ __all__ = [
     "starts_in_window",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class TruthSession:
     session_id: str
@@ -67,13 +68,20 @@ def load_truth(path: Path) -> Truth:
     doc: dict[str, Any] = orjson.loads(path.read_bytes())
     players = {
         pid: [
-            TruthSession(s["session_id"], s["country"], parse_instant(s["start"]), parse_instant(s["end"]),
-                         s["duration_seconds"])
+            TruthSession(
+                s["session_id"],
+                s["country"],
+                parse_instant(s["start"]),
+                parse_instant(s["end"]),
+                s["duration_seconds"],
+            )
             for s in sessions
         ]
         for pid, sessions in doc["players"].items()
     }
-    hourly = {parse_instant(hour + ":00:00Z"): counts for hour, counts in doc["starts_per_country_hour"].items()}
+    hourly = {
+        parse_instant(hour + ":00:00Z"): counts for hour, counts in doc["starts_per_country_hour"].items()
+    }
     starts = None
     if doc.get("starts") is not None:
         starts = [TruthStart(parse_instant(ts), country, sid, pid) for ts, country, sid, pid in doc["starts"]]
@@ -112,8 +120,10 @@ def starts_in_window(truth: Truth, frm: datetime, to: datetime) -> dict[str, int
     # Buckets are whole UTC hours, or whole hours shifted by a rebase offset (`shift_truth`).
     phase = next(iter(buckets), frm)
     if (frm - phase) % HOUR or (to - phase) % HOUR:
-        raise ValueError("this truth file has no start list (generate with --truth-starts); "
-                         "only windows on the hourly bucket boundaries can be answered")
+        raise ValueError(
+            "this truth file has no start list (generate with --truth-starts); "
+            "only windows on the hourly bucket boundaries can be answered"
+        )
     for hour, per_country in buckets.items():
         if frm <= hour < to:
             counts.update(per_country)

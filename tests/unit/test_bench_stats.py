@@ -124,13 +124,29 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     end = Event(EventKind.END, "p1", sid, now - timedelta(hours=1), None)
     state = TouchState()
     first_rows = raw_rows([start, second], now, retention, state)
-    assert set(first_rows.by_statement) == set(STATEMENTS) == {
-        "put_event", "put_start", "put_minute_start", "put_country_hour", "touch_hour", "touch_minute",
-        "touch_day"}
+    assert (
+        set(first_rows.by_statement)
+        == set(STATEMENTS)
+        == {
+            "put_event",
+            "put_start",
+            "put_minute_start",
+            "put_country_hour",
+            "touch_hour",
+            "touch_minute",
+            "touch_day",
+        }
+    )
     # The raw paths send the store's own prepared statements: every name is one of its fields.
     assert set(STATEMENTS) <= {f.name for f in dataclasses.fields(Statements)}
     assert first_rows.by_statement["put_event"][0] == (
-        "p1", start.ts, sid, True, "FI", ttl_seconds(start.ts, now, retention))
+        "p1",
+        start.ts,
+        sid,
+        True,
+        "FI",
+        ttl_seconds(start.ts, now, retention),
+    )
     assert len(first_rows.by_statement["put_event"]) == 2
     assert len(first_rows.by_statement["put_start"]) == len(first_rows.by_statement["put_minute_start"]) == 2
     assert len(first_rows.by_statement["touch_hour"]) == 1  # both starts in the same country-hour
@@ -138,7 +154,9 @@ def test_raw_rows_write_one_event_row_each_and_touch_each_hour_once() -> None:
     assert len(first_rows.by_statement["touch_day"]) == 1
     # One touch per minute of the call, with the minute's countries.
     assert sorted((p[2], p[3]) for p in first_rows.by_statement["touch_minute"]) == [
-        (start.ts.replace(minute=0), start.ts), (start.ts.replace(minute=0), second.ts)]
+        (start.ts.replace(minute=0), start.ts),
+        (start.ts.replace(minute=0), second.ts),
+    ]
     later = raw_rows([end, start], now, retention, state)  # the start again: a duplicate, same row
     (end_row, again) = later.by_statement["put_event"]
     assert end_row[:4] == ("p1", end.ts, sid, False) and end_row[4] is UNSET_VALUE  # never a null
@@ -180,8 +198,11 @@ def test_partition_groups_cover_every_row_phase_by_phase() -> None:
     phases = phase_groups(rows)
     assert len(phases) == 4 and [g for phase in phases for g in phase] == groups
     assert [{name for g in phase for name, _ in g} for phase in phases] == [
-        {"put_event", "put_start", "put_minute_start"}, {"touch_minute"}, {"touch_hour", "put_country_hour"},
-        {"touch_day"}]
+        {"put_event", "put_start", "put_minute_start"},
+        {"touch_minute"},
+        {"touch_hour", "put_country_hour"},
+        {"touch_day"},
+    ]
 
 
 # --- replica batches (what raw-grouped and the store send) ---------------------------------------------
@@ -258,60 +279,134 @@ def test_load_paths_match_the_writer_paths() -> None:
 
 
 def _latency(p99: float) -> dict[str, float]:
-    return {"count": 100, "mean_ms": p99 / 3, "p50_ms": p99 / 4, "p90_ms": p99 / 2, "p99_ms": p99,
-            "max_ms": p99 * 1.5}
+    return {
+        "count": 100,
+        "mean_ms": p99 / 3,
+        "p50_ms": p99 / 4,
+        "p90_ms": p99 / 2,
+        "p99_ms": p99,
+        "max_ms": p99 * 1.5,
+    }
 
 
 def _query(name: str, with_ingest: bool, p99: float) -> dict[str, Any]:
-    return {"query": name, "with_ingest": with_ingest, "requests": 100, "requests_per_second": 50.0,
-            "latency": _latency(p99), "errors": {}}
+    return {
+        "query": name,
+        "with_ingest": with_ingest,
+        "requests": 100,
+        "requests_per_second": 50.0,
+        "latency": _latency(p99),
+        "errors": {},
+    }
 
 
 def _size(size: int, events: int, player_p99: float) -> dict[str, Any]:
-    queries = [_query(n, w, player_p99 * (1 + 3 * w) * k)
-               for w in (False, True)
-               for n, k in (("player (random)", 1), ("player (whale)", 1.2), ("starts hours=24", 5),
-                            ("starts hours=8760", 40))]
+    queries = [
+        _query(n, w, player_p99 * (1 + 3 * w) * k)
+        for w in (False, True)
+        for n, k in (
+            ("player (random)", 1),
+            ("player (whale)", 1.2),
+            ("starts hours=24", 5),
+            ("starts hours=8760", 40),
+        )
+    ]
     return {
-        "size": size, "events_total": events,
-        "load": {"path": "raw-batched", "processes": 2, "concurrency": 64, "events": events, "stored": events,
-                 "expired": 0, "rejected": 0, "retries": 0, "seconds": events / 5_000,
-                 "events_per_second": 5_000.0, "players": 10, "whales": 2},
+        "size": size,
+        "events_total": events,
+        "load": {
+            "path": "raw-batched",
+            "processes": 2,
+            "concurrency": 64,
+            "events": events,
+            "stored": events,
+            "expired": 0,
+            "rejected": 0,
+            "retries": 0,
+            "seconds": events / 5_000,
+            "events_per_second": 5_000.0,
+            "players": 10,
+            "whales": 2,
+        },
         "disk": {"bytes": events * 150, "mib_per_million_events": 143.0, "method": "flushed"},
         "cold": [{"query": "starts hours=8760", "seconds": 12.5, "status": 200}],
         "queries": queries,
-        "ingest_during_queries": {"events_per_second": 1_200.0, "batch_size": 1_000, "concurrency": 2,
-                                  "latency": _latency(900.0), "errors": {}},
+        "ingest_during_queries": {
+            "events_per_second": 1_200.0,
+            "batch_size": 1_000,
+            "concurrency": 2,
+            "latency": _latency(900.0),
+            "errors": {},
+        },
     }
 
 
 def _results() -> dict[str, Any]:
-    trial = {"path": "raw-batched", "processes": 2, "concurrency": 64, "events": 10_000, "statements": 9_000,
-             "retries": 0, "seconds": 2.0, "events_per_second": 5_000.0}
+    trial = {
+        "path": "raw-batched",
+        "processes": 2,
+        "concurrency": 64,
+        "events": 10_000,
+        "statements": 9_000,
+        "retries": 0,
+        "seconds": 2.0,
+        "events_per_second": 5_000.0,
+    }
     store = {**trial, "path": "store", "concurrency": 4, "statements": 0, "events_per_second": 2_500.0}
-    grouped = {**trial, "path": "raw-grouped", "concurrency": 32, "statements": 400,
-               "events_per_second": 4_000.0}
-    cell = {"batch_size": 1_000, "concurrency": 2, "requests": 10, "events_per_second": 1_500.0,
-            "ratio_to_ceiling": 30.0, "latency": _latency(800.0), "errors": {"HTTP 503": 1},
-            "service": {"cpu_percent_of_one_core": 95.0, "rss_peak_mb": 120.0},
-            "cassandra_cpu_percent": 50.0, "machine_cpu_percent": 97.0, "client_cpu_percent": 2.0}
+    grouped = {
+        **trial,
+        "path": "raw-grouped",
+        "concurrency": 32,
+        "statements": 400,
+        "events_per_second": 4_000.0,
+    }
+    cell = {
+        "batch_size": 1_000,
+        "concurrency": 2,
+        "requests": 10,
+        "events_per_second": 1_500.0,
+        "ratio_to_ceiling": 30.0,
+        "latency": _latency(800.0),
+        "errors": {"HTTP 503": 1},
+        "service": {"cpu_percent_of_one_core": 95.0, "rss_peak_mb": 120.0},
+        "cassandra_cpu_percent": 50.0,
+        "machine_cpu_percent": 97.0,
+        "client_cpu_percent": 2.0,
+    }
     return {
-        "format": 1, "quick": True, "command": "player-sessions bench --quick",
+        "format": 1,
+        "quick": True,
+        "command": "player-sessions bench --quick",
         "started_at": "2026-01-01T00:00:00Z",
-        "duration_seconds": 170.0, "service_command": "python -m player_sessions.cli serve --port 1",
+        "duration_seconds": 170.0,
+        "service_command": "python -m player_sessions.cli serve --port 1",
         "options": BenchOptions.quick_preset().as_dict(),
-        "machine": {"cpu_model": "AMD EPYC", "cores": 2, "ram_gb": 23.5, "kernel": "Linux 6",
-                    "python": "CPython 3.11",
-                    "cassandra_version": "5.0.9", "cassandra_heap": "1g", "cassandra_local": True,
-                    "background_cpu_percent": 5.0},
-        "ceiling": {"trials": [store, trial, grouped], "best": trial,
-                    "best_by_path": {"store": store, "raw-batched": trial, "raw-grouped": grouped},
-                    "events_per_trial": 10_000},
-        "api_ingest": {"cells": [cell], "low_load": {"rate_per_second": 20.0, "requests": 60,
-                                                     "latency": _latency(25.0), "errors": {}}},
+        "machine": {
+            "cpu_model": "AMD EPYC",
+            "cores": 2,
+            "ram_gb": 23.5,
+            "kernel": "Linux 6",
+            "python": "CPython 3.11",
+            "cassandra_version": "5.0.9",
+            "cassandra_heap": "1g",
+            "cassandra_local": True,
+            "background_cpu_percent": 5.0,
+        },
+        "ceiling": {
+            "trials": [store, trial, grouped],
+            "best": trial,
+            "best_by_path": {"store": store, "raw-batched": trial, "raw-grouped": grouped},
+            "events_per_trial": 10_000,
+        },
+        "api_ingest": {
+            "cells": [cell],
+            "low_load": {"rate_per_second": 20.0, "requests": 60, "latency": _latency(25.0), "errors": {}},
+        },
         "sizes": [_size(10_000, 10_500, 8.0), _size(30_000, 31_000, 12.0)],
-        "targets": [evaluate(Target("player p99", "max", 10.0, "ms"), 12.0).as_dict(),
-                    evaluate(Target("ratio", "min", 50.0, "%"), 30.0).as_dict()],
+        "targets": [
+            evaluate(Target("player p99", "max", 10.0, "ms"), 12.0).as_dict(),
+            evaluate(Target("ratio", "min", 50.0, "%"), 30.0).as_dict(),
+        ],
         "notes": ["a note"],
     }
 
@@ -319,9 +414,17 @@ def _results() -> dict[str, Any]:
 def test_report_renders_every_section() -> None:
     results = _results()
     text = report.render_markdown(results)
-    for heading in ("# Performance", "## Summary: targets", "## Machine and command", "## 1. Ingest ceiling",
-                    "## 2. Ingest through the API", "## 3. Queries under data", "## 4. Growth",
-                    "## What limits throughput", "## Notes"):
+    for heading in (
+        "# Performance",
+        "## Summary: targets",
+        "## Machine and command",
+        "## 1. Ingest ceiling",
+        "## 2. Ingest through the API",
+        "## 3. Queries under data",
+        "## 4. Growth",
+        "## What limits throughput",
+        "## Notes",
+    ):
         assert heading in text
     assert "**Quick run**" in text
     assert "AMD EPYC, 2 cores" in text and "5.0.9, heap 1g" in text
@@ -367,17 +470,22 @@ def test_folded_stacks_are_summarised_by_the_innermost_frame() -> None:
     from player_sessions.bench.profile import summarise_folded
     from player_sessions.bench.report import _profile_observations
 
-    folded = "\n".join([
-        'process 1:"serve";main (player_sessions/cli.py:1);bind (cassandra/query.py:10) 6',
-        'process 1:"serve";main (player_sessions/cli.py:1);'
-        'validate_event (player_sessions/domain/validation.py:5) 3',
-        'process 1:"serve";run (asyncio/base_events.py:1) 1',
-        "not a stack line",
-    ])
+    folded = "\n".join(
+        [
+            'process 1:"serve";main (player_sessions/cli.py:1);bind (cassandra/query.py:10) 6',
+            'process 1:"serve";main (player_sessions/cli.py:1);'
+            "validate_event (player_sessions/domain/validation.py:5) 3",
+            'process 1:"serve";run (asyncio/base_events.py:1) 1',
+            "not a stack line",
+        ]
+    )
     summary = summarise_folded(folded)
     assert summary["samples"] == 10
-    assert summary["areas"] == [("Cassandra driver", 60.0), ("validation and domain rules (ours)", 30.0),
-                                ("event loop (asyncio)", 10.0)]
+    assert summary["areas"] == [
+        ("Cassandra driver", 60.0),
+        ("validation and domain rules (ours)", 30.0),
+        ("event loop (asyncio)", 10.0),
+    ]
     assert summary["functions"][0] == ("bind (cassandra/query.py)", 60.0)
     lines = _profile_observations({"batch_size": 1000, "concurrency": 8, "summary": summary, "error": ""})
     assert "Cassandra driver 60 %" in lines[0] and "`bind (cassandra/query.py)` 60 %" in lines[1]
@@ -392,8 +500,9 @@ def test_one_replica_set_when_every_node_holds_every_row() -> None:
 
     def metadata(dcs: list[str], strategy: object) -> object:
         hosts = [SimpleNamespace(datacenter=dc) for dc in dcs]
-        return SimpleNamespace(all_hosts=lambda: hosts,
-                               keyspaces={"ks": SimpleNamespace(replication_strategy=strategy)})
+        return SimpleNamespace(
+            all_hosts=lambda: hosts, keyspaces={"ks": SimpleNamespace(replication_strategy=strategy)}
+        )
 
     nts = SimpleNamespace(dc_replication_factors={"dc1": 3})
     assert one_replica_set(metadata(["dc1"], None), "ks")  # one node

@@ -14,7 +14,7 @@ from player_sessions.services.ingest import NotJson
 
 async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 async def test_body_over_the_limit_stops_being_read() -> None:

@@ -73,10 +73,15 @@ def test_replication_doubles_cassandra_cpu_and_disk_not_api_processes() -> None:
     assert three.api_processes == one.api_processes
 
 
-@pytest.mark.parametrize("bad", [
-    {"events_per_second": 0}, {"events_per_second": 1, "cpu_target": 0},
-    {"events_per_second": 1, "disk_fill": 1.5}, {"events_per_second": 1, "peak_factor": 0.5},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"events_per_second": 0},
+        {"events_per_second": 1, "cpu_target": 0},
+        {"events_per_second": 1, "disk_fill": 1.5},
+        {"events_per_second": 1, "peak_factor": 0.5},
+    ],
+)
 def test_impossible_assumptions_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Assumptions(**bad)  # type: ignore[arg-type]
@@ -100,8 +105,14 @@ def test_render_names_nodes_processes_windows_and_partitions() -> None:
 def test_cli_prints_a_plan_and_refuses_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert run(parser.parse_args(["--events-per-second", "5000", "--replication", "dc1:3,dc2:3",
-                                  "--datacenters", "2"])) == 0
+    assert (
+        run(
+            parser.parse_args(
+                ["--events-per-second", "5000", "--replication", "dc1:3,dc2:3", "--datacenters", "2"]
+            )
+        )
+        == 0
+    )
     assert "RF 3 in each of 2 data centre(s)" in capsys.readouterr().out
     assert run(parser.parse_args(["--events-per-second", "5000", "--cpu-target", "2"])) == 2
     assert "error:" in capsys.readouterr().err

@@ -60,10 +60,21 @@ class FakeIngest:
             body = gzip.decompress(body)
         batch = [json.loads(line) for line in body.splitlines()]
         self.events.append(batch)
-        errors = [{"index": i, "field": "session_id", "error": "session_id: not a UUID"}
-                  for i, e in enumerate(batch) if not _is_uuid(e["session_id"])]
-        return httpx.Response(200, json={"received": len(batch), "stored": len(batch) - len(errors),
-                                         "expired": 0, "rejected": len(errors), "errors": errors})
+        errors = [
+            {"index": i, "field": "session_id", "error": "session_id: not a UUID"}
+            for i, e in enumerate(batch)
+            if not _is_uuid(e["session_id"])
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "received": len(batch),
+                "stored": len(batch) - len(errors),
+                "expired": 0,
+                "rejected": len(errors),
+                "errors": errors,
+            },
+        )
 
     @property
     def request_ids(self) -> list[str]:
@@ -79,8 +90,9 @@ def _is_uuid(text: object) -> bool:
 
 
 def ev(i: int, session_id: str | None = None) -> Event:
-    return Event.start(f"p{i}", session_id or str(uuid.UUID(int=i + 1, version=4)), "FI",
-                       TS + timedelta(seconds=i))
+    return Event.start(
+        f"p{i}", session_id or str(uuid.UUID(int=i + 1, version=4)), "FI", TS + timedelta(seconds=i)
+    )
 
 
 class Sleeps(list[float]):
@@ -90,18 +102,24 @@ class Sleeps(list[float]):
 
 def client_for(fake: FakeIngest, **options: object) -> tuple[Client, Sleeps]:
     sleeps = Sleeps()
-    settings: dict[str, object] = {"transport": httpx.MockTransport(fake), "sleep": sleeps,
-                                   "rng": random.Random(7), **options}
+    settings: dict[str, object] = {
+        "transport": httpx.MockTransport(fake),
+        "sleep": sleeps,
+        "rng": random.Random(7),
+        **options,
+    }
     return Client("http://svc", **settings), sleeps  # type: ignore[arg-type]
 
 
 def status_first(status: int, times: int, headers: dict[str, str] | None = None) -> Answer:
     def answer(n: int, request: httpx.Request) -> httpx.Response | None:
         return httpx.Response(status, headers=headers, json={"error": "busy"}) if n < times else None
+
     return answer
 
 
 # --- splitting and merging --------------------------------------------------------------------
+
 
 def test_split_respects_the_event_and_byte_limits() -> None:
     lines = [b"x" * 9] * 7  # 10 bytes each with the newline
@@ -140,20 +158,36 @@ def test_bodies_are_gzipped_ndjson_with_the_key_and_a_request_id() -> None:
     fake = FakeIngest()
     client, _ = client_for(fake, api_key="k" * 20)
     with client:
-        client.send([ev(1), {"event": "end", "player_id": "p1", "session_id": uuid.UUID(int=2),
-                             "ts": TS + timedelta(minutes=8)}])
+        client.send(
+            [
+                ev(1),
+                {
+                    "event": "end",
+                    "player_id": "p1",
+                    "session_id": uuid.UUID(int=2),
+                    "ts": TS + timedelta(minutes=8),
+                },
+            ]
+        )
     request = fake.requests[0]
     assert request.headers["content-encoding"] == "gzip"
     assert request.headers["content-type"] == "application/x-ndjson"
     assert request.headers["authorization"] == "Bearer " + "k" * 20
-    assert fake.events[0][1] == {"event": "end", "player_id": "p1", "session_id": str(uuid.UUID(int=2)),
-                                 "ts": "2016-11-20T10:08:00.000Z"}
+    assert fake.events[0][1] == {
+        "event": "end",
+        "player_id": "p1",
+        "session_id": str(uuid.UUID(int=2)),
+        "ts": "2016-11-20T10:08:00.000Z",
+    }
     assert len(request.headers["x-request-id"]) == 32
 
 
 def test_a_failed_part_carries_what_was_acknowledged_before_it() -> None:
-    fake = FakeIngest(answer=lambda n, r: httpx.Response(413, json={"error": "too large", "field": "body"})
-                      if n == 1 else None)
+    fake = FakeIngest(
+        answer=lambda n, r: (
+            httpx.Response(413, json={"error": "too large", "field": "body"}) if n == 1 else None
+        )
+    )
     client, _ = client_for(fake, max_request_events=10)
     with client, pytest.raises(ApiError) as caught:
         client.send([ev(i, "bad" if i == 2 else None) for i in range(30)])
@@ -165,6 +199,7 @@ def test_a_failed_part_carries_what_was_acknowledged_before_it() -> None:
 
 # --- retries ----------------------------------------------------------------------------------
 
+
 def test_503_is_retried_after_retry_after_with_the_same_request_id() -> None:
     fake = FakeIngest(answer=status_first(503, 2, {"Retry-After": "2"}))
     notices: list[RetryNotice] = []
@@ -175,7 +210,9 @@ def test_503_is_retried_after_retry_after_with_the_same_request_id() -> None:
     assert fake.request_ids == ["batch-42"] * 3
     assert len(sleeps) == 2 and all(2.0 <= s <= 2.5 for s in sleeps)
     assert [(n.retry, n.failure, n.request_id) for n in notices] == [
-        (1, "HTTP 503", "batch-42"), (2, "HTTP 503", "batch-42")]
+        (1, "HTTP 503", "batch-42"),
+        (2, "HTTP 503", "batch-42"),
+    ]
     # The retried body is byte-identical (gzip without a timestamp).
     assert len({r.content for r in fake.requests}) == 1
 
@@ -205,8 +242,9 @@ def test_the_last_try_raises_a_clear_error() -> None:
 
 
 def test_client_errors_are_not_retried() -> None:
-    fake = FakeIngest(answer=lambda n, r: httpx.Response(400, json={"error": "body: empty batch",
-                                                                   "field": "body"}))
+    fake = FakeIngest(
+        answer=lambda n, r: httpx.Response(400, json={"error": "body: empty batch", "field": "body"})
+    )
     client, sleeps = client_for(fake)
     with client, pytest.raises(ApiError, match="empty batch"):
         client.send([ev(1)])
@@ -223,8 +261,12 @@ def test_connection_errors_are_retried_then_given_up() -> None:
         ids.append(request.headers["x-request-id"])
         return refuse(request)
 
-    client = Client("http://svc", transport=httpx.MockTransport(record), sleep=lambda s: None,
-                    retry=RetryPolicy(attempts=3, give_up_after=None))
+    client = Client(
+        "http://svc",
+        transport=httpx.MockTransport(record),
+        sleep=lambda s: None,
+        retry=RetryPolicy(attempts=3, give_up_after=None),
+    )
     with client, pytest.raises(RetriesExhausted, match="ConnectError"):
         client.session_starts(24)
     assert len(ids) == 3 and len(set(ids)) == 1
@@ -267,6 +309,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 # --- reads ------------------------------------------------------------------------------------
 
+
 def test_country_starts_follows_next_until_the_last_page() -> None:
     pages = {None: "c1", "c1": "c2", "c2": None}
     seen: list[httpx.Request] = []
@@ -275,8 +318,10 @@ def test_country_starts_follows_next_until_the_last_page() -> None:
         seen.append(request)
         cursor = request.url.params.get("cursor")
         n = len(seen)
-        starts = [{"session_id": str(uuid.UUID(int=n * 10 + i)), "player_id": f"p{n}",
-                   "ts": "2016-11-30T10:00:00Z"} for i in range(2)]
+        starts = [
+            {"session_id": str(uuid.UUID(int=n * 10 + i)), "player_id": f"p{n}", "ts": "2016-11-30T10:00:00Z"}
+            for i in range(2)
+        ]
         return httpx.Response(200, json={"country": "FI", "starts": starts, "next": pages[cursor]})
 
     with Client("http://svc", transport=httpx.MockTransport(handler)) as client:
@@ -291,9 +336,21 @@ def test_country_starts_follows_next_until_the_last_page() -> None:
 def test_reads_are_typed_and_player_ids_are_quoted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.raw_path.startswith(b"/players/a%3Ab/")
-        return httpx.Response(200, json={"player_id": "a:b", "sessions": [
-            {"session_id": str(uuid.UUID(int=5)), "country": "FI", "start": "2016-11-06T02:35:22Z",
-             "end": "2016-11-06T02:43:23.5Z", "duration_seconds": 481}]})
+        return httpx.Response(
+            200,
+            json={
+                "player_id": "a:b",
+                "sessions": [
+                    {
+                        "session_id": str(uuid.UUID(int=5)),
+                        "country": "FI",
+                        "start": "2016-11-06T02:35:22Z",
+                        "end": "2016-11-06T02:43:23.5Z",
+                        "duration_seconds": 481,
+                    }
+                ],
+            },
+        )
 
     with Client("http://svc", transport=httpx.MockTransport(handler)) as client:
         [session] = client.sessions("a:b", limit=5)
@@ -303,6 +360,7 @@ def test_reads_are_typed_and_player_ids_are_quoted() -> None:
 
 
 # --- batchers ---------------------------------------------------------------------------------
+
 
 def test_batcher_sends_in_batches_flushes_on_close_and_counts_indices_across_batches() -> None:
     fake = FakeIngest()
@@ -379,6 +437,7 @@ def test_batcher_reports_a_batch_that_failed_every_try() -> None:
 
 # --- async ------------------------------------------------------------------------------------
 
+
 async def test_async_client_splits_retries_and_batches() -> None:
     fake = FakeIngest(answer=status_first(503, 1, {"Retry-After": "0"}))
     sleeps: list[float] = []
@@ -386,8 +445,9 @@ async def test_async_client_splits_retries_and_batches() -> None:
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    async with AsyncClient("http://svc", transport=httpx.MockTransport(fake), sleep=sleep,
-                           max_request_events=4) as client:
+    async with AsyncClient(
+        "http://svc", transport=httpx.MockTransport(fake), sleep=sleep, max_request_events=4
+    ) as client:
         result = await client.send([ev(i, "x" if i == 5 else None) for i in range(9)])
         assert (result.received, [e.index for e in result.errors]) == (9, [5])
         assert fake.request_ids[0] == fake.request_ids[1]  # the retried first part
@@ -436,6 +496,10 @@ def test_without_the_server_dependencies_the_cli_explains_what_to_install() -> N
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "pip install 'player-sessions[server]'" in done.stderr
-    version = subprocess.run([sys.executable, "-c", blocker + "from player_sessions.cli import main\n"
-                              "main(['--version'])\n"], capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [sys.executable, "-c", blocker + "from player_sessions.cli import main\nmain(['--version'])\n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert version.returncode == 0 and version.stdout.startswith("player-sessions ")

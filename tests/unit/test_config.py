@@ -37,7 +37,11 @@ def test_a_flag_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 def test_defaults_are_the_documented_ones() -> None:
     settings = Settings()
     assert (settings.host, settings.port, settings.keyspace, settings.consistency) == (
-        "127.0.0.1", 8000, "player_sessions", "LOCAL_QUORUM")
+        "127.0.0.1",
+        8000,
+        "player_sessions",
+        "LOCAL_QUORUM",
+    )
     assert settings.retention == timedelta(days=365)
     assert isinstance(settings.make_clock(), SystemClock)
 

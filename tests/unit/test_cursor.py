@@ -116,12 +116,15 @@ def test_no_keys_verify_nothing() -> None:
         decode_cursor(encode_cursor(cursor(), KEY), [])
 
 
-@pytest.mark.parametrize("change", [
-    {"c": "SE"},  # another country's pages
-    {"f": micros(FRM - timedelta(days=30))},  # a wider window
-    {"t": micros(FRM + timedelta(hours=4))},
-    {"s": micros(FRM + timedelta(hours=2, minutes=8))},  # another resume point
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"c": "SE"},  # another country's pages
+        {"f": micros(FRM - timedelta(days=30))},  # a wider window
+        {"t": micros(FRM + timedelta(hours=4))},
+        {"s": micros(FRM + timedelta(hours=2, minutes=8))},  # another resume point
+    ],
+)
 def test_an_edited_payload_under_the_old_tag_is_refused(change: dict[str, object]) -> None:
     signed = encode_cursor(cursor(), KEY)
     _, tag = signed.split(".")
@@ -230,10 +233,16 @@ instants = st.datetimes(
 )
 
 
-@given(frm=instants, span=st.timedeltas(timedelta(0), timedelta(days=3)), at=st.floats(0, 1), sid=st.uuids(),
-       country=st.from_regex(r"[A-Z]{2}", fullmatch=True))
-def test_any_consistent_cursor_round_trips(frm: datetime, span: timedelta, at: float, sid: uuid.UUID,
-                                           country: str) -> None:
+@given(
+    frm=instants,
+    span=st.timedeltas(timedelta(0), timedelta(days=3)),
+    at=st.floats(0, 1),
+    sid=st.uuids(),
+    country=st.from_regex(r"[A-Z]{2}", fullmatch=True),
+)
+def test_any_consistent_cursor_round_trips(
+    frm: datetime, span: timedelta, at: float, sid: uuid.UUID, country: str
+) -> None:
     ts = frm + span * at
     hour = ts.replace(minute=0, second=0, microsecond=0)
     original = StartsCursor(country=country, frm=frm, to=frm + span, hour=hour, ts=ts, session_id=sid)

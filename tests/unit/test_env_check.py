@@ -31,24 +31,38 @@ def test_a_name_like_no_setting_is_named_without_a_guess() -> None:
 
 
 def test_settings_other_prefixes_and_the_project_s_own_variables_are_not_reported() -> None:
-    environ = {PREFIX + "KEYSPACE": "ks", "player_sessions_port": "8080", "HOME": "/root",
-               "PLAYER_SESSION_PORT": "1", **{name: "x" for name in NOT_SETTINGS}}
+    environ = {
+        PREFIX + "KEYSPACE": "ks",
+        "player_sessions_port": "8080",
+        "HOME": "/root",
+        "PLAYER_SESSION_PORT": "1",
+        **{name: "x" for name in NOT_SETTINGS},
+    }
     assert unknown_variable_warnings(environ) == []
 
 
 def test_every_prefixed_variable_the_project_uses_is_known() -> None:
     """A variable the code, tests or docs use must never be reported as a typo."""
-    sources = [path for folder in ("src/player_sessions", "tests", "scripts", "docs")
-               for path in (ROOT / folder).rglob("*") if path.suffix in (".py", ".md", ".sh", ".yml")]
+    sources = [
+        path
+        for folder in ("src/player_sessions", "tests", "scripts", "docs")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".md", ".sh", ".yml")
+    ]
     sources += [ROOT / name for name in ("README.md", "Makefile", "Dockerfile", "docker-compose.yml")]
-    used = {match for path in sources if path.is_file() and path.name != Path(__file__).name
-            for match in re.findall(PREFIX + r"[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8"))}
+    used = {
+        match
+        for path in sources
+        if path.is_file() and path.name != Path(__file__).name
+        for match in re.findall(PREFIX + r"[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8"))
+    }
     assert PREFIX + "API_KEY" in used and PREFIX + "PASSWORD" in used
     assert unknown_variables(used) == []
 
 
-def test_migrate_warns_and_carries_on(monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_warns_and_carries_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(PREFIX + "KEYSPCE", "ks_typo")
     # An invalid flag stops migrate at the settings, after the warning: it was printed, not fatal.
     assert main(["migrate", "--cql-port", "0"]) == 2
@@ -57,8 +71,9 @@ def test_migrate_warns_and_carries_on(monkeypatch: pytest.MonkeyPatch,
     assert "error: --cql-port:" in err
 
 
-def test_serve_warns_before_it_reads_its_settings(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_warns_before_it_reads_its_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(PREFIX + "WORKER", "2")
     assert main(["serve", "--port", "0"]) == 2
     err = capsys.readouterr().err

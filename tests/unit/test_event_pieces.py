@@ -16,11 +16,20 @@ from player_sessions.api.errors import BadRequest, PayloadTooLarge
 from player_sessions.api.event_pieces import MAX_DEPTH, MAX_EVENT_BYTES, PIECE_EVENTS, event_pieces
 from player_sessions.services.ingest import TooLarge
 
-scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-           | st.floats(allow_nan=False, allow_infinity=False)
-           | st.text(alphabet=st.sampled_from(list('ab,]}[{":\\ \n\u00e9\U0001f600')), max_size=12))
-values = st.recursive(scalars, lambda children: st.lists(children, max_size=4)
-                      | st.dictionaries(st.text(max_size=4), children, max_size=3), max_leaves=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from(list('ab,]}[{":\\ \n\u00e9\U0001f600')), max_size=12)
+)
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 def depth(value: object) -> int:
@@ -33,8 +42,9 @@ def depth(value: object) -> int:
 
 @settings(max_examples=400)
 @given(events=st.lists(values, min_size=1, max_size=8), indent=st.booleans(), envelope=st.booleans())
-def test_pieces_hold_exactly_what_decoding_the_whole_body_gives(events: list[object], indent: bool,
-                                                                envelope: bool) -> None:
+def test_pieces_hold_exactly_what_decoding_the_whole_body_gives(
+    events: list[object], indent: bool, envelope: bool
+) -> None:
     document: object = {"events": events, "other": [1, {"x": "]"}]} if envelope else events
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0)
     if max(map(depth, events)) > MAX_DEPTH:
@@ -45,8 +55,10 @@ def test_pieces_hold_exactly_what_decoding_the_whole_body_gives(events: list[obj
 
 
 def test_many_pieces_keep_the_order_and_tricky_strings() -> None:
-    events = [{"event": "start", "player_id": f'p"{i}],}}', "n": [i, {"k": ",]"}]}
-              for i in range(5 * PIECE_EVENTS + 7)]
+    events = [
+        {"event": "start", "player_id": f'p"{i}],}}', "n": [i, {"k": ",]"}]}
+        for i in range(5 * PIECE_EVENTS + 7)
+    ]
     body = orjson.dumps(events)
     pieces = list(event_pieces(body, False, 100_000))
     assert len(pieces) > 5 and all(len(p) <= PIECE_EVENTS for p in pieces)
@@ -85,8 +97,19 @@ def test_an_event_over_the_size_cap_is_that_events_error_not_decoded(kind: str) 
     assert events[1].error.rule == f"larger than {MAX_EVENT_BYTES} bytes"
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'[{"a":[[[[1]]]]}]', b"[1,2", b"[1e5]x",
-                                  b'{"events": 3}', b"7", b"[]", b'{"events": []}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'[{"a":[[[[1]]]]}]',
+        b"[1,2",
+        b"[1e5]x",
+        b'{"events": 3}',
+        b"7",
+        b"[]",
+        b'{"events": []}',
+    ],
+)
 def test_bad_bodies_are_400(body: bytes) -> None:
     with pytest.raises(BadRequest):
         decode_events(body, "application/json", 10)

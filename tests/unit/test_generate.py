@@ -40,8 +40,15 @@ COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)
 PLAYER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Exaggerated shares so ~20k events give tight enough statistics.
-SHARES = {"duplicates": 0.05, "out_of_order": 0.10, "late": 0.03, "orphan_ends": 0.03,
-          "open_starts": 0.04, "invalid": 0.02, "expired": 0.02}
+SHARES = {
+    "duplicates": 0.05,
+    "out_of_order": 0.10,
+    "late": 0.03,
+    "orphan_ends": 0.03,
+    "open_starts": 0.04,
+    "invalid": 0.02,
+    "expired": 0.02,
+}
 
 
 def generate_bytes(options: GenerateOptions, truth: Path | None = None) -> tuple[bytes, GenerateSummary]:
@@ -61,7 +68,7 @@ class Event:
 
 
 def classify(raw: Any, now: datetime) -> str:
-    """"valid", "expired" or "invalid", as the service's rules are described in the brief."""
+    """ "valid", "expired" or "invalid", as the service's rules are described in the brief."""
     if not isinstance(raw, dict) or raw.get("event") not in ("start", "end"):
         return "invalid"
     pid, sid, country, ts = raw.get("player_id"), raw.get("session_id"), raw.get("country"), raw.get("ts")
@@ -102,8 +109,14 @@ def recount(data: bytes, now: datetime = UNTIL) -> Recount:
         result.classes[verdict] += 1
         if verdict != "valid":
             continue
-        event = Event(position, raw["event"], raw["player_id"], raw["session_id"], parse_instant(raw["ts"]),
-                      raw.get("country"))
+        event = Event(
+            position,
+            raw["event"],
+            raw["player_id"],
+            raw["session_id"],
+            parse_instant(raw["ts"]),
+            raw.get("country"),
+        )
         result.events.append(event)
         target = result.starts if event.kind == "start" else result.ends
         target.setdefault((event.player_id, event.session_id), event)
@@ -117,13 +130,15 @@ def sessions_by_player(counted: Recount) -> dict[str, list[dict[str, object]]]:
         end = counted.ends.get(key)
         if end is None:
             continue
-        players[start.player_id].append({
-            "session_id": start.session_id,
-            "country": start.country,
-            "start": start.ts,
-            "end": end.ts,
-            "duration_seconds": max(0, int((end.ts - start.ts).total_seconds())),
-        })
+        players[start.player_id].append(
+            {
+                "session_id": start.session_id,
+                "country": start.country,
+                "start": start.ts,
+                "end": end.ts,
+                "duration_seconds": max(0, int((end.ts - start.ts).total_seconds())),
+            }
+        )
     for sessions in players.values():
         sessions.sort(key=lambda s: (-s["start"].timestamp(), s["session_id"]))  # type: ignore[attr-defined]
     return players
@@ -132,8 +147,9 @@ def sessions_by_player(counted: Recount) -> dict[str, list[dict[str, object]]]:
 @pytest.fixture(scope="module")
 def anomalous(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recount, GenerateSummary, Path]:
     truth_path = tmp_path_factory.mktemp("truth") / "truth.json"
-    options = GenerateOptions(players=500, days=30, until=UNTIL, seed=7, reorder_window=2000,
-                              truth_starts=True, **SHARES)
+    options = GenerateOptions(
+        players=500, days=30, until=UNTIL, seed=7, reorder_window=2000, truth_starts=True, **SHARES
+    )
     data, summary = generate_bytes(options, truth_path)
     return recount(data), summary, truth_path
 
@@ -255,8 +271,16 @@ def test_truth_agrees_with_an_independent_recount(anomalous: tuple[Recount, Gene
     assert sum(truth.complete_sessions_per_player.values()) == sum(len(v) for v in expected.values())
     for pid, sessions in truth.players.items():
         assert truth.complete_sessions_per_player[pid] == len(expected.get(pid, []))
-        got = [{"session_id": s.session_id, "country": s.country, "start": s.start, "end": s.end,
-                "duration_seconds": s.duration_seconds} for s in sessions]
+        got = [
+            {
+                "session_id": s.session_id,
+                "country": s.country,
+                "start": s.start,
+                "end": s.end,
+                "duration_seconds": s.duration_seconds,
+            }
+            for s in sessions
+        ]
         assert got == expected.get(pid, [])[: truth.sessions_per_player], pid
     assert set(expected) <= set(truth.players)
 
@@ -264,8 +288,9 @@ def test_truth_agrees_with_an_independent_recount(anomalous: tuple[Recount, Gene
     for start in counted.starts.values():
         assert start.country is not None
         hourly[(start.ts.replace(minute=0, second=0), start.country)] += 1
-    truth_hourly = Counter({(hour, c): n for hour, per in truth.starts_per_country_hour.items()
-                            for c, n in per.items()})
+    truth_hourly = Counter(
+        {(hour, c): n for hour, per in truth.starts_per_country_hour.items() for c, n in per.items()}
+    )
     assert truth_hourly == hourly
     assert truth.starts is not None
     assert sorted((s.ts, s.country, s.session_id, s.player_id) for s in truth.starts) == sorted(
@@ -350,8 +375,9 @@ def test_starts_peak_in_the_local_evening() -> None:
 def test_session_lengths_are_long_tailed_and_capped() -> None:
     data, _ = generate_bytes(GenerateOptions(players=400, days=20, until=UNTIL, seed=4, whales=0))
     counted = recount(data)
-    lengths = sorted((counted.ends[k].ts - s.ts).total_seconds() for k, s in counted.starts.items()
-                     if k in counted.ends)
+    lengths = sorted(
+        (counted.ends[k].ts - s.ts).total_seconds() for k, s in counted.starts.items() if k in counted.ends
+    )
     median = statistics.median(lengths)
     assert 10 * 60 < median < 40 * 60
     assert lengths[int(len(lengths) * 0.99)] > 3 * median
@@ -391,13 +417,32 @@ def test_cli_arguments_reach_the_generator(tmp_path: Path, capsys: pytest.Captur
     parser = argparse.ArgumentParser()
     add_generate_arguments(parser)
     out, truth = tmp_path / "events.jsonl.bz2", tmp_path / "truth.json"
-    args = parser.parse_args(["--players", "40", "--days", "3", "--until", "2016-12-01T00:00:00Z",
-                              "--seed", "5", "--duplicates", "0", "--invalid", "0.1", "-o", str(out),
-                              "--truth", str(truth), "--no-progress"])
+    args = parser.parse_args(
+        [
+            "--players",
+            "40",
+            "--days",
+            "3",
+            "--until",
+            "2016-12-01T00:00:00Z",
+            "--seed",
+            "5",
+            "--duplicates",
+            "0",
+            "--invalid",
+            "0.1",
+            "-o",
+            str(out),
+            "--truth",
+            str(truth),
+            "--no-progress",
+        ]
+    )
     assert run_generate_command(args) == 0
 
-    expected, summary = generate_bytes(GenerateOptions(players=40, days=3, until=UNTIL, seed=5, duplicates=0,
-                                                       invalid=0.1))
+    expected, summary = generate_bytes(
+        GenerateOptions(players=40, days=3, until=UNTIL, seed=5, duplicates=0, invalid=0.1)
+    )
     assert bz2.decompress(out.read_bytes()) == expected
     assert load_truth(truth).invalid == summary.invalid > 0
     assert f"generated {summary.events:,} events" in capsys.readouterr().err

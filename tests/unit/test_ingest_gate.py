@@ -20,8 +20,9 @@ def test_a_plain_body_weighs_its_declared_length_within_bounds() -> None:
 
 
 @pytest.mark.parametrize(("length", "encoding"), [(None, None), ("1000", "gzip"), ("x", None), ("-5", None)])
-def test_a_body_of_unknown_size_weighs_what_it_may_decompress_to(length: str | None,
-                                                                 encoding: str | None) -> None:
+def test_a_body_of_unknown_size_weighs_what_it_may_decompress_to(
+    length: str | None, encoding: str | None
+) -> None:
     gate = IngestGate(slots=64, budget=32 * MIB, wait_s=1)
     assert gate.weigh(length, encoding, 24 * MIB) == 24 * MIB
     assert gate.weigh(length, encoding, 64 * MIB) == 32 * MIB  # never more than the whole budget

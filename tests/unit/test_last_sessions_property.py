@@ -37,8 +37,9 @@ class PlayerEventsStore:
         self.rows = sorted({_order(e): e for e in events}.values(), key=_order, reverse=True)
         self.reads = 0
 
-    async def player_events(self, player_id: str, before: StoredEventKey | None,
-                            limit: int) -> list[StoredEvent]:
+    async def player_events(
+        self, player_id: str, before: StoredEventKey | None, limit: int
+    ) -> list[StoredEvent]:
         self.reads += 1
         rows = self.rows if before is None else [r for r in self.rows if _order(r) < before]
         return rows[:limit]
@@ -92,8 +93,10 @@ async def test_a_long_history_is_not_read_to_answer_the_newest_sessions() -> Non
     for i in range(2000):  # a 1-minute session every 4 minutes, further back than the retention
         start = NOW - timedelta(minutes=4 * i + 1)
         sid = uuid.UUID(int=10_000 + i)
-        events += [StoredEvent.of(start, sid, True, "FI"),
-                   StoredEvent.of(start + timedelta(minutes=1), sid, False, None)]
+        events += [
+            StoredEvent.of(start, sid, True, "FI"),
+            StoredEvent.of(start + timedelta(minutes=1), sid, False, None),
+        ]
     store: Any = PlayerEventsStore(events)
     got = (await last_sessions(store, FixedClock(NOW), RETENTION, "p1", 20)).sessions
     assert got == brute_force(store.rows, 20)
@@ -103,10 +106,14 @@ async def test_a_long_history_is_not_read_to_answer_the_newest_sessions() -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(events=stored_events, limit=st.integers(min_value=1, max_value=6),
-       max_rows=st.integers(min_value=1, max_value=40))
-async def test_a_capped_read_pairs_exactly_the_rows_it_read(events: list[StoredEvent], limit: int,
-                                                          max_rows: int) -> None:
+@given(
+    events=stored_events,
+    limit=st.integers(min_value=1, max_value=6),
+    max_rows=st.integers(min_value=1, max_value=40),
+)
+async def test_a_capped_read_pairs_exactly_the_rows_it_read(
+    events: list[StoredEvent], limit: int, max_rows: int
+) -> None:
     store: Any = PlayerEventsStore(events)
     seen: list[int] = []
     read = store.player_events

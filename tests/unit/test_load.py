@@ -101,8 +101,15 @@ class FakeService:
             else:
                 stored += 1
                 self.stored[(raw["event"], raw["player_id"], raw["session_id"])] = raw
-        return JSONResponse({"received": len(lines), "stored": stored, "expired": expired,
-                             "rejected": len(errors), "errors": errors})
+        return JSONResponse(
+            {
+                "received": len(lines),
+                "stored": stored,
+                "expired": expired,
+                "rejected": len(errors),
+                "errors": errors,
+            }
+        )
 
     def sent_lines(self) -> list[bytes]:
         return [line for body in self.bodies for line in body.splitlines()]
@@ -111,9 +118,12 @@ class FakeService:
 def event(i: int, kind: str = "start", ts: datetime | None = None, **extra: object) -> bytes:
     """A valid event for session i, at NOW - 1 day + i seconds unless ts is given."""
     when = ts if ts is not None else NOW - timedelta(days=1) + timedelta(seconds=i)
-    raw: dict[str, object] = {"event": kind, "player_id": f"p{i % 7}",
-                              "session_id": str(uuid.UUID(int=i + 1, version=4)),
-                              "ts": when.strftime("%Y-%m-%dT%H:%M:%S")}
+    raw: dict[str, object] = {
+        "event": kind,
+        "player_id": f"p{i % 7}",
+        "session_id": str(uuid.UUID(int=i + 1, version=4)),
+        "ts": when.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     if kind == "start":
         raw["country"] = "FI"
     raw.update(extra)
@@ -131,21 +141,28 @@ def write_input(path: Path, lines: list[bytes]) -> Path:
 
 
 def load(source: Path | str, service: FakeService, **options: Any) -> LoadSummary:
-    settings: dict[str, Any] = {"progress": False, "quiet": True, "handle_sigint": False,
-                                "transport": httpx.ASGITransport(app=service.app), **options}
+    settings: dict[str, Any] = {
+        "progress": False,
+        "quiet": True,
+        "handle_sigint": False,
+        "transport": httpx.ASGITransport(app=service.app),
+        **options,
+    }
     return run_load(LoadOptions(input=source, **settings))
 
 
 def retry_after_zero_first(status: int = 503, times: int = 1) -> Hook:
     async def hook(service: FakeService, index: int, body: bytes) -> Response | None:
         return Response(status_code=status, headers={"Retry-After": "0"}) if index < times else None
+
     return hook
 
 
 def test_non_json_lines_are_counted_by_line_number_and_never_sent(tmp_path: Path) -> None:
     # Odd spacing proves the loader forwards the original bytes rather than re-serialising.
     spaced = b'{"event": "end",  "player_id": "p9", "session_id": "%s", "ts": "2016-11-30T10:00:00"}' % (
-        str(uuid.uuid4()).encode())
+        str(uuid.uuid4()).encode()
+    )
     lines = [*(event(i) for i in range(1, 6)), b"not json {", spaced, b"", b'{"broken', event(6)]
     service = FakeService()
     summary = load(write_input(tmp_path / "in.jsonl", lines), service, batch_size=3)
@@ -195,8 +212,9 @@ def test_counts_add_up_and_rejections_point_at_input_lines(tmp_path: Path) -> No
 
 def test_only_the_first_rejections_are_kept_smallest_line_first(tmp_path: Path) -> None:
     lines = [event(i, session_id=f"bad-{i}") for i in range(40)]
-    summary = load(write_input(tmp_path / "in.jsonl", lines), FakeService(), batch_size=4, concurrency=4,
-                   report_limit=5)
+    summary = load(
+        write_input(tmp_path / "in.jsonl", lines), FakeService(), batch_size=4, concurrency=4, report_limit=5
+    )
     assert summary.rejected == 40
     assert [r.line for r in summary.first_rejected] == [1, 2, 3, 4, 5]
 
@@ -208,8 +226,13 @@ def test_rebase_to_now_moves_the_newest_event_to_now(tmp_path: Path) -> None:
     lines.append(event(99, ts=base + timedelta(days=3)))  # the newest
     lines.append(event(100).replace(b'"ts":"', b'"ts":"garbled '))  # no readable ts
     service = FakeService(now=now)
-    summary = load(write_input(tmp_path / "in.jsonl.gz", lines), service, rebase_to_now=True,
-                   clock=lambda: now, batch_size=6)
+    summary = load(
+        write_input(tmp_path / "in.jsonl.gz", lines),
+        service,
+        rebase_to_now=True,
+        clock=lambda: now,
+        batch_size=6,
+    )
 
     sent = [json.loads(line) for line in service.sent_lines()]
     shifted = [parse_instant(e["ts"]) for e in sent if not e["ts"].startswith("garbled")]
@@ -227,10 +250,18 @@ def test_rebase_anchor_sets_what_becomes_now(tmp_path: Path) -> None:
     anchor = NOW
     lines = [event(1, ts=NOW - timedelta(hours=1)), event(2, ts=NOW + timedelta(days=1))]
     service = FakeService(now=now)
-    summary = load("-", service, stdin=io.BytesIO(b"\n".join(lines)), rebase_to_now=True,
-                   rebase_anchor=anchor, clock=lambda: now)
+    summary = load(
+        "-",
+        service,
+        stdin=io.BytesIO(b"\n".join(lines)),
+        rebase_to_now=True,
+        rebase_anchor=anchor,
+        clock=lambda: now,
+    )
     assert [json.loads(line)["ts"] for line in service.sent_lines()] == [
-        "2024-05-01T11:00:00Z", "2024-05-02T12:00:00Z"]
+        "2024-05-01T11:00:00Z",
+        "2024-05-02T12:00:00Z",
+    ]
     assert (summary.stored, summary.rejected) == (1, 1)  # the deliberately future event stays future
 
 
@@ -266,8 +297,12 @@ def test_payload_too_large_stops_with_a_batch_size_hint(tmp_path: Path) -> None:
         return Response(status_code=413, content=b"body too large")
 
     service = FakeService(hook=too_large)
-    summary = load(write_input(tmp_path / "in.jsonl", [event(i) for i in range(50)]), service,
-                   batch_size=10, concurrency=1)
+    summary = load(
+        write_input(tmp_path / "in.jsonl", [event(i) for i in range(50)]),
+        service,
+        batch_size=10,
+        concurrency=1,
+    )
     assert summary.exit_code == 1
     assert summary.error is not None and "--batch-size" in summary.error
     assert summary.retries == 0
@@ -293,8 +328,13 @@ def test_gives_up_after_continuous_failures(tmp_path: Path) -> None:
 
     service = FakeService(hook=unavailable)
     started = time.monotonic()
-    summary = load(write_input(tmp_path / "in.jsonl", [event(i) for i in range(5)]), service,
-                   give_up_after=0.4, backoff_initial=0.02, backoff_max=0.1)
+    summary = load(
+        write_input(tmp_path / "in.jsonl", [event(i) for i in range(5)]),
+        service,
+        give_up_after=0.4,
+        backoff_initial=0.02,
+        backoff_max=0.1,
+    )
     assert time.monotonic() - started < 3
     assert summary.gave_up
     assert summary.exit_code == 1
@@ -304,9 +344,17 @@ def test_gives_up_after_continuous_failures(tmp_path: Path) -> None:
 
 
 def test_connection_refused_is_retried_then_given_up(tmp_path: Path) -> None:
-    summary = run_load(LoadOptions(input=write_input(tmp_path / "in.jsonl", [event(1)]),
-                                   url=f"http://127.0.0.1:{free_port()}", progress=False, quiet=True,
-                                   handle_sigint=False, give_up_after=0.5, backoff_initial=0.05))
+    summary = run_load(
+        LoadOptions(
+            input=write_input(tmp_path / "in.jsonl", [event(1)]),
+            url=f"http://127.0.0.1:{free_port()}",
+            progress=False,
+            quiet=True,
+            handle_sigint=False,
+            give_up_after=0.5,
+            backoff_initial=0.05,
+        )
+    )
     assert summary.gave_up
     assert summary.retries >= 1
     assert summary.error is not None and "ConnectError" in summary.error
@@ -328,8 +376,14 @@ def test_stop_reports_the_highest_line_every_earlier_batch_was_acknowledged(tmp_
         return None
 
     service = FakeService(hook=second_batch_fails)
-    summary = load(write_input(tmp_path / "in.jsonl", [event(i) for i in range(40)]), service,
-                   batch_size=10, concurrency=4, stop=stop, backoff_initial=30)
+    summary = load(
+        write_input(tmp_path / "in.jsonl", [event(i) for i in range(40)]),
+        service,
+        batch_size=10,
+        concurrency=4,
+        stop=stop,
+        backoff_initial=30,
+    )
     assert summary.interrupted
     assert summary.exit_code == 130
     assert summary.sent == 30
@@ -345,8 +399,15 @@ def test_ctrl_c_stops_reading_and_exits_130(tmp_path: Path) -> None:
 
     service = FakeService(hook=interrupt_on_second)
     err = io.StringIO()
-    summary = load(write_input(tmp_path / "in.jsonl", [event(i) for i in range(200)]), service,
-                   batch_size=10, concurrency=1, handle_sigint=True, quiet=False, stderr=err)
+    summary = load(
+        write_input(tmp_path / "in.jsonl", [event(i) for i in range(200)]),
+        service,
+        batch_size=10,
+        concurrency=1,
+        handle_sigint=True,
+        quiet=False,
+        stderr=err,
+    )
     assert summary.interrupted
     assert summary.exit_code == 130
     assert 10 <= summary.sent < 200
@@ -360,8 +421,9 @@ def test_generated_file_rebased_on_its_until_matches_the_shifted_truth(tmp_path:
     options = GenerateOptions(players=60, days=5, until=NOW, seed=3, invalid=0.05)
     generated = generate(options, events_path, truth_path, quiet=True)
     service = FakeService(now=now)
-    summary = load(events_path, service, rebase_to_now=True, rebase_anchor=NOW, clock=lambda: now,
-                   batch_size=200)
+    summary = load(
+        events_path, service, rebase_to_now=True, rebase_anchor=NOW, clock=lambda: now, batch_size=200
+    )
     truth = shift_truth(load_truth(truth_path), now - NOW)
 
     assert summary.sent == generated.events
@@ -372,7 +434,10 @@ def test_generated_file_rebased_on_its_until_matches_the_shifted_truth(tmp_path:
         start = service.stored[("start", pid, session.session_id)]
         end = service.stored[("end", pid, session.session_id)]
         assert (parse_instant(start["ts"]), parse_instant(end["ts"]), start["country"]) == (
-            session.start, session.end, session.country)
+            session.start,
+            session.end,
+            session.country,
+        )
     # The deliberately future events stay in the future because the anchor, not the newest ts, is now.
     assert summary.rejected >= generated.invalid_by_kind["future_ts"] > 0
 
@@ -401,8 +466,16 @@ def test_loads_over_a_real_socket(tmp_path: Path, real_server: tuple[str, FakeSe
     url, service = real_server
     lines = [event(i) for i in range(300)]
     err = io.StringIO()
-    summary = run_load(LoadOptions(input=write_input(tmp_path / "in.jsonl.bz2", lines), url=url,
-                                   batch_size=64, concurrency=4, handle_sigint=False, stderr=err))
+    summary = run_load(
+        LoadOptions(
+            input=write_input(tmp_path / "in.jsonl.bz2", lines),
+            url=url,
+            batch_size=64,
+            concurrency=4,
+            handle_sigint=False,
+            stderr=err,
+        )
+    )
     assert summary.exit_code == 0
     assert summary.stored == 300
     assert sorted(service.sent_lines()) == sorted(lines)

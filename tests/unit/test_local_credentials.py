@@ -38,8 +38,9 @@ def test_jmx_files_are_private_generated_once_and_read_by_nodetool(tmp_path: Pat
     assert nodetool_login(config) == ["-u", "nodetool", "-pwf", str(jmx_password_file(config))]
 
 
-def test_superuser_password_is_generated_kept_and_private(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_superuser_password_is_generated_kept_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PLAYER_SESSIONS_PASSWORD", raising=False)
     config = LauncherConfig(base_dir=tmp_path / "c", password_auth=True)
     assert superuser_password(config) is None
@@ -53,8 +54,9 @@ def test_superuser_password_is_generated_kept_and_private(tmp_path: Path,
     assert logins(LauncherConfig(base_dir=tmp_path / "c")) == [("cassandra", password), (None, None)]
 
 
-def test_superuser_password_from_the_variable_serve_reads(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_superuser_password_from_the_variable_serve_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PLAYER_SESSIONS_PASSWORD", "chosen-by-the-operator")
     config = LauncherConfig(base_dir=tmp_path / "c", password_auth=True)
     assert ensure_superuser_password(config) == "chosen-by-the-operator"

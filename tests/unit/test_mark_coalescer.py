@@ -17,8 +17,7 @@ HOUR = datetime(2016, 12, 1, 12, tzinfo=UTC)
 
 
 def touch(country: str, minute: int) -> CountTouch:
-    return CountTouch(country, HOUR, ttl=100, day_ttl=100,
-                      minutes=frozenset({HOUR.replace(minute=minute)}))
+    return CountTouch(country, HOUR, ttl=100, day_ttl=100, minutes=frozenset({HOUR.replace(minute=minute)}))
 
 
 class RecordingStore:
@@ -47,8 +46,10 @@ async def test_requests_arriving_during_a_write_go_out_together_as_the_next_grou
     coalescer = MarkCoalescer(write=store.write)
     first = asyncio.ensure_future(coalescer.mark(store, [touch("FI", 1)]))  # type: ignore[arg-type]
     await asyncio.sleep(0)
-    others = [asyncio.ensure_future(coalescer.mark(store, [touch(c, 2)]))  # type: ignore[arg-type]
-              for c in ("SE", "NO", "DK")]
+    others = [
+        asyncio.ensure_future(coalescer.mark(store, [touch(c, 2)]))  # type: ignore[arg-type]
+        for c in ("SE", "NO", "DK")
+    ]
     await asyncio.sleep(0)
     assert len(store.calls) == 1 and not first.done()
     store.gate.set()

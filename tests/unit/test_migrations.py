@@ -30,10 +30,12 @@ def test_malformed_replication_is_refused_with_the_rule(text: str) -> None:
 
 
 def test_replication_read_back_from_cassandra_equals_the_parsed_one() -> None:
-    assert Replication.from_cassandra({"class": "org.apache.cassandra.locator.SimpleStrategy",
-                                       "replication_factor": "3"}) == Replication.parse("3")
-    assert Replication.from_cassandra({"class": "org.apache.cassandra.locator.NetworkTopologyStrategy",
-                                       "dc2": "3", "dc1": "3/1"}) == Replication.parse("dc1:3,dc2:3")
+    assert Replication.from_cassandra(
+        {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "3"}
+    ) == Replication.parse("3")
+    assert Replication.from_cassandra(
+        {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc2": "3", "dc1": "3/1"}
+    ) == Replication.parse("dc1:3,dc2:3")
 
 
 def test_a_factor_below_three_is_always_said_plainly() -> None:
@@ -72,9 +74,15 @@ def test_every_table_declares_compaction_and_gc_grace_but_not_clustering_order()
 def test_declared_options_compare_with_what_cassandra_reports() -> None:
     [compaction, gc_grace] = declared_options(
         "CREATE TABLE {ks}.t (a int PRIMARY KEY) WITH CLUSTERING ORDER BY (b DESC) AND "
-        "compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 86400")
-    assert compaction.matches({"class": "org.apache.cassandra.db.compaction.LeveledCompactionStrategy",
-                               "max_threshold": "32", "min_threshold": "4"})
+        "compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 86400"
+    )
+    assert compaction.matches(
+        {
+            "class": "org.apache.cassandra.db.compaction.LeveledCompactionStrategy",
+            "max_threshold": "32",
+            "min_threshold": "4",
+        }
+    )
     assert not compaction.matches({"class": "SizeTieredCompactionStrategy"})
     assert not compaction.matches({"class": "LeveledCompactionStrategy", "sstable_size_in_mb": "10"})
     assert gc_grace.matches(86400) and not gc_grace.matches(10800)
@@ -89,5 +97,6 @@ def test_table_ids_are_the_same_from_every_process_and_differ_per_keyspace() -> 
 def test_the_schema_version_is_bumped_with_the_schema() -> None:
     assert migrations.fingerprint() == SCHEMA_FINGERPRINT, (
         f"schema.py changed: add 1 to SCHEMA_VERSION (now {SCHEMA_VERSION}) in store/migrations.py and set "
-        f"SCHEMA_FINGERPRINT = {migrations.fingerprint()!r}, so `serve --no-migrate` asks for a migrate")
+        f"SCHEMA_FINGERPRINT = {migrations.fingerprint()!r}, so `serve --no-migrate` asks for a migrate"
+    )
     assert max(step.version for step in migrations.STEPS) <= SCHEMA_VERSION

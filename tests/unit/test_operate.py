@@ -38,18 +38,24 @@ def test_keys_file_scopes_follow_the_key_after_whitespace() -> None:
     assert keys.unscoped == ["old"]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "no keys"),
-    (f"{KEY}\n", "line 1: expected `name:key`"),
-    (f"bad name:{KEY}\n", "line 1: expected `name:key`"),
-    (f"a:{KEY}\na:{KEY}x\n", "line 2: the name 'a' is used twice"),
-    (f"a:{KEY}\nb:{KEY}\n", "line 2 (b): the same key as an earlier line"),
-    ("a:short\n", "line 1 (a): the key must be 16-256"),
-    ("a:has a space in the key\n", "line 1 (a): the key must be"),
-    ("a:sha256:abc\n", "line 1 (a): the key must be"),
-    (f"a:{KEY} ingest,write\n", "line 1 (a): unknown scope 'write' (scopes: ingest, read, erase, metrics)"),
-    (f"a:{KEY} {KEY}\n", "line 1 (a): unknown scope (scopes:"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no keys"),
+        (f"{KEY}\n", "line 1: expected `name:key`"),
+        (f"bad name:{KEY}\n", "line 1: expected `name:key`"),
+        (f"a:{KEY}\na:{KEY}x\n", "line 2: the name 'a' is used twice"),
+        (f"a:{KEY}\nb:{KEY}\n", "line 2 (b): the same key as an earlier line"),
+        ("a:short\n", "line 1 (a): the key must be 16-256"),
+        ("a:has a space in the key\n", "line 1 (a): the key must be"),
+        ("a:sha256:abc\n", "line 1 (a): the key must be"),
+        (
+            f"a:{KEY} ingest,write\n",
+            "line 1 (a): unknown scope 'write' (scopes: ingest, read, erase, metrics)",
+        ),
+        (f"a:{KEY} {KEY}\n", "line 1 (a): unknown scope (scopes:"),
+    ],
+)
 def test_keys_file_errors_name_the_line_and_never_the_key(text: str, message: str) -> None:
     with pytest.raises(ApiKeysError) as caught:
         parse_api_keys(text)
@@ -68,14 +74,22 @@ def record(**extra: object) -> logging.LogRecord:
     return rec
 
 
-ACCESS = {"request_id": "r1", "method": "POST", "route": "/events", "status": 200, "events": 5,
-          "duration_ms": 1.5, "key": "loader"}
+ACCESS = {
+    "request_id": "r1",
+    "method": "POST",
+    "route": "/events",
+    "status": 200,
+    "events": 5,
+    "duration_ms": 1.5,
+    "key": "loader",
+}
 
 
 def test_text_and_json_formats() -> None:
     text = TextFormatter().format(record(access=ACCESS, request_id="r1"))
     assert text.endswith(
-        "INFO player_sessions.access: POST /events 200 in 1.5 ms, 5 events [id=r1 key=loader]")
+        "INFO player_sessions.access: POST /events 200 in 1.5 ms, 5 events [id=r1 key=loader]"
+    )
     plain = TextFormatter().format(record(request_id="r2"))
     assert plain.endswith("player_sessions.access: GET /x [id=r2]")
     doc = json.loads(JsonFormatter().format(record(access=ACCESS, request_id="r1")))
@@ -92,8 +106,9 @@ def test_request_ids_and_route_templates() -> None:
     assert route_template({}) == UNMATCHED
 
 
-def test_multiprocess_dir_is_made_for_workers_and_emptied_when_given(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multiprocess_dir_is_made_for_workers_and_emptied_when_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(metrics.MULTIPROC_ENV, "recorded")  # so monkeypatch restores the variable's absence
     monkeypatch.delenv(metrics.MULTIPROC_ENV)
     assert metrics.prepare_multiprocess_dir(1) is None and metrics.MULTIPROC_ENV not in os.environ

@@ -41,8 +41,10 @@ async def test_a_new_touch_token_is_a_new_recount() -> None:
         await asyncio.sleep(0.01)
         return len(seen)
 
-    await asyncio.gather(flights.run(("day", "SE", 1, "a"), lambda: recount("a")),
-                         flights.run(("day", "SE", 1, "b"), lambda: recount("b")))
+    await asyncio.gather(
+        flights.run(("day", "SE", 1, "a"), lambda: recount("a")),
+        flights.run(("day", "SE", 1, "b"), lambda: recount("b")),
+    )
     assert sorted(seen) == ["a", "b"]
 
 
@@ -94,12 +96,12 @@ async def test_a_query_joins_a_recount_of_the_same_rollups_begun_after_it_was_as
     recount = HeldRecount()
 
     asked = time.monotonic()
-    first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
-                                            asked=asked))
+    first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1), asked=asked))
     await asyncio.sleep(0)
     # Other tokens (an ingest touched the minutes in between), but the recount began after `asked`.
-    second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
-                                             asked=asked))
+    second = asyncio.create_task(
+        flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1), asked=asked)
+    )
     await asyncio.sleep(0)
     recount.release.set()
     assert await asyncio.gather(first, second) == [1, 1]
@@ -110,12 +112,14 @@ async def test_a_query_asked_after_a_recount_began_does_not_join_it() -> None:
     flights = RecountFlights()
     recount = HeldRecount()
 
-    first = asyncio.create_task(flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1),
-                                            asked=time.monotonic()))
+    first = asyncio.create_task(
+        flights.run(("minutes", 1, "t1"), recount, group=("minutes", 1), asked=time.monotonic())
+    )
     await asyncio.sleep(0.01)
     # Asked after the first recount began: starts acknowledged in between may be missing from it.
-    second = asyncio.create_task(flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1),
-                                             asked=time.monotonic()))
+    second = asyncio.create_task(
+        flights.run(("minutes", 1, "t2"), recount, group=("minutes", 1), asked=time.monotonic())
+    )
     await asyncio.sleep(0)
     recount.release.set()
     assert sorted(await asyncio.gather(first, second)) == [1, 2]

@@ -71,7 +71,8 @@ def latest(events: list[StoredEvent], limit: int = 20) -> list[Session]:
 def test_a_start_and_its_end_make_a_session_with_the_start_country() -> None:
     five = T0 + timedelta(minutes=5)
     assert latest([stored(S1, T0, True, "SE"), stored(S1, five, False)]) == [
-        Session(S1, "p1", "SE", T0, five)]
+        Session(S1, "p1", "SE", T0, five)
+    ]
 
 
 @pytest.mark.parametrize("only_start", [True, False])
@@ -91,22 +92,33 @@ def test_an_end_more_than_the_bound_before_its_start_does_not_pair() -> None:
 
 def test_the_newest_start_and_end_win_over_resent_ones() -> None:
     t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=9)
-    events = [stored(S1, T0, True, "FI"), stored(S1, t1, True, "SE"), stored(S1, t1, False),
-              stored(S1, t2, False)]
+    events = [
+        stored(S1, T0, True, "FI"),
+        stored(S1, t1, True, "SE"),
+        stored(S1, t1, False),
+        stored(S1, t2, False),
+    ]
     assert latest(events) == [Session(S1, "p1", "SE", t1, t2)]
 
 
 def test_sessions_come_newest_start_first_and_cut_to_the_limit() -> None:
     events = []
     for minute, sid in ((0, S1), (10, S2), (20, S3)):
-        events += [stored(sid, T0 + timedelta(minutes=minute), True),
-                   stored(sid, T0 + timedelta(minutes=minute + 1), False)]
+        events += [
+            stored(sid, T0 + timedelta(minutes=minute), True),
+            stored(sid, T0 + timedelta(minutes=minute + 1), False),
+        ]
     assert [s.session_id for s in latest(events, limit=2)] == [S3, S2]
 
 
 def test_sessions_starting_at_the_same_instant_come_by_session_id_text_ascending() -> None:
-    ids = [uuid.UUID("a0000000-0000-0000-0000-000000000000"), S3, S1,
-           uuid.UUID("0f000000-0000-0000-0000-000000000000"), S2]
+    ids = [
+        uuid.UUID("a0000000-0000-0000-0000-000000000000"),
+        S3,
+        S1,
+        uuid.UUID("0f000000-0000-0000-0000-000000000000"),
+        S2,
+    ]
     end = T0 + timedelta(minutes=1)
     events = [e for sid in ids for e in (stored(sid, T0, True), stored(sid, end, False))]
     assert [s.session_id for s in latest(events)] == sorted(ids, key=str)
@@ -140,14 +152,24 @@ def test_a_limit_below_one_is_refused() -> None:
         LatestSessions("p1", 0)
 
 
-@pytest.mark.parametrize(("ts", "text"), [
-    (datetime(2016, 11, 22, 20, 37, 47, tzinfo=UTC), "2016-11-22T20:37:47Z"),
-    (datetime(2016, 11, 22, 20, 37, 47, 5000, tzinfo=UTC), "2016-11-22T20:37:47.005Z"),
-    (datetime(2016, 11, 22, 20, 37, 47, 999999, tzinfo=UTC), "2016-11-22T20:37:47.999Z"),  # cut, not rounded
-    (from_epoch_ms(epoch_ms(datetime(2016, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))), "2016-01-02T03:04:05.678Z"),
-])
+@pytest.mark.parametrize(
+    ("ts", "text"),
+    [
+        (datetime(2016, 11, 22, 20, 37, 47, tzinfo=UTC), "2016-11-22T20:37:47Z"),
+        (datetime(2016, 11, 22, 20, 37, 47, 5000, tzinfo=UTC), "2016-11-22T20:37:47.005Z"),
+        (
+            datetime(2016, 11, 22, 20, 37, 47, 999999, tzinfo=UTC),
+            "2016-11-22T20:37:47.999Z",
+        ),  # cut, not rounded
+        (
+            from_epoch_ms(epoch_ms(datetime(2016, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))),
+            "2016-01-02T03:04:05.678Z",
+        ),
+    ],
+)
 def test_answers_write_instants_as_rfc3339_utc_with_milliseconds_only_when_present(
-        ts: datetime, text: str) -> None:
+    ts: datetime, text: str
+) -> None:
     from player_sessions.api.routes import rfc3339
 
     assert rfc3339(ts) == text

@@ -14,15 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def current_table() -> str:
-    done = subprocess.run([sys.executable, "-m", "player_sessions.cli", "settings", "--markdown"],
-                          capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "player_sessions.cli", "settings", "--markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return done.stdout
 
 
 def test_readme_settings_table_is_the_generated_one() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert ref.section(readme) == current_table(), (
-        "README's configuration table is stale: run `player-sessions settings --markdown --update README.md`")
+        "README's configuration table is stale: run `player-sessions settings --markdown --update README.md`"
+    )
 
 
 def test_every_setting_has_a_row_with_its_env_var_default_and_meaning() -> None:
@@ -45,8 +51,9 @@ def test_update_rewrites_only_the_marked_section(tmp_path: Path) -> None:
 
 
 def test_version_flag_prints_the_package_version() -> None:
-    done = subprocess.run([sys.executable, "-m", "player_sessions.cli", "--version"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "player_sessions.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
     from player_sessions import __version__
 
     assert done.returncode == 0 and done.stdout.strip() == f"player-sessions {__version__}"

@@ -48,8 +48,13 @@ class AnyType:
 class FakeFuture:
     """The driver's ResponseFuture as `_execute` uses it; `pages` emulates a result over the fetch size."""
 
-    def __init__(self, rows: list[Any] | None = None, error: BaseException | None = None,
-                 pending: bool = False, pages: list[list[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        rows: list[Any] | None = None,
+        error: BaseException | None = None,
+        pending: bool = False,
+        pages: list[list[Any]] | None = None,
+    ) -> None:
         self.rows, self.error, self.pending = rows or [], error, pending
         self.more = list(pages or [])
         self.callbacks: tuple[Callable[[Any], None], Callable[[BaseException], None]] | None = None
@@ -62,8 +67,9 @@ class FakeFuture:
         self.rows = self.more.pop(0)
         self.answer()
 
-    def add_callbacks(self, callback: Callable[[Any], None],
-                      errback: Callable[[BaseException], None]) -> None:
+    def add_callbacks(
+        self, callback: Callable[[Any], None], errback: Callable[[BaseException], None]
+    ) -> None:
         self.callbacks = (callback, errback)
         if not self.pending:
             self.answer()
@@ -79,8 +85,12 @@ class FakeFuture:
 class FakeSession:
     """Records what would be sent; `fail(cql)` picks the error for a statement (None: it succeeds)."""
 
-    def __init__(self, fail: Callable[[str], BaseException | None] = lambda cql: None,
-                 pending: bool = False, pages: Callable[[str], list[list[Any]]] = lambda cql: []) -> None:
+    def __init__(
+        self,
+        fail: Callable[[str], BaseException | None] = lambda cql: None,
+        pending: bool = False,
+        pages: Callable[[str], list[list[Any]]] = lambda cql: [],
+    ) -> None:
         self.fail = fail
         self.pending = pending
         self.pages = pages
@@ -114,16 +124,18 @@ class FakeSession:
         self.sent.append((cql, bool(statement.is_idempotent)))
         error = next((e for e in map(self.fail, cql) if e is not None), None)
         pages = self.pages(cql[0])
-        future = FakeFuture(rows=pages[0] if pages else [], error=error, pending=self.pending,
-                            pages=pages[1:])
+        future = FakeFuture(
+            rows=pages[0] if pages else [], error=error, pending=self.pending, pages=pages[1:]
+        )
         self.futures.append(future)
         return future
 
 
 def store_over(session: FakeSession, **settings: Any) -> CassandraStore:
     fake: Any = session
-    return CassandraStore(cluster=fake, session=fake,
-                          config=StoreConfig.from_settings(Settings(keyspace="ks", **settings)))
+    return CassandraStore(
+        cluster=fake, session=fake, config=StoreConfig.from_settings(Settings(keyspace="ks", **settings))
+    )
 
 
 def events(sessions: int = 30) -> list[dict[str, str]]:
@@ -131,11 +143,24 @@ def events(sessions: int = 30) -> list[dict[str, str]]:
     for i in range(sessions):
         sid, player = str(uuid.uuid4()), f"p{i % 7}"
         began = NOW - timedelta(hours=i + 1)
-        out.append({"event": "start", "player_id": player, "session_id": sid, "country": "FI",
-                    "ts": began.isoformat()})
+        out.append(
+            {
+                "event": "start",
+                "player_id": player,
+                "session_id": sid,
+                "country": "FI",
+                "ts": began.isoformat(),
+            }
+        )
         if i % 3:  # some sessions end in this batch, the others stay open
-            out.append({"event": "end", "player_id": player, "session_id": sid,
-                        "ts": (began + timedelta(minutes=5)).isoformat()})
+            out.append(
+                {
+                    "event": "end",
+                    "player_id": player,
+                    "session_id": sid,
+                    "ts": (began + timedelta(minutes=5)).isoformat(),
+                }
+            )
     return out
 
 
@@ -144,9 +169,13 @@ async def ingest(store: CassandraStore, raw: list[dict[str, str]]) -> Any:
 
 
 def write_timeout() -> WriteTimeout:
-    return WriteTimeout("Operation timed out - received only 1 responses.",
-                        consistency=ConsistencyLevel.QUORUM, required_responses=2, received_responses=1,
-                        write_type=WriteType.UNLOGGED_BATCH)
+    return WriteTimeout(
+        "Operation timed out - received only 1 responses.",
+        consistency=ConsistencyLevel.QUORUM,
+        required_responses=2,
+        received_responses=1,
+        write_type=WriteType.UNLOGGED_BATCH,
+    )
 
 
 async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> None:
@@ -163,28 +192,54 @@ async def test_every_prepared_statement_and_every_batch_sent_is_idempotent() -> 
     assert rows >= len(events()) and len(session.sent) < rows / 4, "rows go in batches, not one by one"
 
 
-@pytest.mark.parametrize("table", ["player_events", "starts_by_country_hour", "starts_by_minute",
-                                   "hour_starts", "minute_starts", "day_starts", "country_hours"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "player_events",
+        "starts_by_country_hour",
+        "starts_by_minute",
+        "hour_starts",
+        "minute_starts",
+        "day_starts",
+        "country_hours",
+    ],
+)
 async def test_a_write_timeout_in_any_table_fails_the_whole_batch(table: str) -> None:
-    session = FakeSession(lambda cql: write_timeout() if cql.startswith(("UPDATE", "INSERT"))
-                          and f"ks.{table} " in cql else None)
+    session = FakeSession(
+        lambda cql: (
+            write_timeout() if cql.startswith(("UPDATE", "INSERT")) and f"ks.{table} " in cql else None
+        )
+    )
     with pytest.raises(StoreUnavailable, match="WriteTimeout"):
         await ingest(store_over(session), events())
     assert any(f"ks.{table} " in c for cql, _ in session.sent for c in cql), "the failing table was written"
 
 
 async def test_ingest_reads_nothing_so_a_read_timeout_cannot_fail_it() -> None:
-    session = FakeSession(lambda cql: ReadTimeout("timed out", consistency=ConsistencyLevel.QUORUM,
-                                                  required_responses=2, received_responses=1,
-                                                  data_retrieved=False) if cql.startswith("SELECT") else None)
+    session = FakeSession(
+        lambda cql: (
+            ReadTimeout(
+                "timed out",
+                consistency=ConsistencyLevel.QUORUM,
+                required_responses=2,
+                received_responses=1,
+                data_retrieved=False,
+            )
+            if cql.startswith("SELECT")
+            else None
+        )
+    )
     result = await ingest(store_over(session), events())
     assert result.stored == len(events())
     assert not [c for cql, _ in session.sent for c in cql if c.startswith("SELECT")]
 
 
 async def test_a_client_side_timeout_fails_the_batch() -> None:
-    session = FakeSession(lambda cql: OperationTimedOut("errors={}, last_host=127.0.0.1:9042")
-                          if "player_events" in cql else None)
+    session = FakeSession(
+        lambda cql: (
+            OperationTimedOut("errors={}, last_host=127.0.0.1:9042") if "player_events" in cql else None
+        )
+    )
     with pytest.raises(StoreUnavailable, match="OperationTimedOut"):
         await ingest(store_over(session), events())
 
@@ -236,8 +291,11 @@ async def test_minute_then_hour_then_day_marks_each_wait_for_the_acks_of_the_lev
     session = FakeSession(pending=True)
     store = store_over(session)
     hours = [NOW - timedelta(hours=h) for h in (1, 2, 30)]
-    touches = [CountTouch(c, h, ttl=3600, day_ttl=7200, minutes=frozenset({h, h + timedelta(minutes=5)}))
-               for c in ("FI", "SE") for h in hours]
+    touches = [
+        CountTouch(c, h, ttl=3600, day_ttl=7200, minutes=frozenset({h, h + timedelta(minutes=5)}))
+        for c in ("FI", "SE")
+        for h in hours
+    ]
     task = asyncio.ensure_future(write_marks(store, touches, uuid.uuid4()))
     levels = []
     answered = 0

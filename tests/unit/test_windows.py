@@ -121,9 +121,7 @@ def test_window_starting_just_before_the_hour_has_a_one_millisecond_left_piece()
 
 def test_window_crossing_one_hour_boundary_without_a_whole_hour_is_two_pieces() -> None:
     plan = plan_window(at(1, 10, 30), at(1, 11, 30))
-    assert plan == WindowPlan(
-        partial=[(at(1, 10, 30), at(1, 10, 59, 59, 999)), (at(1, 11), at(1, 11, 30))]
-    )
+    assert plan == WindowPlan(partial=[(at(1, 10, 30), at(1, 10, 59, 59, 999)), (at(1, 11), at(1, 11, 30))])
 
 
 def test_window_aligned_to_days_is_whole_days_only() -> None:
@@ -206,7 +204,9 @@ def windows(draw: st.DrawFn) -> tuple[datetime, datetime]:
         length = draw(st.integers(0, THREE_DAYS // grain)) * grain
     else:
         # Lengths of whole hours, and one millisecond either side, hit the boundaries directly.
-        length = draw(st.integers(0, 72)) * HOUR + draw(st.sampled_from([-MILLISECOND, timedelta(0), MILLISECOND]))
+        length = draw(st.integers(0, 72)) * HOUR + draw(
+            st.sampled_from([-MILLISECOND, timedelta(0), MILLISECOND])
+        )
     return frm, frm + max(length, timedelta(0))
 
 
@@ -226,7 +226,12 @@ def test_each_instant_is_counted_once_inside_the_window_and_never_outside(
     plan = plan_window(frm, to)
     span_ms = (to - frm) // MILLISECOND
     offsets = data.draw(st.lists(st.integers(-3_600_000, span_ms + 3_600_000), min_size=20, max_size=20))
-    samples = [frm + offset * MILLISECOND for offset in offsets] + [frm - MILLISECOND, frm, to, to + MILLISECOND]
+    samples = [frm + offset * MILLISECOND for offset in offsets] + [
+        frm - MILLISECOND,
+        frm,
+        to,
+        to + MILLISECOND,
+    ]
     samples += [hour_floor(frm) + HOUR, hour_floor(to), day_floor(to), hour_floor(to) - MILLISECOND]
     for ts in samples:
         assert covering(plan, ts) == (1 if frm <= ts <= to else 0), ts

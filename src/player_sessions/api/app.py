@@ -79,8 +79,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (EventIn, EventsIn):
                 definition = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -135,8 +135,10 @@ def parse_api_keys(text: str, source: str = "api keys file") -> ApiKeys:
         elif _KEY.fullmatch(secret) is not None:
             digest = hashlib.sha256(secret.encode("ascii")).digest()
         else:
-            raise ApiKeysError(f"{where} ({name}): the key must be 16-256 of A-Z a-z 0-9 . _ ~ + / = - "
-                               "or sha256:<64 hex digits>")
+            raise ApiKeysError(
+                f"{where} ({name}): the key must be 16-256 of A-Z a-z 0-9 . _ ~ + / = - "
+                "or sha256:<64 hex digits>"
+            )
         if digest in digests:
             raise ApiKeysError(f"{where} ({name}): the same key as an earlier line")
         scopes = _parse_scopes(scope_text, f"{where} ({name})")

@@ -25,8 +25,15 @@ from player_sessions.api.errors import (
 from player_sessions.api.event_pieces import event_pieces
 
 JSON_TYPES = frozenset({"application/json"})
-NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
-                          "application/x-jsonlines", "application/jsonlines"})
+NDJSON_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/jsonlines",
+    }
+)
 
 
 def media_type(content_type: str | None) -> str:
@@ -35,7 +42,7 @@ def media_type(content_type: str | None) -> str:
         return kind
     raise UnsupportedMedia(
         "content-type",
-        f"{kind or 'missing'}: send application/json (an array or {{\"events\": [...]}}) "
+        f'{kind or "missing"}: send application/json (an array or {{"events": [...]}}) '
         "or application/x-ndjson (one event per line)",
     )
 
@@ -97,9 +104,12 @@ class IngestGate:
                 self._waiters = deque(w for w in self._waiters if w[1] is not waiter)
                 self._admit()
             if isinstance(exc, TimeoutError):
-                raise Busy("request", f"this process's ingest stayed at its limit ({self.slots} requests, "
-                           f"{self.budget} body bytes) for {self.wait_s:g}s; nothing was stored, "
-                           "retry later") from None
+                raise Busy(
+                    "request",
+                    f"this process's ingest stayed at its limit ({self.slots} requests, "
+                    f"{self.budget} body bytes) for {self.wait_s:g}s; nothing was stored, "
+                    "retry later",
+                ) from None
             raise
 
     def shrink(self, extra: int) -> None:
@@ -148,12 +158,18 @@ async def ingest_slot(request: Request) -> AsyncIterator[IngestLease]:
     gate: IngestGate | None = getattr(state, "ingest_gate", None)
     if gate is None:
         settings = state.runtime.settings
-        gate = state.ingest_gate = IngestGate(settings.max_ingest_requests, settings.ingest_budget_bytes,
-                                              settings.queue_timeout)
+        gate = state.ingest_gate = IngestGate(
+            settings.max_ingest_requests, settings.ingest_budget_bytes, settings.queue_timeout
+        )
     settings = state.runtime.settings
-    lease = IngestLease(gate, gate.weigh(request.headers.get("content-length"),
-                                         request.headers.get("content-encoding"),
-                                         min(settings.max_decoded_bytes, settings.max_body_bytes)))
+    lease = IngestLease(
+        gate,
+        gate.weigh(
+            request.headers.get("content-length"),
+            request.headers.get("content-encoding"),
+            min(settings.max_decoded_bytes, settings.max_body_bytes),
+        ),
+    )
     await gate.acquire(lease.weight)
     try:
         yield lease
@@ -164,9 +180,16 @@ async def ingest_slot(request: Request) -> AsyncIterator[IngestLease]:
 IngestSlot = Annotated[IngestLease, Depends(ingest_slot)]
 
 
-async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None, encoding: str | None,
-                       max_bytes: int, *, max_decoded: int | None = None, body_timeout: float | None = None,
-                       min_rate: float = 0.0) -> bytearray:
+async def read_limited(
+    chunks: AsyncIterator[bytes],
+    content_length: str | None,
+    encoding: str | None,
+    max_bytes: int,
+    *,
+    max_decoded: int | None = None,
+    body_timeout: float | None = None,
+    min_rate: float = 0.0,
+) -> bytearray:
     """The body, refused with 413 as soon as it passes max_bytes on the wire or `max_decoded` (default
     max_bytes) once decompressed.
 
@@ -183,8 +206,11 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
         raise PayloadTooLarge("body", f"larger than {wire_limit} bytes")
     if enc not in ("identity", "gzip", "deflate"):
         raise UnsupportedMedia("content-encoding", f"{enc}: only gzip and deflate are accepted")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS) \
-        if enc != "identity" else None
+    inflater = (
+        zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS)
+        if enc != "identity"
+        else None
+    )
     once = "" if inflater is None else " once decompressed"
     body = bytearray()
     size = 0
@@ -207,11 +233,16 @@ async def read_limited(chunks: AsyncIterator[bytes], content_length: str | None,
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                rate = (f", at least {min_rate:g} bytes/s after the first {body_timeout:g}s"
-                        if min_rate > 0 else "")
+                rate = (
+                    f", at least {min_rate:g} bytes/s after the first {body_timeout:g}s"
+                    if min_rate > 0
+                    else ""
+                )
                 raise RequestTimeout(
-                    "body", f"arrived too slowly ({raw_size} bytes in {loop.time() - started:.1f}s): "
-                    f"no pause over {body_timeout:g}s{rate}") from None
+                    "body",
+                    f"arrived too slowly ({raw_size} bytes in {loop.time() - started:.1f}s): "
+                    f"no pause over {body_timeout:g}s{rate}",
+                ) from None
             except ClientDisconnect:
                 raise BadRequest("body", "the client disconnected before sending the whole body") from None
             raw_size += len(chunk)

@@ -29,8 +29,10 @@ def _limits() -> tuple[float, int, int]:
 
 def _answer(status: bytes, reason: str) -> bytes:
     text = reason.encode()
-    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-            b"content-length: " + str(len(text)).encode() + b"\r\n\r\n" + text)
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        b"content-length: " + str(len(text)).encode() + b"\r\n\r\n" + text
+    )
 
 
 class HeadTooLarge(Exception):
@@ -50,8 +52,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            transport.write(_answer(b"503 Service Unavailable",
-                                    f"over {self.max_connections} connections: retry later"))
+            transport.write(
+                _answer(b"503 Service Unavailable", f"over {self.max_connections} connections: retry later")
+            )
             transport.close()
             return
         self._arm()
@@ -67,8 +70,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # Counted per chunk: a chunk may also hold the start of the body, so this applies only to what
         # arrived while the headers were still incomplete after it (a head trickled in without end).
         # A head that arrives whole is measured by the parser's callbacks below.
-        if self._reading_headers and self._header_bytes > self.max_header_bytes \
-                and not self.transport.is_closing():
+        if (
+            self._reading_headers
+            and self._header_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
             self._refuse_head()
 
     def on_url(self, url: bytes) -> None:
@@ -92,8 +98,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def _refuse_head(self) -> None:
-        self.transport.write(_answer(b"431 Request Header Fields Too Large",
-                                     f"request head over {self.max_header_bytes} bytes"))
+        self.transport.write(
+            _answer(
+                b"431 Request Header Fields Too Large", f"request head over {self.max_header_bytes} bytes"
+            )
+        )
         self.transport.close()
 
     def on_message_begin(self) -> None:
@@ -127,6 +136,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if self._reading_headers and not self.transport.is_closing():
-            self.transport.write(_answer(b"408 Request Timeout",
-                                         f"no complete request headers within {self.header_timeout:g}s"))
+            self.transport.write(
+                _answer(
+                    b"408 Request Timeout", f"no complete request headers within {self.header_timeout:g}s"
+                )
+            )
             self.transport.close()

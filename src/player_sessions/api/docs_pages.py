@@ -14,9 +14,11 @@ ASSETS = "/docs-assets"
 ASSETS_PACKAGE = ("fastapi_offline", "static")
 # Both bundles set element styles at run time and ReDoc injects <style> elements (styled-components):
 # styles need 'unsafe-inline'; scripts stay 'self' only. ReDoc's search runs in a blob: worker.
-_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-           "font-src 'self'; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
-           "base-uri 'none'; form-action 'none'")
+_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 _HEADERS = {"Content-Security-Policy": _POLICY, "Cache-Control": "no-cache"}
 
 _SWAGGER = f"""<!doctype html>

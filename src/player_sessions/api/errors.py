@@ -1,18 +1,18 @@
 """The one place where errors become HTTP responses.
 
-    Exception
-     ├── HttpError (this module)          request-level problems found by the HTTP layer
-     │    ├── BadRequest          400     body not JSON/NDJSON, empty batch, wrong top level
-     │    ├── Unauthorized        401     API keys are on and no `Authorization: Bearer` was sent
-     │    ├── Forbidden           403     a Bearer key that is not in --api-keys-file
-     │    ├── RequestTimeout      408     the body paused or trickled (--body-timeout, --body-min-rate)
-     │    ├── PayloadTooLarge     413     over max_events or max_body_bytes (also decompressed)
-     │    ├── UnsupportedMedia    415     a content type other than JSON / NDJSON
-     │    └── Busy                503     + Retry-After: every ingest slot stayed busy (--queue-timeout)
-     ├── domain.errors.InvalidRequest 400 a query parameter breaks a rule (field + rule)
-     ├── store.errors.StoreUnavailable 503 + Retry-After: Cassandra can't take it now; retry is safe
-     ├── store.errors.StoreError      500 a bug of ours in CQL: logged with its detail
-     └── RequestValidationError       400 FastAPI's own parameter checks, reworded as field: rule
+Exception
+ ├── HttpError (this module)          request-level problems found by the HTTP layer
+ │    ├── BadRequest          400     body not JSON/NDJSON, empty batch, wrong top level
+ │    ├── Unauthorized        401     API keys are on and no `Authorization: Bearer` was sent
+ │    ├── Forbidden           403     a Bearer key that is not in --api-keys-file
+ │    ├── RequestTimeout      408     the body paused or trickled (--body-timeout, --body-min-rate)
+ │    ├── PayloadTooLarge     413     over max_events or max_body_bytes (also decompressed)
+ │    ├── UnsupportedMedia    415     a content type other than JSON / NDJSON
+ │    └── Busy                503     + Retry-After: every ingest slot stayed busy (--queue-timeout)
+ ├── domain.errors.InvalidRequest 400 a query parameter breaks a rule (field + rule)
+ ├── store.errors.StoreUnavailable 503 + Retry-After: Cassandra can't take it now; retry is safe
+ ├── store.errors.StoreError      500 a bug of ours in CQL: logged with its detail
+ └── RequestValidationError       400 FastAPI's own parameter checks, reworded as field: rule
 """
 
 from __future__ import annotations
@@ -105,8 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: StoreUnavailable) -> JsonResponse:
         log.warning("503: %s", exc)
         return JsonResponse(
-            error_body("storage unavailable: Cassandra could not complete the request; nothing was "
-                       "acknowledged, retry the whole request"),
+            error_body(
+                "storage unavailable: Cassandra could not complete the request; nothing was "
+                "acknowledged, retry the whole request"
+            ),
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
@@ -126,5 +128,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette(_: Request, exc: StarletteHTTPException) -> JsonResponse:
-        return JsonResponse(error_body(str(exc.detail)), status_code=exc.status_code,
-                              headers=getattr(exc, "headers", None))
+        return JsonResponse(
+            error_body(str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )

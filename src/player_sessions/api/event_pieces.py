@@ -76,7 +76,7 @@ def event_pieces(body: bytes | bytearray, ndjson: bool, max_events: int) -> Iter
 def _json_pieces(body: bytes | bytearray) -> Iterator[list[object]]:
     array = _top_level_array(body)
     pos = _skip_ws(array, 1)
-    if array[pos:pos + 1] == b"]":
+    if array[pos : pos + 1] == b"]":
         return
     while True:
         run = _RUN.match(array, pos)
@@ -101,8 +101,7 @@ def _one_by_one(array: bytes | bytearray, pos: int, end: int) -> Iterator[list[o
         match = _ONE.match(array, pos)
         assert match is not None  # the run that spans [pos, end) matched these elements already
         start, stop = match.span(1)
-        yield [TooLarge(MAX_EVENT_BYTES) if stop - start > MAX_EVENT_BYTES
-               else _decode(array[start:stop])]
+        yield [TooLarge(MAX_EVENT_BYTES) if stop - start > MAX_EVENT_BYTES else _decode(array[start:stop])]
         pos = match.end()
 
 
@@ -114,7 +113,7 @@ def _top_level_array(body: bytes | bytearray) -> bytes | bytearray:
     except RecursionError:
         raise BadRequest("body", "not valid JSON (nested too deeply)") from None
     start = _skip_ws(body, 0)
-    first = body[start:start + 1]
+    first = body[start : start + 1]
     if first == b"[":
         return body[start:] if start else body
     if first == b"{":

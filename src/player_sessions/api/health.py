@@ -23,15 +23,22 @@ router = APIRouter()
 READY_TIMEOUT_S = 5.0
 
 
-@router.get("/health/live", response_model=HealthOut,
-            summary="200 while the process answers; never touches Cassandra (liveness probe)")
+@router.get(
+    "/health/live",
+    response_model=HealthOut,
+    summary="200 while the process answers; never touches Cassandra (liveness probe)",
+)
 async def live() -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@router.get("/health/ready", response_model=HealthOut, responses={503: {"model": ErrorOut}},
-            summary="200 when Cassandra answers a read at the configured consistency, 503 otherwise "
-            "(readiness probe)")
+@router.get(
+    "/health/ready",
+    response_model=HealthOut,
+    responses={503: {"model": ErrorOut}},
+    summary="200 when Cassandra answers a read at the configured consistency, 503 otherwise "
+    "(readiness probe)",
+)
 async def ready(request: Request) -> JsonResponse:
     rt: Runtime = request.app.state.runtime
     try:

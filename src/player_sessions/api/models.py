@@ -14,12 +14,15 @@ class EventIn(BaseModel):
 
     event: Literal["start", "end"]
     player_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    session_id: uuid.UUID = Field(description="a UUID (also 32 hex digits without hyphens, any case)",
-                                  examples=["4a0c43c9-c43a-42ff-ba55-67563dfa35d4"])
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2; required on start",
-                                examples=["FI"])
-    ts: datetime = Field(description="ISO 8601 / RFC 3339; without an offset it is UTC; kept to the "
-                         "millisecond", examples=["2016-11-22T20:37:47Z"])
+    session_id: uuid.UUID = Field(
+        description="a UUID (also 32 hex digits without hyphens, any case)",
+        examples=["4a0c43c9-c43a-42ff-ba55-67563dfa35d4"],
+    )
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2; required on start", examples=["FI"])
+    ts: datetime = Field(
+        description="ISO 8601 / RFC 3339; without an offset it is UTC; kept to the millisecond",
+        examples=["2016-11-22T20:37:47Z"],
+    )
 
 
 class EventsIn(BaseModel):
@@ -51,10 +54,12 @@ class SessionOut(BaseModel):
 class PlayerSessionsOut(BaseModel):
     player_id: str
     sessions: list[SessionOut]
-    truncated: bool = Field(description="true when the read stopped at --player-read-max-rows of the "
-                            "player's events (default 20,000) before the answer was settled: `sessions` "
-                            "are the complete sessions found in the newest events read, possibly fewer "
-                            "than `limit`")
+    truncated: bool = Field(
+        description="true when the read stopped at --player-read-max-rows of the "
+        "player's events (default 20,000) before the answer was settled: `sessions` "
+        "are the complete sessions found in the newest events read, possibly fewer "
+        "than `limit`"
+    )
 
 
 class StartCountsOut(BaseModel):
@@ -88,7 +93,8 @@ class ErrorOut(BaseModel):
 
 class ErasedPlayerOut(BaseModel):
     player_id: str
-    removed: dict[str, int] = Field(description="rows deleted per table", examples=[{
-        "player_events": 6, "starts_by_country_hour": 3}])
+    removed: dict[str, int] = Field(
+        description="rows deleted per table", examples=[{"player_events": 6, "starts_by_country_hour": 3}]
+    )
     sessions: int = Field(description="distinct sessions (complete or not) the deleted events belonged to")
     rollups_marked_stale: int = Field(description="(country, hour) counts recounted at the next query")

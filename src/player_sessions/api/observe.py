@@ -73,9 +73,13 @@ class ObserveMiddleware:
             metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
             fields: dict[str, Any] = {
                 # The route template, not the path: player ids stay out of the logs (erasure).
-                "request_id": request_id, "method": method, "route": route,
-                "status": status, "events": state.get("events"),
-                "duration_ms": round(elapsed * 1000, 1), "key": state.get("api_key_name"),
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "events": state.get("events"),
+                "duration_ms": round(elapsed * 1000, 1),
+                "key": state.get("api_key_name"),
             }
             access_log.info("%s %s %s", method, route, status, extra={"access": fields})
             request_id_var.reset(token)

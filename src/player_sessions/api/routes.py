@@ -61,13 +61,20 @@ _EVENTS_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"oneOf": [
-                {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"},
-                 "minItems": 1, "maxItems": 100_000},
-                {"$ref": "#/components/schemas/EventsIn"},
-            ]}},
-            "application/x-ndjson": {"schema": {"type": "string",
-                                                "description": "one JSON event per line"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/EventIn"},
+                            "minItems": 1,
+                            "maxItems": 100_000,
+                        },
+                        {"$ref": "#/components/schemas/EventsIn"},
+                    ]
+                }
+            },
+            "application/x-ndjson": {"schema": {"type": "string", "description": "one JSON event per line"}},
         },
     }
 }
@@ -88,10 +95,15 @@ _EVENTS_BODY = {
 async def post_events(request: Request, rt: RuntimeDep, slot: IngestSlot) -> JsonResponse:
     settings = rt.settings
     kind = media_type(request.headers.get("content-type"))
-    body = await read_limited(request.stream(), request.headers.get("content-length"),
-                              request.headers.get("content-encoding"), settings.max_body_bytes,
-                              max_decoded=settings.max_decoded_bytes, body_timeout=settings.body_timeout,
-                              min_rate=settings.body_min_rate)
+    body = await read_limited(
+        request.stream(),
+        request.headers.get("content-length"),
+        request.headers.get("content-encoding"),
+        settings.max_body_bytes,
+        max_decoded=settings.max_decoded_bytes,
+        body_timeout=settings.body_timeout,
+        min_rate=settings.body_min_rate,
+    )
     slot.shrink_to(len(body))
     pieces = event_pieces(body, kind in NDJSON_TYPES, settings.max_events)
     in_thread = len(body) > OFFLOAD_BYTES
@@ -99,64 +111,110 @@ async def post_events(request: Request, rt: RuntimeDep, slot: IngestSlot) -> Jso
     store = rt.require_store()
     try:
         result = await asyncio.wait_for(
-            ingest_pieces(pieces, store, rt.clock, settings.retention, rt.rules, in_thread=in_thread,
-                          marks=rt.marks),
+            ingest_pieces(
+                pieces, store, rt.clock, settings.retention, rt.rules, in_thread=in_thread, marks=rt.marks
+            ),
             timeout=settings.request_timeout,
         )
     except TimeoutError as exc:
         raise StoreUnavailable(f"the batch was not acknowledged in {settings.request_timeout:.0f}s") from exc
     request.state.events = result.received  # for the access log line
-    metrics.record_ingest(result.stored, result.expired, ((e.field, e.rule) for _, e in result.errors),
-                          result.received)
-    return JsonResponse({
-        "received": result.received,
-        "stored": result.stored,
-        "expired": result.expired,
-        "rejected": result.rejected,
-        "errors": [{"index": i, "field": e.field, "error": e.message} for i, e in result.errors],
-    })
+    metrics.record_ingest(
+        result.stored, result.expired, ((e.field, e.rule) for _, e in result.errors), result.received
+    )
+    return JsonResponse(
+        {
+            "received": result.received,
+            "stored": result.stored,
+            "expired": result.expired,
+            "rejected": result.rejected,
+            "errors": [{"index": i, "field": e.field, "error": e.message} for i, e in result.errors],
+        }
+    )
 
 
-@router.get("/players/{player_id}/sessions", response_model=PlayerSessionsOut, responses=ERRORS,
-            summary="The player's last complete sessions, newest start first")
+@router.get(
+    "/players/{player_id}/sessions",
+    response_model=PlayerSessionsOut,
+    responses=ERRORS,
+    summary="The player's last complete sessions, newest start first",
+)
 async def get_player_sessions(
     rt: RuntimeDep,
     player_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JsonResponse:
-    found = await last_sessions(rt.require_store(), rt.clock, rt.settings.retention, player_id, limit,
-                                rt.settings.player_read_max_rows)
-    return JsonResponse({
-        "player_id": player_id,
-        "sessions": [
-            {"session_id": str(s.session_id), "country": s.country, "start": rfc3339(s.start),
-             "end": rfc3339(s.end), "duration_seconds": s.duration_seconds}
-            for s in found.sessions
-        ],
-        "truncated": found.truncated,
-    })
+    found = await last_sessions(
+        rt.require_store(),
+        rt.clock,
+        rt.settings.retention,
+        player_id,
+        limit,
+        rt.settings.player_read_max_rows,
+    )
+    return JsonResponse(
+        {
+            "player_id": player_id,
+            "sessions": [
+                {
+                    "session_id": str(s.session_id),
+                    "country": s.country,
+                    "start": rfc3339(s.start),
+                    "end": rfc3339(s.end),
+                    "duration_seconds": s.duration_seconds,
+                }
+                for s in found.sessions
+            ],
+            "truncated": found.truncated,
+        }
+    )
 
 
-@router.delete("/players/{player_id}", response_model=ErasedPlayerOut, status_code=202, responses=ERRORS,
-               summary="Erase a player: their events and sessions from every table, and from the counts")
+@router.delete(
+    "/players/{player_id}",
+    response_model=ErasedPlayerOut,
+    status_code=202,
+    responses=ERRORS,
+    summary="Erase a player: their events and sessions from every table, and from the counts",
+)
 async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
     erased = await erase_player(rt.require_store(), rt.clock, rt.settings.retention, player_id)
-    return JsonResponse({"player_id": erased.player_id, "removed": erased.removed,
-                         "sessions": erased.sessions,
-                         "rollups_marked_stale": erased.rollups_marked_stale}, status_code=202)
+    return JsonResponse(
+        {
+            "player_id": erased.player_id,
+            "removed": erased.removed,
+            "sessions": erased.sessions,
+            "rollups_marked_stale": erased.rollups_marked_stale,
+        },
+        status_code=202,
+    )
 
 
-@router.get("/session-starts", response_model=StartCountsOut, responses=ERRORS,
-            summary="Session starts per country in the last `hours` hours")
+@router.get(
+    "/session-starts",
+    response_model=StartCountsOut,
+    responses=ERRORS,
+    summary="Session starts per country in the last `hours` hours",
+)
 async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> JsonResponse:
-    counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours,
-                                      rt.recounts)
-    return JsonResponse({"from": rfc3339(counts.frm), "to": rfc3339(counts.to), "hours": counts.hours,
-                           "total": counts.total, "countries": counts.countries})
+    counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours, rt.recounts)
+    return JsonResponse(
+        {
+            "from": rfc3339(counts.frm),
+            "to": rfc3339(counts.to),
+            "hours": counts.hours,
+            "total": counts.total,
+            "countries": counts.countries,
+        }
+    )
 
 
-@router.get("/session-starts/{country}", response_model=CountryStartsOut, responses=ERRORS,
-            summary="One country's session starts in the window, newest first, paginated")
+@router.get(
+    "/session-starts/{country}",
+    response_model=CountryStartsOut,
+    responses=ERRORS,
+    summary="One country's session starts in the window, newest first, paginated",
+)
 async def get_country_starts(
     rt: RuntimeDep,
     country: Annotated[str, Path(min_length=1, max_length=8)],
@@ -164,24 +222,34 @@ async def get_country_starts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JsonResponse:
-    page = await country_starts(rt.require_store(), rt.clock, rt.settings.retention, country, hours,
-                                limit, cursor, rt.cursor_keys)
-    return JsonResponse({
-        "country": page.country,
-        "starts": [{"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}
-                   for s in page.starts],
-        "next": page.next,
-    })
+    page = await country_starts(
+        rt.require_store(), rt.clock, rt.settings.retention, country, hours, limit, cursor, rt.cursor_keys
+    )
+    return JsonResponse(
+        {
+            "country": page.country,
+            "starts": [
+                {"session_id": str(s.session_id), "player_id": s.player_id, "ts": rfc3339(s.ts)}
+                for s in page.starts
+            ],
+            "next": page.next,
+        }
+    )
 
 
-@router.get("/health", response_model=HealthOut, responses={503: {"model": ErrorOut}},
-            summary="200 when Cassandra answers, 503 otherwise")
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": ErrorOut}},
+    summary="200 when Cassandra answers, 503 otherwise",
+)
 async def health(rt: RuntimeDep) -> JsonResponse:
     try:
         await asyncio.wait_for(rt.require_store().ping(), timeout=5)
     except (StoreError, TimeoutError):
-        return JsonResponse(error_body("unavailable: Cassandra does not answer") | {"status": "unavailable"},
-                              status_code=503, headers={"Retry-After": "2"})
+        return JsonResponse(
+            error_body("unavailable: Cassandra does not answer") | {"status": "unavailable"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
     return JsonResponse({"status": "ok"})
-
-

@@ -66,9 +66,16 @@ def _players_for(events: float, days: float) -> int:
     return max(1, round(events / (EVENTS_PER_PLAYER_DAY * days)))
 
 
-def plan_tranches(sizes: list[int], *, until: datetime, seed: int, days: float = 365.0,
-                  whales: int = 3, whale_days: float = 365.0,
-                  shard_events: int = SHARD_EVENTS) -> list[list[ShardSpec]]:
+def plan_tranches(
+    sizes: list[int],
+    *,
+    until: datetime,
+    seed: int,
+    days: float = 365.0,
+    whales: int = 3,
+    whale_days: float = 365.0,
+    shard_events: int = SHARD_EVENTS,
+) -> list[list[ShardSpec]]:
     """For increasing `sizes`, the shards to load to go from the previous size to each size.
 
     The whale shard (if any) belongs to the first tranche and counts towards its size.
@@ -82,26 +89,37 @@ def plan_tranches(sizes: list[int], *, until: datetime, seed: int, days: float =
         shards: list[ShardSpec] = []
         want = size - previous
         if index == 0 and whales:
-            shards.append(ShardSpec(seed * 1_000_003 + 999_999, whales, whale_days, until, True,
-                                    whale_events))
+            shards.append(
+                ShardSpec(seed * 1_000_003 + 999_999, whales, whale_days, until, True, whale_events)
+            )
             want = max(0, want - whale_events)
         count = max(1, math.ceil(want / shard_events)) if want > 0 else 0
         for shard in range(count):
             events = want / count
-            shards.append(ShardSpec(seed * 1_000_003 + index * 10_000 + shard,
-                                    _players_for(events, days), days, until, False, round(events)))
+            shards.append(
+                ShardSpec(
+                    seed * 1_000_003 + index * 10_000 + shard,
+                    _players_for(events, days),
+                    days,
+                    until,
+                    False,
+                    round(events),
+                )
+            )
         tranches.append(shards)
         previous = size
     return tranches
 
 
-def plan_ingest_shards(events: int, *, until: datetime, seed: int, days: float,
-                       parts: int = 1) -> list[ShardSpec]:
+def plan_ingest_shards(
+    events: int, *, until: datetime, seed: int, days: float, parts: int = 1
+) -> list[ShardSpec]:
     """`parts` shards totalling ~`events` events over the last `days` days (for API ingest runs)."""
     parts = max(1, parts)
     return [
-        ShardSpec(seed * 7_919 + part, _players_for(events / parts, days), days, until, False,
-                  round(events / parts))
+        ShardSpec(
+            seed * 7_919 + part, _players_for(events / parts, days), days, until, False, round(events / parts)
+        )
         for part in range(parts)
     ]
 
@@ -137,8 +155,5 @@ def generate_lines(spec: ShardSpec) -> list[bytes]:
 def api_bodies(lines: list[bytes], batch_size: int) -> Iterator[tuple[bytes, int]]:
     """JSON-array request bodies of `batch_size` consecutive events, with their event counts."""
     for start in range(0, len(lines), batch_size):
-        chunk = lines[start:start + batch_size]
+        chunk = lines[start : start + batch_size]
         yield b"[" + b",".join(chunk) + b"]", len(chunk)
-
-
-

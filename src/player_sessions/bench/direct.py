@@ -86,12 +86,14 @@ class _Writer:
         self._prepared: dict[str, Any] = {}
         from player_sessions.bench.rows import TouchState
         from player_sessions.domain.validation import ValidationRules
+
         self.state = TouchState()
         self.rules = ValidationRules()
 
     def new_stream(self) -> None:
         """A new stream of events (a ceiling trial, a bulk load): its rollups are touched afresh."""
         from player_sessions.bench.rows import TouchState
+
         self.state = TouchState()
 
     # --- connections --------------------------------------------------------------------------
@@ -100,6 +102,7 @@ class _Writer:
         if self._loop is None:
             try:
                 import uvloop
+
                 self._loop = uvloop.new_event_loop()
             except ImportError:  # pragma: no cover - uvloop is a dependency of uvicorn[standard]
                 self._loop = asyncio.new_event_loop()
@@ -110,9 +113,14 @@ class _Writer:
             from player_sessions.config import Settings
             from player_sessions.store.cassandra import CassandraStore
             from player_sessions.store.config import StoreConfig
-            settings = Settings(contact_points=self.target.contact_points, cql_port=self.target.cql_port,
-                                keyspace=self.target.keyspace, consistency=self.target.consistency,
-                                datacenter=self.target.datacenter)
+
+            settings = Settings(
+                contact_points=self.target.contact_points,
+                cql_port=self.target.cql_port,
+                keyspace=self.target.keyspace,
+                consistency=self.target.consistency,
+                datacenter=self.target.datacenter,
+            )
             connect = CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=False)
             self._store = self.loop().run_until_complete(connect)
         return self._store
@@ -122,10 +130,14 @@ class _Writer:
             from player_sessions.bench.rows import STATEMENTS
             from player_sessions.store.connection import open_cluster
             from player_sessions.store.statements import Statements
+
             logging.getLogger("cassandra").setLevel(logging.ERROR)
             self._cluster = open_cluster(
-                [p.strip() for p in self.target.contact_points.split(",") if p.strip()], self.target.cql_port,
-                datacenter=self.target.datacenter, consistency=self.target.consistency)
+                [p.strip() for p in self.target.contact_points.split(",") if p.strip()],
+                self.target.cql_port,
+                datacenter=self.target.datacenter,
+                consistency=self.target.consistency,
+            )
             self._session = self._cluster.connect()
             statements = Statements.prepare(self._session, self.target.keyspace)  # the store's own
             self._prepared = {name: getattr(statements, name) for name in STATEMENTS}
@@ -145,6 +157,7 @@ class _Writer:
         import orjson
 
         from player_sessions.services.ingest import NotJson, classify
+
         raw: list[object] = []
         for number, line in enumerate(lines):
             try:
@@ -172,6 +185,7 @@ class _Writer:
         from player_sessions.concurrency import gather_bounded
         from player_sessions.services.ingest import store_events
         from player_sessions.store.errors import StoreUnavailable
+
         store = self.store()
         target = self.target
 
@@ -186,12 +200,13 @@ class _Writer:
                     counts.retries += 1
                     await asyncio.sleep(0.5 * (attempt + 1))
 
-        batches = [events[i:i + STORE_BATCH] for i in range(0, len(events), STORE_BATCH)]
+        batches = [events[i : i + STORE_BATCH] for i in range(0, len(events), STORE_BATCH)]
         self.loop().run_until_complete(gather_bounded((partial(one, b) for b in batches), concurrency))
 
     def _write_raw(self, path: WritePath, events: Sequence[Any], concurrency: int, counts: _Counts) -> None:
         """Phase by phase, as the service: each phase's statements all acknowledged before the next."""
         from player_sessions.bench.rows import raw_rows
+
         session = self.session()
         rows = raw_rows(events, self.target.now, self.target.retention, self.state)
         for pending in self._phase_statements(path, rows):
@@ -205,15 +220,22 @@ class _Writer:
 
         from player_sessions.bench.rows import phase_groups, phase_rows
         from player_sessions.store.batching import replica_batches
+
         prepared = self._prepared
         if path == "raw":
             return [[(prepared[name], params) for name, params in phase] for phase in phase_rows(rows)]
         if path == "raw-grouped":
             metadata = self._cluster.metadata
             keyspace = self.target.keyspace
-            return [[(statement, None) for statement in replica_batches(
-                        metadata, keyspace, ((prepared[name], params) for name, params in phase))]
-                    for phase in phase_rows(rows)]
+            return [
+                [
+                    (statement, None)
+                    for statement in replica_batches(
+                        metadata, keyspace, ((prepared[name], params) for name, params in phase)
+                    )
+                ]
+                for phase in phase_rows(rows)
+            ]
         if path != "raw-batched":
             raise ValueError(f"unknown write path {path!r}")
         out: list[list[tuple[Any, Any]]] = []
@@ -235,9 +257,11 @@ class _Writer:
     def _execute(session: Any, pending: list[tuple[Any, Any]], concurrency: int, counts: _Counts) -> None:
         """Send every statement (`concurrency` in flight); re-send the failed ones (idempotent writes)."""
         from cassandra.concurrent import execute_concurrent
+
         for attempt in range(RETRIES + 1):
-            results = execute_concurrent(session, pending, concurrency=concurrency,
-                                         raise_on_first_error=False)
+            results = execute_concurrent(
+                session, pending, concurrency=concurrency, raise_on_first_error=False
+            )
             failed = [item for item, (ok, _) in zip(pending, results, strict=True) if not ok]
             if not failed:
                 return
@@ -300,8 +324,9 @@ def _worker_main(conn: Connection, target: DbTarget, index: int, progress: Any, 
         writer.close()
 
 
-def _stream(writer: _Writer, path: WritePath, concurrency: int, shard_queue: Any, progress: Any,
-            index: int) -> _Counts:
+def _stream(
+    writer: _Writer, path: WritePath, concurrency: int, shard_queue: Any, progress: Any, index: int
+) -> _Counts:
     counts = _Counts()
     while True:
         try:
@@ -345,9 +370,16 @@ class TrialResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "processes": self.processes, "concurrency": self.concurrency,
-                "events": self.events, "statements": self.statements, "retries": self.retries,
-                "seconds": self.seconds, "events_per_second": self.events_per_second}
+        return {
+            "path": self.path,
+            "processes": self.processes,
+            "concurrency": self.concurrency,
+            "events": self.events,
+            "statements": self.statements,
+            "retries": self.retries,
+            "seconds": self.seconds,
+            "events_per_second": self.events_per_second,
+        }
 
 
 @dataclass
@@ -369,11 +401,20 @@ class LoadResult:
         return self.lines / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "processes": self.processes, "concurrency": self.concurrency,
-                "events": self.lines, "stored": self.stored, "expired": self.expired,
-                "rejected": self.rejected, "retries": self.retries, "seconds": self.seconds,
-                "events_per_second": self.events_per_second, "players": len(self.players),
-                "whales": len(self.whales)}
+        return {
+            "path": self.path,
+            "processes": self.processes,
+            "concurrency": self.concurrency,
+            "events": self.lines,
+            "stored": self.stored,
+            "expired": self.expired,
+            "rejected": self.rejected,
+            "retries": self.retries,
+            "seconds": self.seconds,
+            "events_per_second": self.events_per_second,
+            "players": len(self.players),
+            "whales": len(self.whales),
+        }
 
 
 class WriterPool:
@@ -389,15 +430,24 @@ class WriterPool:
         self._procs: list[Any] = []
         for index in range(processes):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, name=f"bench-writer-{index}", daemon=True,
-                               args=(child, target, index, self._progress, self._shards))
+            proc = ctx.Process(
+                target=_worker_main,
+                name=f"bench-writer-{index}",
+                daemon=True,
+                args=(child, target, index, self._progress, self._shards),
+            )
             proc.start()
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
 
-    def _call(self, indexes: Sequence[int], command: str, args: Sequence[Any],
-              on_wait: Callable[[], None] | None = None) -> list[Any]:
+    def _call(
+        self,
+        indexes: Sequence[int],
+        command: str,
+        args: Sequence[Any],
+        on_wait: Callable[[], None] | None = None,
+    ) -> list[Any]:
         for i, arg in zip(indexes, args, strict=True):
             self._conns[i].send((command, arg))
         results: dict[int, Any] = {}
@@ -419,19 +469,36 @@ class WriterPool:
     def connect(self, paths: Sequence[WritePath]) -> None:
         self._call(range(self.size), "connect", [list(paths)] * self.size)
 
-    def trial(self, path: WritePath, processes: int, concurrency: int,
-              shards_per_process: Sequence[Sequence[ShardSpec]]) -> TrialResult:
+    def trial(
+        self,
+        path: WritePath,
+        processes: int,
+        concurrency: int,
+        shards_per_process: Sequence[Sequence[ShardSpec]],
+    ) -> TrialResult:
         """Generate and validate each process's events (untimed), then time writing them all."""
         active = list(range(processes))
         self._call(active, "prepare", [list(s) for s in shards_per_process])
         started = time.monotonic()
         outcomes = self._call(active, "run", [(path, concurrency)] * processes)
         wall = time.monotonic() - started
-        return TrialResult(path, processes, concurrency, sum(o[0] for o in outcomes),
-                           sum(o[1] for o in outcomes), sum(o[2] for o in outcomes), wall)
+        return TrialResult(
+            path,
+            processes,
+            concurrency,
+            sum(o[0] for o in outcomes),
+            sum(o[1] for o in outcomes),
+            sum(o[2] for o in outcomes),
+            wall,
+        )
 
-    def load(self, shards: Sequence[ShardSpec], path: WritePath, concurrency: int,
-             report: Callable[[int, float], None] | None = None) -> LoadResult:
+    def load(
+        self,
+        shards: Sequence[ShardSpec],
+        path: WritePath,
+        concurrency: int,
+        report: Callable[[int, float], None] | None = None,
+    ) -> LoadResult:
         """Generate, validate and write every shard (timed as a whole), shards pulled by free writers."""
         for spec in shards:
             self._shards.put(spec)
@@ -448,18 +515,28 @@ class WriterPool:
                 last[0] = now
                 report(sum(self._progress[:]), now - started)
 
-        counts: list[_Counts] = self._call(range(self.size), "stream", [(path, concurrency)] * self.size,
-                                           on_wait=tick)
+        counts: list[_Counts] = self._call(
+            range(self.size), "stream", [(path, concurrency)] * self.size, on_wait=tick
+        )
         wall = time.monotonic() - started
         players: set[str] = set()
         whales: set[str] = set()
         for c in counts:
             players |= c.players
             whales |= c.whales
-        return LoadResult(path, self.size, concurrency, sum(c.lines for c in counts),
-                          sum(c.stored for c in counts), sum(c.expired for c in counts),
-                          sum(c.rejected for c in counts), sum(c.retries for c in counts), wall,
-                          sorted(players), sorted(whales))
+        return LoadResult(
+            path,
+            self.size,
+            concurrency,
+            sum(c.lines for c in counts),
+            sum(c.stored for c in counts),
+            sum(c.expired for c in counts),
+            sum(c.rejected for c in counts),
+            sum(c.retries for c in counts),
+            wall,
+            sorted(players),
+            sorted(whales),
+        )
 
     def close(self) -> None:
         for conn in self._conns:
@@ -479,4 +556,3 @@ class WriterPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -45,10 +45,13 @@ class HttpError(Exception):
     """The server closed the connection or sent something that is not an HTTP/1.1 answer."""
 
 
-def post_request(host: str, port: int, path: str, body: bytes,
-                 content_type: str = "application/json") -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+def post_request(
+    host: str, port: int, path: str, body: bytes, content_type: str = "application/json"
+) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 
@@ -109,11 +112,14 @@ class Connection:
                 break
             chunk = sock.recv(65536)
             if not chunk:
-                raise _ClosedEarly("connection closed before the answer") if not buffer else HttpError(
-                    "connection closed in the middle of the answer's head")
+                raise (
+                    _ClosedEarly("connection closed before the answer")
+                    if not buffer
+                    else HttpError("connection closed in the middle of the answer's head")
+                )
             buffer += chunk
         head = buffer[:end]
-        rest = buffer[end + 4:]
+        rest = buffer[end + 4 :]
         if not head.startswith(b"HTTP/1."):
             raise HttpError(f"not an HTTP answer: {head[:40]!r}")
         status = int(head[9:12])
@@ -187,8 +193,15 @@ class _Plan:
     timeout: float
 
 
-def _client_main(plan: _Plan, requests: Sequence[bytes], weights: Sequence[int], go: MpEvent,
-                 stop: MpEvent, ready: Any, results: Any) -> None:
+def _client_main(
+    plan: _Plan,
+    requests: Sequence[bytes],
+    weights: Sequence[int],
+    go: MpEvent,
+    stop: MpEvent,
+    ready: Any,
+    results: Any,
+) -> None:
     """A client process: `plan.threads` closed-loop connections over its share of the requests."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     parent = os.getppid()
@@ -267,10 +280,20 @@ class LoadRun:
     `terminate()` (a context manager does the latter on error).
     """
 
-    def __init__(self, host: str, port: int, requests: Sequence[bytes], weights: Sequence[int] | None = None,
-                 *, concurrency: int = 1, processes: int = 1, duration: float | None = None,
-                 max_requests: int | None = None, pace_per_second: float | None = None,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        requests: Sequence[bytes],
+        weights: Sequence[int] | None = None,
+        *,
+        concurrency: int = 1,
+        processes: int = 1,
+        duration: float | None = None,
+        max_requests: int | None = None,
+        pace_per_second: float | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         if not requests:
             raise ValueError("no requests to send")
         if concurrency < 1:
@@ -292,9 +315,12 @@ class LoadRun:
             # before the list wraps.
             share = list(requests[p::processes]) or list(requests)
             share_weights = list(weights[p::processes]) or list(weights)
-            proc = ctx.Process(target=_client_main, name=f"bench-client-{p}", daemon=True,
-                               args=(plan, share, share_weights, self._go, self._stop, self._ready,
-                                     self._results))
+            proc = ctx.Process(
+                target=_client_main,
+                name=f"bench-client-{p}",
+                daemon=True,
+                args=(plan, share, share_weights, self._go, self._stop, self._ready, self._results),
+            )
             self._procs.append(proc)
 
     def start(self, ready_timeout: float = 60.0) -> None:
@@ -352,8 +378,9 @@ class LoadRun:
         self.terminate()
 
 
-def run_load(host: str, port: int, requests: Sequence[bytes], weights: Sequence[int] | None = None,
-             **kwargs: Any) -> LoadOutcome:
+def run_load(
+    host: str, port: int, requests: Sequence[bytes], weights: Sequence[int] | None = None, **kwargs: Any
+) -> LoadOutcome:
     """Start, wait for the end (duration or max_requests), return what was measured."""
     with LoadRun(host, port, requests, weights, **kwargs) as run:
         run.start()

@@ -123,8 +123,9 @@ class LocalNode:
         root = self.data_dir(keyspace)
         if not root.is_dir():
             return
-        for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                           reverse=True):
+        for path in sorted(
+            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        ):
             with contextlib.suppress(OSError):
                 path.rmdir()
         with contextlib.suppress(OSError):
@@ -145,8 +146,9 @@ class LocalNode:
         return True, ""
 
 
-def describe_machine(cassandra_version: str, node: LocalNode | None,
-                     background_cpu_percent: float) -> MachineInfo:
+def describe_machine(
+    cassandra_version: str, node: LocalNode | None, background_cpu_percent: float
+) -> MachineInfo:
     impl = platform.python_implementation()
     return MachineInfo(
         cpu_model=_cpu_model(),

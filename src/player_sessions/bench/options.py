@@ -121,12 +121,25 @@ class BenchOptions:
     def quick_preset(cls, **overrides: Any) -> BenchOptions:
         """Small and short: proves every scenario works in well under 3 minutes; numbers are noisy."""
         base = cls(
-            quick=True, sizes=QUICK_SIZES, ceiling_events=8_000, ceiling_processes=(1, 2),
-            ceiling_store_concurrency=(4,), ceiling_raw_concurrency=(64,),
-            ceiling_raw_rows=False, max_events_in_flight=10_000,
-            concurrencies=(1, 2), ingest_seconds=2.5, low_load_seconds=2.0, query_seconds=1.0,
-            query_players=500, whales=2, whale_days=10.0, background_events=8_000, quiet_timeout_s=15.0,
-            traffic_seconds=2.0, traffic_events=20_000,
+            quick=True,
+            sizes=QUICK_SIZES,
+            ceiling_events=8_000,
+            ceiling_processes=(1, 2),
+            ceiling_store_concurrency=(4,),
+            ceiling_raw_concurrency=(64,),
+            ceiling_raw_rows=False,
+            max_events_in_flight=10_000,
+            concurrencies=(1, 2),
+            ingest_seconds=2.5,
+            low_load_seconds=2.0,
+            query_seconds=1.0,
+            query_players=500,
+            whales=2,
+            whale_days=10.0,
+            background_events=8_000,
+            quiet_timeout_s=15.0,
+            traffic_seconds=2.0,
+            traffic_events=20_000,
         )
         return replace(base, **overrides)
 

@@ -26,7 +26,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    return text[text.rfind(")") + 2:].split()
+    return text[text.rfind(")") + 2 :].split()
 
 
 def read_usage(pid: int) -> tuple[float, int] | None:
@@ -81,9 +81,13 @@ class TreeUsage:
         return self.cpu_seconds / self.wall_seconds * 100 if self.wall_seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"cpu_seconds": self.cpu_seconds, "wall_seconds": self.wall_seconds,
-                "cpu_percent_of_one_core": self.cpu_percent,
-                "rss_peak_mb": self.rss_peak_bytes / 2**20, "rss_last_mb": self.rss_last_bytes / 2**20}
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "wall_seconds": self.wall_seconds,
+            "cpu_percent_of_one_core": self.cpu_percent,
+            "rss_peak_mb": self.rss_peak_bytes / 2**20,
+            "rss_last_mb": self.rss_last_bytes / 2**20,
+        }
 
 
 class TreeSampler:

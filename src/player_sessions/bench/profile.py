@@ -89,10 +89,25 @@ class ServiceProfiler:
 
     def start(self) -> ServiceProfiler:
         self._proc = subprocess.Popen(
-            [self.py_spy, "record", "--pid", str(self.pid), "--duration", str(max(1, round(self.seconds))),
-             "--rate", "100", "--format", "raw", "--output", str(self.output), "--subprocesses",
-             "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                self.py_spy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--duration",
+                str(max(1, round(self.seconds))),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--output",
+                str(self.output),
+                "--subprocesses",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         return self
 
     def finish(self) -> tuple[dict[str, Any] | None, str]:

@@ -21,11 +21,14 @@ DASH = "-"
 
 
 def to_json(results: dict[str, Any]) -> str:
-    return orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
-                        default=str).decode() + "\n"
+    return (
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        + "\n"
+    )
 
 
 # --- formatting ------------------------------------------------------------------------------------
+
 
 def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -81,6 +84,7 @@ def _errors(cell: dict[str, Any]) -> str:
 
 # --- derived text ------------------------------------------------------------------------------------
 
+
 def _best_load_rate(results: dict[str, Any]) -> float | None:
     rates = [s["load"]["events_per_second"] for s in results.get("sizes", []) if s["load"]["seconds"] > 1]
     return max(rates) if rates else None
@@ -96,9 +100,12 @@ def feasibility_notes(results: dict[str, Any]) -> list[str]:
         f"Bulk load measured at {rate:,.0f} events/s (generation + validation + writes, "
         f"{results['options']['loaders']} writer processes): {size_label(REFERENCE_SIZE)} events would take "
         f"~{ten_million / 60:,.0f} min to load on this machine"
-        + (" — more than the 30-minute budget of the default run on its own, so the default sizes are "
-           "smaller; pass `--sizes 1000000,10000000` to measure 10M anyway." if ten_million > BUDGET_S * 0.6
-           else ".")
+        + (
+            " — more than the 30-minute budget of the default run on its own, so the default sizes are "
+            "smaller; pass `--sizes 1000000,10000000` to measure 10M anyway."
+            if ten_million > BUDGET_S * 0.6
+            else "."
+        )
     ]
     return notes
 
@@ -140,7 +147,8 @@ def _traffic_observations(results: dict[str, Any]) -> list[str]:
             f"{pct(c.get('cassandra_cpu_percent'))}, the machine {pct(c.get('machine_cpu_percent'))} of "
             "all cores. Each request costs its HTTP handling, one batch of rows and its share of a group of "
             "rollup marks; with cores to spare the clients wait on that chain, with more clients the "
-            "latency grows before the rate does (the profile below names the costs).")
+            "latency grows before the rate does (the profile below names the costs)."
+        )
     mixed = traffic.get("mixed")
     if mixed:
         ingest = mixed["ingest"]
@@ -153,10 +161,14 @@ def _traffic_observations(results: dict[str, Any]) -> list[str]:
             "cores shared with the load clients. Every count query finds the rollups of the live hour "
             "stale (the pool re-sends the whole hour) and recounts them with reads that queue behind "
             "the writes on the node"
-            + (f"; the slowest, {worst['query']}, had p99 {ms(worst['latency']['p99_ms'])} ms"
-               if worst else "")
+            + (
+                f"; the slowest, {worst['query']}, had p99 {ms(worst['latency']['p99_ms'])} ms"
+                if worst
+                else ""
+            )
             + ". Timed call by call, those reads take tens to hundreds of ms under this load and under "
-            "10 ms without it (docs/design.md, \"Ingest and queries at once\").")
+            '10 ms without it (docs/design.md, "Ingest and queries at once").'
+        )
     return out
 
 
@@ -178,19 +190,29 @@ def observations(results: dict[str, Any]) -> list[str]:
             f"{pct(best.get('client_cpu_percent'))} of one core."
         )
         if service >= 80 * workers:
-            out.append("The service process is CPU-bound: a Python process runs on one core, so more "
-                       "events/s need more worker processes (`--workers`) or cheaper per-statement work.")
+            out.append(
+                "The service process is CPU-bound: a Python process runs on one core, so more "
+                "events/s need more worker processes (`--workers`) or cheaper per-statement work."
+            )
         if (best.get("machine_cpu_percent") or 0) >= 90:
-            out.append("The machine's CPUs were saturated: the service, Cassandra and the clients compete "
-                       "for the same cores, so neither side can go faster without the other slowing down.")
-    shed = sum(n for c in (api or {}).get("cells", []) for k, n in (c.get("errors") or {}).items()
-               if k in ("HTTP 503", "HTTP 429"))
+            out.append(
+                "The machine's CPUs were saturated: the service, Cassandra and the clients compete "
+                "for the same cores, so neither side can go faster without the other slowing down."
+            )
+    shed = sum(
+        n
+        for c in (api or {}).get("cells", [])
+        for k, n in (c.get("errors") or {}).items()
+        if k in ("HTTP 503", "HTTP 429")
+    )
     if shed:
-        out.append(f"{shed:,} ingest requests were answered 503 (load shed): more POST /events "
-                   "than the service admits per process (`serve --ingest-budget-bytes`, "
-                   "`--max-ingest-requests`) wait up to "
-                   "`--queue-timeout` for a slot, then get 503 + Retry-After. `bench --serve-args` changes "
-                   "those flags.")
+        out.append(
+            f"{shed:,} ingest requests were answered 503 (load shed): more POST /events "
+            "than the service admits per process (`serve --ingest-budget-bytes`, "
+            "`--max-ingest-requests`) wait up to "
+            "`--queue-timeout` for a slot, then get 503 + Retry-After. `bench --serve-args` changes "
+            "those flags."
+        )
     out += _profile_observations(results.get("service_profile"))
     ceiling = results.get("ceiling")
     if ceiling:
@@ -200,17 +222,21 @@ def observations(results: dict[str, Any]) -> list[str]:
         alone = _query_p50(entry, "player (random)", False)
         loaded = _query_p50(entry, "player (random)", True)
         if alone and loaded and loaded > 2 * alone:
-            out.append(f"Concurrent ingest slowed GET /players/{{id}}/sessions from p50 {ms(alone)} ms to "
-                       f"{ms(loaded)} ms: queries and ingest share each service process's event loop and "
-                       "core, so a request waits while a batch is parsed, validated and its statements are "
-                       "built; separate ingest and query processes (or more `--workers`) isolate them.")
+            out.append(
+                f"Concurrent ingest slowed GET /players/{{id}}/sessions from p50 {ms(alone)} ms to "
+                f"{ms(loaded)} ms: queries and ingest share each service process's event loop and "
+                "core, so a request waits while a batch is parsed, validated and its statements are "
+                "built; separate ingest and query processes (or more `--workers`) isolate them."
+            )
         cold = {c["query"]: c["seconds"] for c in entry.get("cold", [])}
         year = cold.get("starts hours=8760")
         if year is not None and year > 1:
-            out.append(f"The first year-long count after the bulk load took {year:,.1f} s: loading marks "
-                       "every touched hour's rollup stale, and the first query recounts them (raw "
-                       "count(*) per country-hour) and writes them back; later queries read the fresh "
-                       "rollups.")
+            out.append(
+                f"The first year-long count after the bulk load took {year:,.1f} s: loading marks "
+                "every touched hour's rollup stale, and the first query recounts them (raw "
+                "count(*) per country-hour) and writes them back; later queries read the fresh "
+                "rollups."
+            )
     out += _traffic_observations(results)
     return out
 
@@ -234,26 +260,33 @@ def _ceiling_observations(by_path: dict[str, dict[str, Any]]) -> list[str]:
     raw = {path: r for path, r in rate.items() if path.startswith("raw")}
     if "store" in rate and raw:
         fastest = max(raw, key=lambda path: raw[path])
-        out.append(f"Direct writes: the service's own `store_events` path was "
-                   f"{_times(rate['store'] / raw[fastest])} the fastest raw path (`{fastest}`). Both write "
-                   "the same rows with no read before a write; the raw paths touch each (country, hour) "
-                   "rollup once per trial instead of once per 1,000-event request, and skip the service's "
-                   "per-request asyncio work (a future per statement, the statement semaphore).")
+        out.append(
+            f"Direct writes: the service's own `store_events` path was "
+            f"{_times(rate['store'] / raw[fastest])} the fastest raw path (`{fastest}`). Both write "
+            "the same rows with no read before a write; the raw paths touch each (country, hour) "
+            "rollup once per trial instead of once per 1,000-event request, and skip the service's "
+            "per-request asyncio work (a future per statement, the statement semaphore)."
+        )
     batched = {path: raw[path] for path in ("raw-batched", "raw-grouped") if path in raw}
     if len(batched) == 2:
         grouped, single = by_path["raw-grouped"], by_path["raw-batched"]
-        out.append(f"Batches of rows sharing their replicas (`raw-grouped`, as the service sends them) were "
-                   f"{_times(rate['raw-grouped'] / rate['raw-batched'])} single-partition batches "
-                   f"(`raw-batched`): {_per_thousand(grouped)} vs {_per_thousand(single)} requests per "
-                   "1,000 events; the Python driver's cost is per request, not per row.")
+        out.append(
+            f"Batches of rows sharing their replicas (`raw-grouped`, as the service sends them) were "
+            f"{_times(rate['raw-grouped'] / rate['raw-batched'])} single-partition batches "
+            f"(`raw-batched`): {_per_thousand(grouped)} vs {_per_thousand(single)} requests per "
+            "1,000 events; the Python driver's cost is per request, not per row."
+        )
     if "raw" in raw and batched:
         best = max(batched, key=lambda path: batched[path])
-        out.append(f"One statement per row (`raw`) was {_times(rate['raw'] / batched[best])} the best "
-                   f"batched path (`{best}`).")
+        out.append(
+            f"One statement per row (`raw`) was {_times(rate['raw'] / batched[best])} the best "
+            f"batched path (`{best}`)."
+        )
     return out
 
 
 # --- sections --------------------------------------------------------------------------------------------
+
 
 def _summary(results: dict[str, Any]) -> list[str]:
     rows = []
@@ -276,8 +309,11 @@ def _machine(results: dict[str, Any]) -> list[str]:
         ("RAM", f"{m.get('ram_gb', 0):.1f} GB"),
         ("OS", m.get("kernel", "?")),
         ("Python", m.get("python", "?")),
-        ("Cassandra", f"{m.get('cassandra_version', '?')}, heap {m.get('cassandra_heap', '?')}"
-                      f"{'' if m.get('cassandra_local') else ' (not a local node: disk use not measured)'}"),
+        (
+            "Cassandra",
+            f"{m.get('cassandra_version', '?')}, heap {m.get('cassandra_heap', '?')}"
+            f"{'' if m.get('cassandra_local') else ' (not a local node: disk use not measured)'}",
+        ),
         ("Other load before the run", f"{m.get('background_cpu_percent', 0):.0f} % of all cores"),
         ("Started", results.get("started_at", "?")),
         ("Duration", f"{results.get('duration_seconds', 0) / 60:.1f} min"),
@@ -321,7 +357,7 @@ def _method(results: dict[str, Any]) -> list[str]:
         "measures each query for a fixed time at a fixed client concurrency, first alone, then while "
         "clients post live events (batches of "
         f"{o.get('background_batch', 1000):,}, {o.get('background_concurrency', 2)} connections). "
-        "\"cold\" is the first count after a load: it recounts the rollups the load left stale.",
+        '"cold" is the first count after a load: it recounts the rollups the load left stale.',
         "- Scenario 4 (section 5) runs on the largest size's keyspace and service: live events (the last "
         f"hour) in batches of {', '.join(f'{b:,}' for b in o.get('traffic_batch_sizes', (10, 100, 1000)))} "
         f"from {o.get('traffic_clients', 8)} clients; batches of events shuffled over the last "
@@ -342,17 +378,35 @@ def _ceiling(results: dict[str, Any]) -> list[str]:
     for t in ceiling["trials"]:
         mark = " **(ceiling)**" if t == best else ""
         statements = num(t["statements"]) if t["statements"] else DASH
-        rows.append((f"{t['path']}{mark}", t["processes"], t["concurrency"], num(t["events"]),
-                     num(t["seconds"], 1), num(t["events_per_second"]), statements, t["retries"]))
-    out = ["## 1. Ingest ceiling: the same rows written directly", "",
-           f"~{ceiling['events_per_trial']:,} live events per trial. Concurrency is batches of 1,000 events "
-           "per process for `store`, statements in flight per process for the raw paths (a batch is one "
-           "statement: `statements` counts requests).", ""]
-    out += table(("path", "processes", "concurrency", "events", "seconds", "events/s", "statements",
-                  "retries"), rows)
+        rows.append(
+            (
+                f"{t['path']}{mark}",
+                t["processes"],
+                t["concurrency"],
+                num(t["events"]),
+                num(t["seconds"], 1),
+                num(t["events_per_second"]),
+                statements,
+                t["retries"],
+            )
+        )
+    out = [
+        "## 1. Ingest ceiling: the same rows written directly",
+        "",
+        f"~{ceiling['events_per_trial']:,} live events per trial. Concurrency is batches of 1,000 events "
+        "per process for `store`, statements in flight per process for the raw paths (a batch is one "
+        "statement: `statements` counts requests).",
+        "",
+    ]
+    out += table(
+        ("path", "processes", "concurrency", "events", "seconds", "events/s", "statements", "retries"), rows
+    )
     processes = f"{best['processes']} process{'es' if best['processes'] != 1 else ''}"
-    out += ["", f"Ceiling: **{num(best['events_per_second'])} events/s** ({best['path']}, {processes}, "
-                f"concurrency {best['concurrency']})."]
+    out += [
+        "",
+        f"Ceiling: **{num(best['events_per_second'])} events/s** ({best['path']}, {processes}, "
+        f"concurrency {best['concurrency']}).",
+    ]
     return out
 
 
@@ -371,15 +425,44 @@ def _api(results: dict[str, Any]) -> list[str]:
     rows = []
     for c in api["cells"]:
         lat = c["latency"]
-        rows.append((num(c["batch_size"]), c["concurrency"], num(c["requests"]), num(c["events_per_second"]),
-                     pct(c.get("ratio_to_ceiling")), ms(lat["p50_ms"]), ms(lat["p90_ms"]), ms(lat["p99_ms"]),
-                     pct(c["service"]["cpu_percent_of_one_core"]), num(c["service"]["rss_peak_mb"]),
-                     pct(c.get("cassandra_cpu_percent")), pct(c.get("machine_cpu_percent")), _gc(c),
-                     _errors(c)))
+        rows.append(
+            (
+                num(c["batch_size"]),
+                c["concurrency"],
+                num(c["requests"]),
+                num(c["events_per_second"]),
+                pct(c.get("ratio_to_ceiling")),
+                ms(lat["p50_ms"]),
+                ms(lat["p90_ms"]),
+                ms(lat["p99_ms"]),
+                pct(c["service"]["cpu_percent_of_one_core"]),
+                num(c["service"]["rss_peak_mb"]),
+                pct(c.get("cassandra_cpu_percent")),
+                pct(c.get("machine_cpu_percent")),
+                _gc(c),
+                _errors(c),
+            )
+        )
     out = ["## 2. Ingest through the API", ""]
-    out += table(("batch", "clients", "requests", "events/s", "of ceiling", "p50 ms", "p90 ms", "p99 ms",
-                  "service CPU", "service RSS MB", "Cassandra CPU", "machine CPU", "Cassandra GC pauses",
-                  "errors"), rows)
+    out += table(
+        (
+            "batch",
+            "clients",
+            "requests",
+            "events/s",
+            "of ceiling",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "service CPU",
+            "service RSS MB",
+            "Cassandra CPU",
+            "machine CPU",
+            "Cassandra GC pauses",
+            "errors",
+        ),
+        rows,
+    )
     out += ["", *_low_load_line(api["low_load"], "Low load (the target)", first=True)]
     if api.get("low_load_replay"):
         title = "The same low load replaying late events"
@@ -393,38 +476,54 @@ def _low_load_line(low: dict[str, Any], title: str, first: bool) -> list[str]:
     lat = low["latency"]
     quiet = ""
     if "quiet_wait_seconds" in low:
-        when = ("measured before the cells above, once the service's first rollup pass was done and the "
-                "machine had gone quiet after scenario 1" if first else "measured next, once the machine was "
-                "quiet again")
-        quiet = (f", {when} (waited {low['quiet_wait_seconds']:g} s; "
-                 f"{low['machine_busy_before_percent']:g} % busy)")
+        when = (
+            "measured before the cells above, once the service's first rollup pass was done and the "
+            "machine had gone quiet after scenario 1"
+            if first
+            else "measured next, once the machine was quiet again"
+        )
+        quiet = (
+            f", {when} (waited {low['quiet_wait_seconds']:g} s; "
+            f"{low['machine_busy_before_percent']:g} % busy)"
+        )
     events = f", events from {low['event_times']}" if low.get("event_times") else ""
-    return [f"{title}: one connection posting 10 events {low['rate_per_second']:g} times a second{events}"
-            f"{quiet}: {num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, "
-            f"p90 {ms(lat['p90_ms'])} ms, p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms "
-            f"(errors {_errors(low)}; Cassandra GC pauses meanwhile: {_gc(low)})."]
+    return [
+        f"{title}: one connection posting 10 events {low['rate_per_second']:g} times a second{events}"
+        f"{quiet}: {num(low['requests'])} requests, p50 {ms(lat['p50_ms'])} ms, "
+        f"p90 {ms(lat['p90_ms'])} ms, p99 {ms(lat['p99_ms'])} ms, max {ms(lat['max_ms'])} ms "
+        f"(errors {_errors(low)}; Cassandra GC pauses meanwhile: {_gc(low)})."
+    ]
 
 
 def _size_section(entry: dict[str, Any]) -> list[str]:
     load = entry["load"]
     disk = entry["disk"]
-    out = [f"### {size_label(entry['size'])} events ({num(entry['events_total'])} in the keyspace)", "",
-           f"Loaded {num(load['events'])} events ({num(load['stored'])} stored, "
-           f"{num(load['expired'])} expired, {num(load['rejected'])} rejected) through "
-           f"`{load['path']}` with {load['processes']} processes in "
-           f"{num(load['seconds'], 1)} s = {num(load['events_per_second'])} events/s including generation; "
-           f"{num(load['players'])} players and {load['whales']} whales in this load "
-           f"({entry.get('whales_in_keyspace', load['whales'])} whales in the keyspace). "
-           f"Disk: {mib(disk.get('bytes'))} MiB "
-           f"({num(disk.get('mib_per_million_events'), 1)} MiB per million events; {disk['method']}).", ""]
+    out = [
+        f"### {size_label(entry['size'])} events ({num(entry['events_total'])} in the keyspace)",
+        "",
+        f"Loaded {num(load['events'])} events ({num(load['stored'])} stored, "
+        f"{num(load['expired'])} expired, {num(load['rejected'])} rejected) through "
+        f"`{load['path']}` with {load['processes']} processes in "
+        f"{num(load['seconds'], 1)} s = {num(load['events_per_second'])} events/s including generation; "
+        f"{num(load['players'])} players and {load['whales']} whales in this load "
+        f"({entry.get('whales_in_keyspace', load['whales'])} whales in the keyspace). "
+        f"Disk: {mib(disk.get('bytes'))} MiB "
+        f"({num(disk.get('mib_per_million_events'), 1)} MiB per million events; {disk['method']}).",
+        "",
+    ]
     if entry.get("cold"):
-        out += table(("cold query (first after the load)", "seconds"),
-                     [(c["query"], num(c["seconds"], 2)) for c in entry["cold"]])
+        out += table(
+            ("cold query (first after the load)", "seconds"),
+            [(c["query"], num(c["seconds"], 2)) for c in entry["cold"]],
+        )
         out.append("")
     if "quiet_wait_seconds" in entry:
-        out += [f"Then the bench waited {entry['quiet_wait_seconds']:g} s for Cassandra's "
-                f"compactions of the load to settle (machine {entry['machine_busy_before_percent']:g} % "
-                "busy when measuring began).", ""]
+        out += [
+            f"Then the bench waited {entry['quiet_wait_seconds']:g} s for Cassandra's "
+            f"compactions of the load to settle (machine {entry['machine_busy_before_percent']:g} % "
+            "busy when measuring began).",
+            "",
+        ]
     by_query: dict[str, dict[bool, dict[str, Any]]] = {}
     for q in entry["queries"]:
         by_query.setdefault(q["query"], {})[q["with_ingest"]] = q
@@ -437,19 +536,39 @@ def _size_section(entry: dict[str, Any]) -> list[str]:
                 row += [DASH] * 5
                 continue
             lat = cell["latency"]
-            row += [num(cell["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
-                    ms(lat["p99_ms"]) + ("" if not cell.get("errors") else f" ({_errors(cell)} errors)"),
-                    _gc(cell)]
+            row += [
+                num(cell["requests_per_second"]),
+                ms(lat["p50_ms"]),
+                ms(lat["p90_ms"]),
+                ms(lat["p99_ms"]) + ("" if not cell.get("errors") else f" ({_errors(cell)} errors)"),
+                _gc(cell),
+            ]
         rows.append(row)
-    out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "Cassandra GC pauses",
-                  "req/s (ingest)", "p50 ms (ingest)", "p90 ms (ingest)", "p99 ms (ingest)",
-                  "GC pauses (ingest)"), rows)
+    out += table(
+        (
+            "query",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "Cassandra GC pauses",
+            "req/s (ingest)",
+            "p50 ms (ingest)",
+            "p90 ms (ingest)",
+            "p99 ms (ingest)",
+            "GC pauses (ingest)",
+        ),
+        rows,
+    )
     ingest = entry.get("ingest_during_queries") or {}
     if ingest:
         lat = ingest["latency"]
-        out += ["", f"Concurrent ingest meanwhile: {num(ingest['events_per_second'])} events/s "
-                    f"(batches of {num(ingest['batch_size'])}, {ingest['concurrency']} connections), "
-                    f"p99 {ms(lat['p99_ms'])} ms, errors {_errors(ingest)}."]
+        out += [
+            "",
+            f"Concurrent ingest meanwhile: {num(ingest['events_per_second'])} events/s "
+            f"(batches of {num(ingest['batch_size'])}, {ingest['concurrency']} connections), "
+            f"p99 {ms(lat['p99_ms'])} ms, errors {_errors(ingest)}.",
+        ]
     return out
 
 
@@ -458,12 +577,16 @@ def _queries(results: dict[str, Any]) -> list[str]:
     if not sizes:
         return []
     o = results.get("options", {})
-    out = ["## 3. Queries under data", "",
-           f"{o.get('query_concurrency', '?')} concurrent clients per query for "
-           f"{o.get('query_seconds', '?')} s; random players are up to {o.get('query_players', 0):,} "
-           "players sampled from the loaded ones; whales have "
-           f"~{o.get('whale_days', 365) * 45:,.0f} sessions each (datagen's whale model over "
-           f"{o.get('whale_days', 365):g} days). Latency in ms.", ""]
+    out = [
+        "## 3. Queries under data",
+        "",
+        f"{o.get('query_concurrency', '?')} concurrent clients per query for "
+        f"{o.get('query_seconds', '?')} s; random players are up to {o.get('query_players', 0):,} "
+        "players sampled from the loaded ones; whales have "
+        f"~{o.get('whale_days', 365) * 45:,.0f} sessions each (datagen's whale model over "
+        f"{o.get('whale_days', 365):g} days). Latency in ms.",
+        "",
+    ]
     for entry in sizes:
         out += [*_size_section(entry), ""]
     return out[:-1]
@@ -492,22 +615,47 @@ def _growth(results: dict[str, Any]) -> list[str]:
     rows = []
     for e in sizes:
         cold = {c["query"]: c["seconds"] for c in e.get("cold", [])}
-        rows.append((size_label(e["size"]), num(e["events_total"]), num(e["load"]["events_per_second"]),
-                     mib(e["disk"].get("bytes")), num(e["disk"].get("mib_per_million_events"), 1),
-                     ms(_query_p99(e, "player (random)")), ms(_query_p99(e, "player (whale)")),
-                     ms(_query_p99(e, "starts hours=24")), ms(_query_p99(e, "starts hours=8760")),
-                     num(cold.get("starts hours=8760"), 2),
-                     num((e.get("ingest_during_queries") or {}).get("events_per_second"))))
+        rows.append(
+            (
+                size_label(e["size"]),
+                num(e["events_total"]),
+                num(e["load"]["events_per_second"]),
+                mib(e["disk"].get("bytes")),
+                num(e["disk"].get("mib_per_million_events"), 1),
+                ms(_query_p99(e, "player (random)")),
+                ms(_query_p99(e, "player (whale)")),
+                ms(_query_p99(e, "starts hours=24")),
+                ms(_query_p99(e, "starts hours=8760")),
+                num(cold.get("starts hours=8760"), 2),
+                num((e.get("ingest_during_queries") or {}).get("events_per_second")),
+            )
+        )
     out = ["## 4. Growth", ""]
-    out += table(("size", "events", "load events/s", "disk MiB", "MiB per M events", "player p99",
-                  "whale p99", "starts 24 h p99", "starts 8760 h p99", "cold 8760 h s",
-                  "ingest events/s (with queries)"), rows)
+    out += table(
+        (
+            "size",
+            "events",
+            "load events/s",
+            "disk MiB",
+            "MiB per M events",
+            "player p99",
+            "whale p99",
+            "starts 24 h p99",
+            "starts 8760 h p99",
+            "cold 8760 h s",
+            "ingest events/s (with queries)",
+        ),
+        rows,
+    )
     if len(sizes) > 1:
         first, last = sizes[0], sizes[-1]
         changes = []
-        for label, name in (("player p99", "player (random)"), ("whale p99", "player (whale)"),
-                            ("starts 24 h p99", "starts hours=24"),
-                            ("starts 8760 h p99", "starts hours=8760")):
+        for label, name in (
+            ("player p99", "player (random)"),
+            ("whale p99", "player (whale)"),
+            ("starts 24 h p99", "starts hours=24"),
+            ("starts 8760 h p99", "starts hours=8760"),
+        ):
             a, b = _query_p99(first, name), _query_p99(last, name)
             if a and b and not (_missing(a) or _missing(b)):
                 changes.append(f"{label} x{b / a:.2f}")
@@ -515,8 +663,12 @@ def _growth(results: dict[str, Any]) -> list[str]:
         if la and lb:
             changes.append(f"load rate x{lb / la:.2f}")
         factor = last["events_total"] / max(first["events_total"], 1)
-        out += ["", f"From {size_label(first['size'])} to {size_label(last['size'])} (x{factor:.1f} events): "
-                    + ", ".join(changes) + "."]
+        out += [
+            "",
+            f"From {size_label(first['size'])} to {size_label(last['size'])} (x{factor:.1f} events): "
+            + ", ".join(changes)
+            + ".",
+        ]
     return out
 
 
@@ -530,35 +682,73 @@ def _traffic(results: dict[str, Any]) -> list[str]:
 
     def ingest_row(label: str, c: dict[str, Any]) -> tuple[str, ...]:
         lat = c["latency"]
-        return (label, num(c["batch_size"]), str(c["clients"]), num(c["events_per_second"]),
-                pct(c["events_per_second"] / rate * 100 if rate else None), num(c["requests_per_second"]),
-                ms(lat["p50_ms"]), ms(lat["p99_ms"]), pct(c["service"]["cpu_percent_of_one_core"]),
-                pct(c.get("cassandra_cpu_percent")), _errors(c))
+        return (
+            label,
+            num(c["batch_size"]),
+            str(c["clients"]),
+            num(c["events_per_second"]),
+            pct(c["events_per_second"] / rate * 100 if rate else None),
+            num(c["requests_per_second"]),
+            ms(lat["p50_ms"]),
+            ms(lat["p99_ms"]),
+            pct(c["service"]["cpu_percent_of_one_core"]),
+            pct(c.get("cassandra_cpu_percent")),
+            _errors(c),
+        )
 
     rows = [ingest_row("live", c) for c in cells]
     rows.append(ingest_row(f"spread over {traffic['late_days']:g} days", traffic["late"]))
-    mixed_runs = [(name, traffic[key]) for key, name in (("mixed", "paced"), ("mixed_flat_out", "flat out"))
-                  if traffic.get(key)]
+    mixed_runs = [
+        (name, traffic[key])
+        for key, name in (("mixed", "paced"), ("mixed_flat_out", "flat out"))
+        if traffic.get(key)
+    ]
     for name, mixed in mixed_runs:
         ingest = mixed["ingest"]
         offered = ingest.get("offered_events_per_second")
         label = f"live, {name}" + (f" ({num(offered)} offered)" if offered else "") + ", with queries"
         rows.append(ingest_row(label, ingest))
-    out = ["## 5. The traffic users send", "",
-           f"On the largest size's data and service: closed-loop clients for {num(traffic['seconds'])} s per "
-           "cell; live events are those of the hour before the clock, late ones spread over "
-           f"{traffic['late_days']:g} days within every batch. The ratio column compares each rate with "
-           f"live batches of {num(reference['batch_size'])}. The mixed cells run the same live batches, "
-           "paced to a sustained rate and then flat out, while one client per query asks it in a loop.",
-           ""]
-    out += table(("events", "batch", "clients", "events/s", "of live batch", "requests/s", "p50 ms",
-                  "p99 ms", "service CPU", "Cassandra CPU", "errors"), rows)
+    out = [
+        "## 5. The traffic users send",
+        "",
+        f"On the largest size's data and service: closed-loop clients for {num(traffic['seconds'])} s per "
+        "cell; live events are those of the hour before the clock, late ones spread over "
+        f"{traffic['late_days']:g} days within every batch. The ratio column compares each rate with "
+        f"live batches of {num(reference['batch_size'])}. The mixed cells run the same live batches, "
+        "paced to a sustained rate and then flat out, while one client per query asks it in a loop.",
+        "",
+    ]
+    out += table(
+        (
+            "events",
+            "batch",
+            "clients",
+            "events/s",
+            "of live batch",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "service CPU",
+            "Cassandra CPU",
+            "errors",
+        ),
+        rows,
+    )
     for name, mixed in mixed_runs:
         qrows = []
         for q in mixed["queries"]:
             lat = q["latency"]
-            qrows.append((q["query"], num(q["requests_per_second"]), ms(lat["p50_ms"]), ms(lat["p90_ms"]),
-                          ms(lat["p99_ms"]), ms(lat.get("max_ms")), _errors(q)))
+            qrows.append(
+                (
+                    q["query"],
+                    num(q["requests_per_second"]),
+                    ms(lat["p50_ms"]),
+                    ms(lat["p90_ms"]),
+                    ms(lat["p99_ms"]),
+                    ms(lat.get("max_ms")),
+                    _errors(q),
+                )
+            )
         out += ["", f"Queries during the {name} live ingest, one client each:", ""]
         out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
     for name, profile in (traffic.get("profiles") or {}).items():
@@ -568,24 +758,41 @@ def _traffic(results: dict[str, Any]) -> list[str]:
             out += ["", f"The py-spy profile of the service ({name}) failed: {why}."]
             continue
         areas, functions = _profile_shares(summary)
-        out += ["", f"py-spy profile of the service, {name} ({summary['samples']:,} samples at 100 Hz, "
-                    f"by the innermost Python frame): {areas}. Busiest functions: {functions}."]
+        out += [
+            "",
+            f"py-spy profile of the service, {name} ({summary['samples']:,} samples at 100 Hz, "
+            f"by the innermost Python frame): {areas}. Busiest functions: {functions}.",
+        ]
     return out
 
 
 def render_markdown(results: dict[str, Any]) -> str:
     quick = results.get("quick")
-    lines = ["# Performance", "",
-             "Generated by `player-sessions bench` (src/player_sessions/bench); re-run it to refresh this "
-             "page. Every figure below comes from the run described under *Machine and command*. Why the "
-             "hot paths are built the way these figures show: `docs/design.md`, \"Measured choices\"."]
+    lines = [
+        "# Performance",
+        "",
+        "Generated by `player-sessions bench` (src/player_sessions/bench); re-run it to refresh this "
+        "page. Every figure below comes from the run described under *Machine and command*. Why the "
+        'hot paths are built the way these figures show: `docs/design.md`, "Measured choices".',
+    ]
     if quick:
-        lines += ["", "> **Quick run** (`--quick`): small sizes and short measurements that prove the "
-                      "benchmark works; the figures are noisy and not representative. Run "
-                      "`player-sessions bench` for the real numbers."]
+        lines += [
+            "",
+            "> **Quick run** (`--quick`): small sizes and short measurements that prove the "
+            "benchmark works; the figures are noisy and not representative. Run "
+            "`player-sessions bench` for the real numbers.",
+        ]
     lines.append("")
-    for section in (_summary(results), _machine(results), _method(results), _ceiling(results),
-                    _api(results), _queries(results), _growth(results), _traffic(results)):
+    for section in (
+        _summary(results),
+        _machine(results),
+        _method(results),
+        _ceiling(results),
+        _api(results),
+        _queries(results),
+        _growth(results),
+        _traffic(results),
+    ):
         if section:
             lines += [*section, ""]
     notes = observations(results)

@@ -29,19 +29,43 @@ from player_sessions.domain.windows import day_floor, hour_floor, minute_floor
 from player_sessions.rollups import count_touches, level_marks
 from player_sessions.store.schema import minute_shard
 
-__all__ = ["PARTITION_BATCH_ROWS", "PHASE", "PHASES", "STATEMENTS", "RawRows", "TouchState",
-           "partition_groups", "phase_groups", "phase_rows", "raw_rows"]
+__all__ = [
+    "PARTITION_BATCH_ROWS",
+    "PHASE",
+    "PHASES",
+    "STATEMENTS",
+    "RawRows",
+    "TouchState",
+    "partition_groups",
+    "phase_groups",
+    "phase_rows",
+    "raw_rows",
+]
 
 PARTITION_BATCH_ROWS = 100  # as the store's batches
 
 # The store's write statements the rows go to (fields of store.statements.Statements), in write order.
-STATEMENTS: tuple[str, ...] = ("put_event", "put_start", "put_minute_start", "touch_minute",
-                               "put_country_hour", "touch_hour", "touch_day")
+STATEMENTS: tuple[str, ...] = (
+    "put_event",
+    "put_start",
+    "put_minute_start",
+    "touch_minute",
+    "put_country_hour",
+    "touch_hour",
+    "touch_day",
+)
 
 # The service's write phases (rollups.write_marks): raw rows, minute marks, hour marks (with their
 # country_hours rows), day marks.
-PHASE: dict[str, int] = {"put_event": 0, "put_start": 0, "put_minute_start": 0, "touch_minute": 1,
-                         "put_country_hour": 2, "touch_hour": 2, "touch_day": 3}
+PHASE: dict[str, int] = {
+    "put_event": 0,
+    "put_start": 0,
+    "put_minute_start": 0,
+    "touch_minute": 1,
+    "put_country_hour": 2,
+    "touch_hour": 2,
+    "touch_day": 3,
+}
 PHASES = 4
 
 
@@ -60,7 +84,8 @@ class RawRows:
     """Bound parameters per statement of STATEMENTS, in write order (raw rows, then marks)."""
 
     by_statement: dict[str, list[tuple[Any, ...]]] = field(
-        default_factory=lambda: {name: [] for name in STATEMENTS})
+        default_factory=lambda: {name: [] for name in STATEMENTS}
+    )
 
     def count(self) -> int:
         return sum(len(rows) for rows in self.by_statement.values())
@@ -85,21 +110,24 @@ def raw_rows(events: Sequence[Event], now: datetime, retention: timedelta, state
             events_out.append((e.player_id, e.ts, e.session_id, False, UNSET_VALUE, ttl))
             continue
         country = e.country
-        events_out.append((e.player_id, e.ts, e.session_id, True,
-                           country if country is not None else UNSET_VALUE, ttl))
+        events_out.append(
+            (e.player_id, e.ts, e.session_id, True, country if country is not None else UNSET_VALUE, ttl)
+        )
         if country is None:  # validation requires a start's country; as the service, no start row without
             continue
         starts_out.append((country, hour_floor(e.ts), e.ts, e.session_id, e.player_id, ttl))
-        minute_starts_out.append((minute_floor(e.ts), minute_shard(e.session_id), country, e.ts,
-                                  e.session_id, ttl))
+        minute_starts_out.append(
+            (minute_floor(e.ts), minute_shard(e.session_id), country, e.ts, e.session_id, ttl)
+        )
         starts.append((country, e.ts))
     marks = level_marks(count_touches(starts, now, retention))
     token = state.token
     for minute_mark in marks.minutes:
         if minute_mark.minute not in state.touched_minutes:
             state.touched_minutes.add(minute_mark.minute)
-            out["touch_minute"].append((minute_mark.ttl, token, hour_floor(minute_mark.minute),
-                                        minute_mark.minute))
+            out["touch_minute"].append(
+                (minute_mark.ttl, token, hour_floor(minute_mark.minute), minute_mark.minute)
+            )
     for hour_mark in marks.hours:
         hour = hour_mark.hour
         new = sorted(c for c in hour_mark.countries if (c, hour) not in state.touched)
@@ -145,8 +173,9 @@ def phase_groups(rows: RawRows, size: int = PARTITION_BATCH_ROWS) -> list[list[G
         by_partition: dict[tuple[Any, ...], Group] = {}
         for name, params in phase:
             by_partition.setdefault(_PARTITION[name](params), []).append((name, params))
-        out.append([group[i:i + size] for group in by_partition.values()
-                    for i in range(0, len(group), size)])
+        out.append(
+            [group[i : i + size] for group in by_partition.values() for i in range(0, len(group), size)]
+        )
     return out
 
 

@@ -29,15 +29,19 @@ from player_sessions.service_process import ServiceProcess
 __all__ = ["TRAFFIC_TARGETS", "TrafficHost", "run_traffic", "traffic_measurements"]
 
 TRAFFIC_TARGETS = {
-    "mixed_starts_p99": Target("GET /session-starts p99 (1, 24, 720 h) during live ingest", "max", 50.0,
-                               "ms"),
+    "mixed_starts_p99": Target(
+        "GET /session-starts p99 (1, 24, 720 h) during live ingest", "max", 50.0, "ms"
+    ),
     "mixed_player_p99": Target("GET /players/{id}/sessions p99 during live ingest", "max", 20.0, "ms"),
-    "mixed_ingest_rate": Target("live ingest sustained at batch 1,000 with the queries running", "min",
-                                10_000.0, "events/s"),
-    "mixed_ingest_ratio": Target("ingest flat out with the queries vs without them (batch 1,000)", "min",
-                                 80.0, "%"),
-    "small_batch_ratio": Target("10-event batches (best of 8 and 16 clients) vs 1,000-event batches, "
-                                "events/s", "min", 60.0, "%"),
+    "mixed_ingest_rate": Target(
+        "live ingest sustained at batch 1,000 with the queries running", "min", 10_000.0, "events/s"
+    ),
+    "mixed_ingest_ratio": Target(
+        "ingest flat out with the queries vs without them (batch 1,000)", "min", 80.0, "%"
+    ),
+    "small_batch_ratio": Target(
+        "10-event batches (best of 8 and 16 clients) vs 1,000-event batches, events/s", "min", 60.0, "%"
+    ),
     "small_batch_p99": Target("POST /events of 10 events p99 in that cell", "max", 50.0, "ms"),
     "late_ratio": Target("batches of events spread over 30 days vs live events, events/s", "min", 80.0, "%"),
 }
@@ -49,8 +53,9 @@ class TrafficHost(Protocol):
 
     def say(self, message: str) -> None: ...
 
-    def ingest_requests(self, svc: ServiceProcess, events: int, batch: int, days: float,
-                        shuffled: bool = False) -> tuple[list[bytes], list[int]]: ...
+    def ingest_requests(
+        self, svc: ServiceProcess, events: int, batch: int, days: float, shuffled: bool = False
+    ) -> tuple[list[bytes], list[int]]: ...
 
     def measure(self, svc: ServiceProcess, run: LoadRun) -> tuple[LoadOutcome, dict[str, Any]]: ...
 
@@ -62,49 +67,74 @@ class TrafficHost(Protocol):
     def cassandra_pid(self) -> int | None: ...
 
 
-def _cell(outcome: LoadOutcome, resources: dict[str, Any], summarise: Callable[[LoadOutcome], dict[str, Any]],
-          **extra: Any) -> dict[str, Any]:
+def _cell(
+    outcome: LoadOutcome,
+    resources: dict[str, Any],
+    summarise: Callable[[LoadOutcome], dict[str, Any]],
+    **extra: Any,
+) -> dict[str, Any]:
     return {**extra, **summarise(outcome), **resources}
 
 
-def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]], *,
-                batch_sizes: Sequence[int], clients: int, processes: int, seconds: float, events: int,
-                late_days: float, mixed_rate: float,
-                summarise: Callable[[LoadOutcome], dict[str, Any]]) -> dict[str, Any]:
+def run_traffic(
+    host: TrafficHost,
+    svc: ServiceProcess,
+    queries: Sequence[tuple[str, list[bytes]]],
+    *,
+    batch_sizes: Sequence[int],
+    clients: int,
+    processes: int,
+    seconds: float,
+    events: int,
+    late_days: float,
+    mixed_rate: float,
+    summarise: Callable[[LoadOutcome], dict[str, Any]],
+) -> dict[str, Any]:
     """The batch-size, late and mixed cells, in that order; returns them JSON-able. The mixed cell
     runs twice: ingest paced at `mixed_rate` events/s (the queries' latency targets: a sustained
     rate, not a saturated machine), then as fast as the clients go (what the queries cost ingest)."""
     say = host.say
-    say(f"scenario 4/4 the traffic users send: batches of {', '.join(f'{b:,}' for b in batch_sizes)} "
-        f"x {clients} clients, late events, and queries during ingest ({seconds:g}s each)")
+    say(
+        f"scenario 4/4 the traffic users send: batches of {', '.join(f'{b:,}' for b in batch_sizes)} "
+        f"x {clients} clients, late events, and queries during ingest ({seconds:g}s each)"
+    )
     live_days = 1 / 24
     pools: dict[tuple[int, float], tuple[list[bytes], list[int]]] = {}
 
     def bodies(batch: int, days: float) -> tuple[list[bytes], list[int]]:
         if (batch, days) not in pools:
             # Late events arrive from anywhere in the period: each batch spreads over all of it.
-            pools[(batch, days)] = host.ingest_requests(svc, events, batch, days,
-                                                        shuffled=days > live_days)
+            pools[(batch, days)] = host.ingest_requests(svc, events, batch, days, shuffled=days > live_days)
         return pools[(batch, days)]
 
     profiles: dict[str, Any] = {}
 
     def ingest_cell(batch: int, days: float, label: str, senders: int = clients) -> dict[str, Any]:
         requests, weights = bodies(batch, days)
-        run = LoadRun(svc.host, svc.port, requests, weights, concurrency=senders,
-                      processes=min(processes, senders), duration=seconds)
+        run = LoadRun(
+            svc.host,
+            svc.port,
+            requests,
+            weights,
+            concurrency=senders,
+            processes=min(processes, senders),
+            duration=seconds,
+        )
         name = f"{label} batch {batch:,} x {senders}"
-        profiler = (host.profiler(svc, seconds, name)
-                    if batch == min(batch_sizes) and senders == clients else None)
+        profiler = (
+            host.profiler(svc, seconds, name) if batch == min(batch_sizes) and senders == clients else None
+        )
         outcome, resources = host.measure(svc, run)
         if profiler is not None:
             profiles[name] = _finish(profiler)
         cell = _cell(outcome, resources, summarise, batch_size=batch, clients=senders, events=label)
         lat = cell["latency"]
-        say(f"  {label} events, batch {batch:>5,} x {senders}: {cell['events_per_second']:>8,.0f} events/s, "
+        say(
+            f"  {label} events, batch {batch:>5,} x {senders}: {cell['events_per_second']:>8,.0f} events/s, "
             f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, service CPU "
             f"{resources['service']['cpu_percent_of_one_core']:.0f} %"
-            + (f", errors {outcome.errors}" if outcome.errors else ""))
+            + (f", errors {outcome.errors}" if outcome.errors else "")
+        )
         return cell
 
     cells = [ingest_cell(batch, live_days, "live") for batch in batch_sizes]
@@ -112,12 +142,39 @@ def run_traffic(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[
     cells.append(ingest_cell(min(batch_sizes), live_days, "live", senders=2 * clients))
     late = ingest_cell(max(batch_sizes), late_days, f"{late_days:g}-day")
     live = bodies(max(batch_sizes), live_days)
-    paced = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
-                   summarise=summarise, events_per_second=mixed_rate, profiles=profiles)
-    flat_out = _mixed(host, svc, queries, live, clients=clients, processes=processes, seconds=seconds,
-                      summarise=summarise, events_per_second=None)
-    return {"clients": clients, "seconds": seconds, "late_days": late_days, "cells": cells, "late": late,
-            "mixed": paced, "mixed_flat_out": flat_out, "profiles": profiles}
+    paced = _mixed(
+        host,
+        svc,
+        queries,
+        live,
+        clients=clients,
+        processes=processes,
+        seconds=seconds,
+        summarise=summarise,
+        events_per_second=mixed_rate,
+        profiles=profiles,
+    )
+    flat_out = _mixed(
+        host,
+        svc,
+        queries,
+        live,
+        clients=clients,
+        processes=processes,
+        seconds=seconds,
+        summarise=summarise,
+        events_per_second=None,
+    )
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "late_days": late_days,
+        "cells": cells,
+        "late": late,
+        "mixed": paced,
+        "mixed_flat_out": flat_out,
+        "profiles": profiles,
+    }
 
 
 def _finish(profiler: ServiceProfiler) -> dict[str, Any]:
@@ -125,15 +182,31 @@ def _finish(profiler: ServiceProfiler) -> dict[str, Any]:
     return {"summary": summary, "error": why}
 
 
-def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]],
-           ingest: tuple[list[bytes], list[int]], *, clients: int, processes: int, seconds: float,
-           summarise: Callable[[LoadOutcome], dict[str, Any]], events_per_second: float | None,
-           profiles: dict[str, Any] | None = None) -> dict[str, Any]:
+def _mixed(
+    host: TrafficHost,
+    svc: ServiceProcess,
+    queries: Sequence[tuple[str, list[bytes]]],
+    ingest: tuple[list[bytes], list[int]],
+    *,
+    clients: int,
+    processes: int,
+    seconds: float,
+    summarise: Callable[[LoadOutcome], dict[str, Any]],
+    events_per_second: float | None,
+    profiles: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
     requests, weights = ingest
     pace = events_per_second / max(weights) if events_per_second else None
-    background = LoadRun(svc.host, svc.port, requests, weights, concurrency=clients,
-                         processes=min(processes, clients), pace_per_second=pace)
+    background = LoadRun(
+        svc.host,
+        svc.port,
+        requests,
+        weights,
+        concurrency=clients,
+        processes=min(processes, clients),
+        pace_per_second=pace,
+    )
     label = f"ingest paced at {events_per_second:,.0f} events/s" if events_per_second else "ingest flat out"
     sampler = TreeSampler(svc.pid).start()
     cassandra = TreeSampler(host.cassandra_pid).start() if host.cassandra_pid else None
@@ -144,8 +217,15 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
     try:
         time.sleep(1.0)  # let the ingest reach its pace
         for name, query_requests in wanted:
-            run = LoadRun(svc.host, svc.port, query_requests, concurrency=1, processes=1, duration=seconds,
-                          timeout=600.0)
+            run = LoadRun(
+                svc.host,
+                svc.port,
+                query_requests,
+                concurrency=1,
+                processes=1,
+                duration=seconds,
+                timeout=600.0,
+            )
             runs.append((name, run))
         # All query clients start (and so measure) together: each start waits for its process.
         for _, run in runs:
@@ -168,16 +248,25 @@ def _mixed(host: TrafficHost, svc: ServiceProcess, queries: Sequence[tuple[str, 
         cell = {"query": name, **summarise(outcome)}
         out_queries.append(cell)
         lat = cell["latency"]
-        host.say(f"  mixed ({label}): {name:<18} {cell['requests_per_second']:>6,.0f} req/s, "
-                 f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
-                 + (f", errors {outcome.errors}" if outcome.errors else ""))
-    ingest_cell = {"batch_size": max(weights), "clients": clients, "offered_events_per_second":
-                   events_per_second, **summarise(bg), "service": usage.as_dict(),
-                   "cassandra_cpu_percent": cass.cpu_percent if cass is not None else None}
-    host.say(f"  mixed ({label}): ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
-             f"p99 {ingest_cell['latency']['p99_ms']:.0f} ms, service CPU "
-             f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %"
-             + (f", Cassandra CPU {cass.cpu_percent:.0f} %" if cass is not None else ""))
+        host.say(
+            f"  mixed ({label}): {name:<18} {cell['requests_per_second']:>6,.0f} req/s, "
+            f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
+            + (f", errors {outcome.errors}" if outcome.errors else "")
+        )
+    ingest_cell = {
+        "batch_size": max(weights),
+        "clients": clients,
+        "offered_events_per_second": events_per_second,
+        **summarise(bg),
+        "service": usage.as_dict(),
+        "cassandra_cpu_percent": cass.cpu_percent if cass is not None else None,
+    }
+    host.say(
+        f"  mixed ({label}): ingest {ingest_cell['events_per_second']:,.0f} events/s with the queries, "
+        f"p99 {ingest_cell['latency']['p99_ms']:.0f} ms, service CPU "
+        f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %"
+        + (f", Cassandra CPU {cass.cpu_percent:.0f} %" if cass is not None else "")
+    )
     return {"queries": out_queries, "ingest": ingest_cell}
 
 

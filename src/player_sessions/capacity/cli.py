@@ -32,28 +32,58 @@ def _replication(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--events-per-second", type=float, required=True, metavar="N",
-        help="sustained ingest rate (100000 = 8.64 billion events a day)")
-    add("--replication", type=_replication, default=3, metavar="RF",
-        help="replicas per data centre: 3, or dc1:3,dc2:3 (the same RF in each)")
+    add(
+        "--events-per-second",
+        type=float,
+        required=True,
+        metavar="N",
+        help="sustained ingest rate (100000 = 8.64 billion events a day)",
+    )
+    add(
+        "--replication",
+        type=_replication,
+        default=3,
+        metavar="RF",
+        help="replicas per data centre: 3, or dc1:3,dc2:3 (the same RF in each)",
+    )
     add("--datacenters", type=int, default=1, help="data centres, each with a full copy")
     add("--retention-days", type=float, default=365.0, help="days an event is kept")
     add("--cores-per-node", type=int, default=8, help="cores of one Cassandra node")
     add("--disk-per-node-gb", type=float, default=2000.0, help="data disk of one Cassandra node, GB")
-    add("--cpu-target", type=float, default=0.5,
-        help="share of each core a plan may use (room for peaks, repair, compaction, a lost node)")
-    add("--disk-fill", type=float, default=0.5,
-        help="share of a disk the data may fill (compaction writes new SSTables before it drops old)")
+    add(
+        "--cpu-target",
+        type=float,
+        default=0.5,
+        help="share of each core a plan may use (room for peaks, repair, compaction, a lost node)",
+    )
+    add(
+        "--disk-fill",
+        type=float,
+        default=0.5,
+        help="share of a disk the data may fill (compaction writes new SSTables before it drops old)",
+    )
     add("--peak-factor", type=float, default=1.0, help="peak rate / --events-per-second")
     add("--top-country-share", type=float, default=0.2, help="the busiest country's share of starts")
-    add("--api-cpu-us", type=float, default=c.API_CPU_US_PER_EVENT.value,
-        help=f"API CPU µs per event (measured: {c.API_CPU_US_PER_EVENT.source})")
-    add("--cassandra-cpu-us", type=float, default=c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.value,
+    add(
+        "--api-cpu-us",
+        type=float,
+        default=c.API_CPU_US_PER_EVENT.value,
+        help=f"API CPU µs per event (measured: {c.API_CPU_US_PER_EVENT.source})",
+    )
+    add(
+        "--cassandra-cpu-us",
+        type=float,
+        default=c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.value,
         help=f"Cassandra CPU µs per event and replica (measured: "
         f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA.source}; an upper bound: "
-        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA_RF3.value:g}, three local nodes sharing 2 cores at RF 3)")
-    add("--disk-bytes-per-event", type=float, default=c.DISK_BYTES_PER_EVENT_REPLICA.value,
-        help=f"compressed bytes per event and replica (measured: {c.DISK_BYTES_PER_EVENT_REPLICA.source})")
+        f"{c.CASSANDRA_CPU_US_PER_EVENT_REPLICA_RF3.value:g}, three local nodes sharing 2 cores at RF 3)",
+    )
+    add(
+        "--disk-bytes-per-event",
+        type=float,
+        default=c.DISK_BYTES_PER_EVENT_REPLICA.value,
+        help=f"compressed bytes per event and replica (measured: {c.DISK_BYTES_PER_EVENT_REPLICA.source})",
+    )
 
 
 def render(p: Plan) -> str:
@@ -91,12 +121,20 @@ def render(p: Plan) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         assumptions = Assumptions(
-            events_per_second=args.events_per_second, replication=args.replication,
-            datacenters=args.datacenters, retention_days=args.retention_days,
-            cores_per_node=args.cores_per_node, disk_per_node_gb=args.disk_per_node_gb,
-            cpu_target=args.cpu_target, disk_fill=args.disk_fill, peak_factor=args.peak_factor,
-            top_country_share=args.top_country_share, api_cpu_us=args.api_cpu_us,
-            cassandra_cpu_us=args.cassandra_cpu_us, disk_bytes_per_event=args.disk_bytes_per_event)
+            events_per_second=args.events_per_second,
+            replication=args.replication,
+            datacenters=args.datacenters,
+            retention_days=args.retention_days,
+            cores_per_node=args.cores_per_node,
+            disk_per_node_gb=args.disk_per_node_gb,
+            cpu_target=args.cpu_target,
+            disk_fill=args.disk_fill,
+            peak_factor=args.peak_factor,
+            top_country_share=args.top_country_share,
+            api_cpu_us=args.api_cpu_us,
+            cassandra_cpu_us=args.cassandra_cpu_us,
+            disk_bytes_per_event=args.disk_bytes_per_event,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,8 @@ API_CPU_US_PER_EVENT = Measured(59.8, "serve on 1 node, RF 1: 59.9 CPU-s for 1,0
 # 64.6 CPU-s in the node = 64.5 µs per event. It includes the rollup marks, their recounts by the
 # service's background pass and the compactions that ran during the load.
 CASSANDRA_CPU_US_PER_EVENT_REPLICA = Measured(
-    64.5, "1 node, RF 1: 64.6 CPU-s of Cassandra for 1,001,879 events")
+    64.5, "1 node, RF 1: 64.6 CPU-s of Cassandra for 1,001,879 events"
+)
 
 # The same cost on three local nodes sharing the 2 cores, CPU summed over the three JVMs. At RF 3
 # (LOCAL_QUORUM): 102.8 CPU-s for 302,930 events = 113 µs per event and replica. At RF 1 on the same
@@ -34,9 +35,11 @@ CASSANDRA_CPU_US_PER_EVENT_REPLICA = Measured(
 # spinning, three GCs, context switches), not replication. An upper bound for nodes on their own
 # machines. A run while the machine was overloaded (load average 50) cost 331 µs per replica.
 CASSANDRA_CPU_US_PER_EVENT_REPLICA_RF3 = Measured(
-    113.0, "3 nodes on 2 cores, RF 3: 102.8 CPU-s of Cassandra for 302,930 events")
+    113.0, "3 nodes on 2 cores, RF 3: 102.8 CPU-s of Cassandra for 302,930 events"
+)
 CASSANDRA_CPU_US_PER_EVENT_3_NODES_RF1 = Measured(
-    318.0, "3 nodes on 2 cores, RF 1: 96.3 CPU-s of Cassandra for 302,930 events")
+    318.0, "3 nodes on 2 cores, RF 1: 96.3 CPU-s of Cassandra for 302,930 events"
+)
 
 # Disk per event per replica, compressed (LZ4, Cassandra's default), after `nodetool flush` and
 # `nodetool compact`: 96,768,046 bytes under data/<keyspace> for 1,001,879 events, every table.

@@ -75,7 +75,11 @@ def ensure_jars(version: str, jar_dir: Path, say: Callable[[str], None]) -> bool
         staging = work_dir / "lib"
         proc = subprocess.run(
             [
-                "mvn", "-B", "-q", "-f", str(work_dir / "pom.xml"),
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(work_dir / "pom.xml"),
                 # Fully qualified, not "dependency:copy-dependencies": with an unreachable Central the
                 # prefix form fails with the puzzling "No plugin found for prefix 'dependency'", this one
                 # with the transfer error. 2.8 is the version Maven 3.8's super-POM picks anyway.

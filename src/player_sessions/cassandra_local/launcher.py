@@ -49,21 +49,46 @@ def _secure_superuser(config: LauncherConfig, node: Node, say: Say) -> None:
     password = credentials.ensure_superuser_password(config)
     where = credentials.superuser_password_file(config)
     context = _client_tls(config)
-    if ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER, password=password,
-               ssl_context=context) is None:
+    if (
+        ask_cql(
+            node.address,
+            config.cql_port,
+            username=credentials.SUPERUSER,
+            password=password,
+            ssl_context=context,
+        )
+        is None
+    ):
         try:
-            set_password(node.address, config.cql_port, credentials.SUPERUSER,
-                         credentials.DEFAULT_SUPERUSER_PASSWORD, password, ssl_context=context)
+            set_password(
+                node.address,
+                config.cql_port,
+                credentials.SUPERUSER,
+                credentials.DEFAULT_SUPERUSER_PASSWORD,
+                password,
+                ssl_context=context,
+            )
         except Exception as exc:
-            raise LauncherError(f"could not change the password of the superuser "
-                                f"{credentials.SUPERUSER!r}: {exc}",
-                                f"the password it should get is in {where}; check `db logs`") from exc
+            raise LauncherError(
+                f"could not change the password of the superuser {credentials.SUPERUSER!r}: {exc}",
+                f"the password it should get is in {where}; check `db logs`",
+            ) from exc
         deadline = time.monotonic() + SUPERUSER_WAIT_S
-        while ask_cql(node.address, config.cql_port, username=credentials.SUPERUSER,
-                      password=password, ssl_context=context) is None:
+        while (
+            ask_cql(
+                node.address,
+                config.cql_port,
+                username=credentials.SUPERUSER,
+                password=password,
+                ssl_context=context,
+            )
+            is None
+        ):
             if time.monotonic() > deadline:
-                raise LauncherError(f"the superuser's new password did not work within "
-                                    f"{SUPERUSER_WAIT_S:.0f}s", f"it is in {where}; check `db logs`")
+                raise LauncherError(
+                    f"the superuser's new password did not work within {SUPERUSER_WAIT_S:.0f}s",
+                    f"it is in {where}; check `db logs`",
+                )
             time.sleep(0.5)
     say(f"Password authentication on: user {credentials.SUPERUSER}, password in {where} (mode 0600).")
 
@@ -95,9 +120,11 @@ def _probe(config: LauncherConfig, address: str) -> CqlAnswer | None:
 def _say_tls(config: LauncherConfig, say: Say) -> None:
     files = tls.existing(config)
     if config.tls and files is not None:
-        say(f"TLS on (client encryption, certificate for {config.address(1)}): clients verify it with the CA "
+        say(
+            f"TLS on (client encryption, certificate for {config.address(1)}): clients verify it with the CA "
             f"{files.ca_pem}, e.g. player-sessions serve --contact-points {config.address(1)} --tls "
-            f"--tls-ca-file {files.ca_pem}")
+            f"--tls-ca-file {files.ca_pem}"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,8 +149,10 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
             )
         answer = _probe(config, running[0].address)
         if answer is not None and len(running) == config.nodes:
-            say(f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
-                f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do.")
+            say(
+                f"Cassandra {answer.release_version} is already running ({config.nodes} node(s), "
+                f"pid {', '.join(str(n.recorded_pid()) for n in running)}); nothing to do."
+            )
             if config.password_auth:
                 _secure_superuser(config, running[0], say)
             _say_tls(config, say)
@@ -140,20 +169,25 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
                 f"stop it (`ss -ltnp 'sport = :{config.cql_port}'` shows it), or use other addresses "
                 "or ports with --first-address / --cql-port",
             )
-        say(f"A Cassandra {answer.release_version} not started by this launcher already answers on "
-            f"{first.address}:{config.cql_port}; using it.")
+        say(
+            f"A Cassandra {answer.release_version} not started by this launcher already answers on "
+            f"{first.address}:{config.cql_port}; using it."
+        )
         return StartResult(False, time.monotonic() - began, False, answer.release_version)
 
     java = preflight.check_java()
     if java > preflight.MAX_JAVA:
         # Not refused: newer JDKs may work with extra flags, but a failure is then most likely this.
-        say(f"warning: Java {java} is newer than Cassandra 5.0 supports (11 or 17); if the node does "
-            "not start, put JDK 17 first on PATH")
+        say(
+            f"warning: Java {java} is newer than Cassandra 5.0 supports (11 or 17); if the node does "
+            "not start, put JDK 17 first on PATH"
+        )
     preflight.check_disk(config.base_dir.resolve(), MIN_FREE_DISK_BYTES)
     downloaded = ensure_jars(config.version, config.jar_dir, say)
     _state_file(config).parent.mkdir(parents=True, exist_ok=True)
-    _state_file(config).write_text(json.dumps({"nodes": config.nodes, "version": config.version,
-                                               "tls": config.tls}))
+    _state_file(config).write_text(
+        json.dumps({"nodes": config.nodes, "version": config.version, "tls": config.tls})
+    )
     if config.tls:
         say("Making a throw-away CA and node certificate with keytool (once per base dir) ...")
         tls.ensure_certificates(config)
@@ -166,8 +200,10 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
             _check_ports_free(node, config)
             node.write_files()
             pid = node.spawn()
-            say(f"Starting Cassandra {config.version} node {node.index} on {node.address}:"
-                f"{config.cql_port} (pid {pid}, heap {config.heap_size}, data in {node.dir}) ...")
+            say(
+                f"Starting Cassandra {config.version} node {node.index} on {node.address}:"
+                f"{config.cql_port} (pid {pid}, heap {config.heap_size}, data in {node.dir}) ..."
+            )
         # Nodes join one at a time: the seed first, then each other node once the ring is stable.
         version = _wait_for_cql(node, config, began)
     if len(nodes) > 1:
@@ -175,8 +211,10 @@ def start(config: LauncherConfig, say: Say = _print) -> StartResult:
     if config.password_auth:
         _secure_superuser(config, nodes[0], say)
     seconds = time.monotonic() - began
-    say(f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
-        f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s).")
+    say(
+        f"Cassandra {version} is up: {len(nodes)} node(s), CQL on "
+        f"{', '.join(n.address for n in nodes)}:{config.cql_port} ({seconds:.1f}s)."
+    )
     _say_tls(config, say)
     return StartResult(True, seconds, downloaded, version)
 
@@ -207,11 +245,15 @@ def _wait_for_cql(node: Node, config: LauncherConfig, began: float) -> str:
     while True:
         if not node.is_running():
             cause = node.fatal_cause()
-            raise _fail_start(node, config, f"Cassandra node {node.index} exited during start-up"
-                                            + (f" ({cause})" if cause else ""))
+            raise _fail_start(
+                node,
+                config,
+                f"Cassandra node {node.index} exited during start-up" + (f" ({cause})" if cause else ""),
+            )
         if time.monotonic() - began > config.ready_timeout_s:
-            raise _fail_start(node, config, f"Cassandra node {node.index} was not ready in "
-                                            f"{config.ready_timeout_s:.0f}s")
+            raise _fail_start(
+                node, config, f"Cassandra node {node.index} was not ready in {config.ready_timeout_s:.0f}s"
+            )
         if preflight.port_open(node.address, config.cql_port):
             answer = _probe(config, node.address)
             if answer is not None:
@@ -227,16 +269,22 @@ def _wait_for_ring(nodes: list[Node], config: LauncherConfig, began: float, say:
         if all_up and _peers_known(nodes, config):
             return
         if time.monotonic() - began > config.ready_timeout_s:
-            why = (f"all {len(nodes)} nodes are UN, but not every one lists the others in "
-                   f"system.peers_v2 after {config.ready_timeout_s:.0f}s" if all_up else
-                   f"only {ring.up} of {len(nodes)} nodes are UN after {config.ready_timeout_s:.0f}s")
+            why = (
+                f"all {len(nodes)} nodes are UN, but not every one lists the others in "
+                f"system.peers_v2 after {config.ready_timeout_s:.0f}s"
+                if all_up
+                else f"only {ring.up} of {len(nodes)} nodes are UN after {config.ready_timeout_s:.0f}s"
+            )
             if ring.error:
                 # Without this, a nodetool that cannot run at all looked like "0 of 3 nodes are UN".
                 why += f" (nodetool failed: {ring.error.splitlines()[-1]})"
             raise _fail_start(nodes[0], config, why)
         if ring.up != last_said:  # one line per change, not one per second
-            say(f"  all {ring.up} nodes UN; waiting for each to list the others as peers ..." if all_up
-                else f"  {ring.up} of {len(nodes)} nodes UN; waiting ...")
+            say(
+                f"  all {ring.up} nodes UN; waiting for each to list the others as peers ..."
+                if all_up
+                else f"  {ring.up} of {len(nodes)} nodes UN; waiting ..."
+            )
             last_said = ring.up
         time.sleep(1.0)
 
@@ -290,13 +338,15 @@ def status(config: LauncherConfig) -> list[NodeStatus]:
     for node in _nodes(config, count):
         running = node.is_running()
         up = running and _probe(config, node.address) is not None
-        result.append(NodeStatus(node.index, node.address, node.recorded_pid() if running else None,
-                                 up, node.data_bytes()))
+        result.append(
+            NodeStatus(
+                node.index, node.address, node.recorded_pid() if running else None, up, node.data_bytes()
+            )
+        )
     return result
 
 
-def logs(config: LauncherConfig, node_index: int = 1, follow: bool = False,
-         lines: int = 50) -> Iterator[str]:
+def logs(config: LauncherConfig, node_index: int = 1, follow: bool = False, lines: int = 50) -> Iterator[str]:
     node = Node(node_index, config)
     if not node.log_file.exists():
         raise LauncherError(f"no log yet at {node.log_file}", "run `player-sessions db start` first")

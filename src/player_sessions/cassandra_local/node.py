@@ -299,22 +299,32 @@ def nodetool_command(node: Node, *arguments: str) -> list[str]:
     """`nodetool <arguments>` against the node's local JMX port, with the cluster's JMX login."""
     jar_dir = node.config.jar_dir
     return [
-        "java", "-Xmx128m", *_module_flags(), "-cp", f"{node.conf_dir}:{jar_dir}/*",
+        "java",
+        "-Xmx128m",
+        *_module_flags(),
+        "-cp",
+        f"{node.conf_dir}:{jar_dir}/*",
         f"-Dlogback.configurationFile={node.conf_dir / 'logback.xml'}",
         # Not the node's own log dir: two JVMs appending to one rolling system.log interleave and
         # fight over the roll-over. nodetool's own errors land in logs/nodetool/system.log.
         f"-Dcassandra.logdir={node.log_dir / 'nodetool'}",
         # NodeTool appends every command to ~/.cassandra/nodetool.history; keep it in the node dir.
         f"-Duser.home={node.dir / 'tmp'}",
-        NODETOOL_CLASS, "-h", "127.0.0.1", "-p", str(node.jmx_port),
-        *credentials.nodetool_login(node.config), *arguments,
+        NODETOOL_CLASS,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(node.jmx_port),
+        *credentials.nodetool_login(node.config),
+        *arguments,
     ]
 
 
 def nodetool(node: Node, *arguments: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `nodetool ARGUMENTS` against the node over its local JMX port (raises TimeoutExpired)."""
-    return subprocess.run(nodetool_command(node, *arguments), capture_output=True, text=True, check=False,
-                          timeout=timeout_s)
+    return subprocess.run(
+        nodetool_command(node, *arguments), capture_output=True, text=True, check=False, timeout=timeout_s
+    )
 
 
 def nodetool_status(node: Node) -> NodetoolStatus:

@@ -34,8 +34,16 @@ def ask_cql(
 
     from player_sessions.store.connection import open_cluster
 
-    cluster = open_cluster([address], port, only_hosts=[address], username=username, password=password,
-                           ssl_context=ssl_context, request_timeout=timeout, connect_timeout=timeout)
+    cluster = open_cluster(
+        [address],
+        port,
+        only_hosts=[address],
+        username=username,
+        password=password,
+        ssl_context=ssl_context,
+        request_timeout=timeout,
+        connect_timeout=timeout,
+    )
     try:
         session = cluster.connect()
         row = session.execute("SELECT release_version FROM system.local").one()
@@ -50,15 +58,29 @@ def ask_cql(
         cluster.shutdown()
 
 
-def set_password(address: str, port: int, username: str, old_password: str, new_password: str,
-                 timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+def set_password(
+    address: str,
+    port: int,
+    username: str,
+    old_password: str,
+    new_password: str,
+    timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """`ALTER ROLE <username> WITH PASSWORD = ...` logged in as that role; raises if it fails."""
     _quiet_driver()
     from player_sessions.store.connection import open_cluster
 
-    cluster = open_cluster([address], port, only_hosts=[address], username=username,
-                           password=old_password, ssl_context=ssl_context, request_timeout=timeout,
-                           connect_timeout=timeout)
+    cluster = open_cluster(
+        [address],
+        port,
+        only_hosts=[address],
+        username=username,
+        password=old_password,
+        ssl_context=ssl_context,
+        request_timeout=timeout,
+        connect_timeout=timeout,
+    )
     try:
         session = cluster.connect()
         # A role name cannot be a bind marker; ours is a constant of the launcher, quoted.

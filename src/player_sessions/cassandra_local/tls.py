@@ -61,8 +61,13 @@ def ensure_certificates(config: LauncherConfig) -> TlsFiles:
     addresses = ",".join(config.address(i) for i in range(1, config.nodes + 1))
     files = existing(config)
     marker = folder / "addresses"
-    if files is not None and files.ca_pem.is_file() and files.keystore.is_file() and \
-            marker.is_file() and marker.read_text().strip() == addresses:
+    if (
+        files is not None
+        and files.ca_pem.is_file()
+        and files.keystore.is_file()
+        and marker.is_file()
+        and marker.read_text().strip() == addresses
+    ):
         return files
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, mode=0o700)
@@ -74,15 +79,54 @@ def ensure_certificates(config: LauncherConfig) -> TlsFiles:
     node_store = [*store, "-keystore", str(files.keystore)]
     sans = "SAN=" + ",".join(f"ip:{a}" for a in addresses.split(",")) + ",dns:localhost"
     validity = ["-validity", str(VALIDITY_DAYS)]
-    _keytool("-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", *validity,
-             "-dname", "CN=player-sessions local CA", "-ext", "bc:c", *ca_store)
+    _keytool(
+        "-genkeypair",
+        "-alias",
+        "ca",
+        "-keyalg",
+        "RSA",
+        "-keysize",
+        "2048",
+        *validity,
+        "-dname",
+        "CN=player-sessions local CA",
+        "-ext",
+        "bc:c",
+        *ca_store,
+    )
     _keytool("-exportcert", "-rfc", "-alias", "ca", "-file", str(files.ca_pem), *ca_store)
-    _keytool("-genkeypair", "-alias", "node", "-keyalg", "RSA", "-keysize", "2048", *validity,
-             "-dname", f"CN={config.address(1)}", *node_store)
+    _keytool(
+        "-genkeypair",
+        "-alias",
+        "node",
+        "-keyalg",
+        "RSA",
+        "-keysize",
+        "2048",
+        *validity,
+        "-dname",
+        f"CN={config.address(1)}",
+        *node_store,
+    )
     _keytool("-certreq", "-alias", "node", "-file", str(folder / "node.csr"), *node_store)
-    _keytool("-gencert", "-alias", "ca", "-rfc", "-infile", str(folder / "node.csr"),
-             "-outfile", str(folder / "node.pem"), *validity, "-ext", sans,
-             "-ext", "KU=digitalSignature,keyEncipherment", "-ext", "EKU=serverAuth", *ca_store)
+    _keytool(
+        "-gencert",
+        "-alias",
+        "ca",
+        "-rfc",
+        "-infile",
+        str(folder / "node.csr"),
+        "-outfile",
+        str(folder / "node.pem"),
+        *validity,
+        "-ext",
+        sans,
+        "-ext",
+        "KU=digitalSignature,keyEncipherment",
+        "-ext",
+        "EKU=serverAuth",
+        *ca_store,
+    )
     _keytool("-importcert", "-alias", "ca", "-file", str(files.ca_pem), "-noprompt", *node_store)
     _keytool("-importcert", "-alias", "node", "-file", str(folder / "node.pem"), *node_store)
     marker.write_text(addresses + "\n")
@@ -110,8 +154,12 @@ def _keytool(*args: str) -> None:
     keytool = shutil.which("keytool")
     if keytool is None:
         raise LauncherError("keytool (part of the JDK) is not on PATH", "install JDK 17 to use --tls")
-    proc = subprocess.run([keytool, *args], capture_output=True, text=True, check=False,
-                          timeout=KEYTOOL_TIMEOUT_S)
+    proc = subprocess.run(
+        [keytool, *args], capture_output=True, text=True, check=False, timeout=KEYTOOL_TIMEOUT_S
+    )
     if proc.returncode != 0:
-        raise LauncherError(f"keytool {args[0]} failed while making the TLS certificates",
-                            "see its output below", details=(proc.stdout + proc.stderr).strip()[-2000:])
+        raise LauncherError(
+            f"keytool {args[0]} failed while making the TLS certificates",
+            "see its output below",
+            details=(proc.stdout + proc.stderr).strip()[-2000:],
+        )

@@ -23,15 +23,22 @@ class AsyncClient:
     bounds the requests in flight at once; ``sleep`` waits between tries (a test, or a loader that
     stops on Ctrl-C, passes its own)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 60.0,
-                 retry: RetryPolicy | None = None, compress: int | None = 1,
-                 max_request_events: int = wire.SERVER_MAX_EVENTS,
-                 max_request_bytes: int = wire.SERVER_MAX_BYTES,
-                 max_connections: int = 16,
-                 on_retry: Callable[[RetryNotice], None] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        compress: int | None = 1,
+        max_request_events: int = wire.SERVER_MAX_EVENTS,
+        max_request_bytes: int = wire.SERVER_MAX_BYTES,
+        max_connections: int = 16,
+        on_retry: Callable[[RetryNotice], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         if max_request_events < 1 or max_request_bytes < 1:
             raise ValueError("max_request_events and max_request_bytes must be at least 1")
         self.retry = retry or RetryPolicy()
@@ -42,9 +49,12 @@ class AsyncClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=wire.base_headers(api_key),
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
+            base_url=base_url.rstrip("/"),
+            headers=wire.base_headers(api_key),
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -55,9 +65,16 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, *, request_id: str | None = None,
-                       content: bytes | None = None, headers: dict[str, str] | None = None,
-                       params: Mapping[str, Any] | None = None) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
         request_id = request_id or wire.new_request_id()
         headers = {**(headers or {}), "X-Request-ID": request_id}
         attempts = Attempts(self.retry, self._rng)
@@ -65,8 +82,9 @@ class AsyncClient:
             status: int | None = None
             retry_after: float | None = None
             try:
-                response = await self._http.request(method, path, content=content, headers=headers,
-                                                    params=params)
+                response = await self._http.request(
+                    method, path, content=content, headers=headers, params=params
+                )
             except httpx.TransportError as exc:
                 failure = wire.transport_failure(exc)
             else:
@@ -103,33 +121,43 @@ class AsyncClient:
     async def send_ndjson(self, body: bytes, request_id: str | None = None) -> IngestResult:
         request_id = request_id or wire.new_request_id()
         content, headers = wire.events_request(body, request_id, self.compress)
-        response = await self._request("POST", "/events", request_id=request_id, content=content,
-                                       headers=headers)
+        response = await self._request(
+            "POST", "/events", request_id=request_id, content=content, headers=headers
+        )
         return wire.parse_with(response, IngestResult.from_json)
 
-    def batcher(self, max_events: int = 1000, max_seconds: float = 1.0, max_bytes: int = 1 << 20,
-                queue_size: int = 10_000, block: bool = True,
-                on_error: Callable[[ClientError, int, int], None] | None = None) -> AsyncBatcher:
+    def batcher(
+        self,
+        max_events: int = 1000,
+        max_seconds: float = 1.0,
+        max_bytes: int = 1 << 20,
+        queue_size: int = 10_000,
+        block: bool = True,
+        on_error: Callable[[ClientError, int, int], None] | None = None,
+    ) -> AsyncBatcher:
         return AsyncBatcher(self, max_events, max_seconds, max_bytes, queue_size, block, on_error)
 
     async def sessions(self, player_id: str, limit: int = 20) -> list[Session]:
-        response = await self._request("GET", wire.player_path(player_id, "/sessions"),
-                                       params={"limit": limit})
+        response = await self._request(
+            "GET", wire.player_path(player_id, "/sessions"), params={"limit": limit}
+        )
         return wire.parse_with(response, lambda body: [Session.from_json(s) for s in body["sessions"]])
 
     async def session_starts(self, hours: float) -> StartCounts:
         response = await self._request("GET", "/session-starts", params={"hours": hours})
         return wire.parse_with(response, StartCounts.from_json)
 
-    async def country_starts(self, country: str, hours: float | None = None,
-                             page_size: int = 100) -> AsyncIterator[Start]:
+    async def country_starts(
+        self, country: str, hours: float | None = None, page_size: int = 100
+    ) -> AsyncIterator[Start]:
         params: dict[str, Any] = {"limit": page_size}
         if hours is not None:
             params["hours"] = hours
         while True:
             response = await self._request("GET", f"/session-starts/{country}", params=params)
             starts, cursor = wire.parse_with(
-                response, lambda b: ([Start.from_json(s) for s in b["starts"]], b.get("next")))
+                response, lambda b: ([Start.from_json(s) for s in b["starts"]], b.get("next"))
+            )
             for start in starts:
                 yield start
             if not cursor:
@@ -145,9 +173,16 @@ class AsyncBatcher:
     """The asyncio twin of ``Batcher``: ``await add(event)``, ``async with`` / ``await aclose()``.
     Start it inside a running event loop (its sender is a task)."""
 
-    def __init__(self, client: AsyncClient, max_events: int, max_seconds: float, max_bytes: int,
-                 queue_size: int, block: bool,
-                 on_error: Callable[[ClientError, int, int], None] | None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        max_events: int,
+        max_seconds: float,
+        max_bytes: int,
+        queue_size: int,
+        block: bool,
+        on_error: Callable[[ClientError, int, int], None] | None,
+    ) -> None:
         if max_events < 1 or max_bytes < 1 or queue_size < 1 or not max_seconds > 0:
             raise ValueError("max_events, max_bytes and queue_size must be >= 1, max_seconds > 0")
         self.client = client
@@ -166,8 +201,9 @@ class AsyncBatcher:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     async def add(self, event: EventLike) -> None:

@@ -30,8 +30,9 @@ class ClientError(Exception):
 class ApiError(ClientError):
     """The service refused the request; ``error``/``field`` are its own words."""
 
-    def __init__(self, status: int, error: str, field: str | None = None,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, field: str | None = None, request_id: str | None = None
+    ) -> None:
         where = f" ({field})" if field else ""
         super().__init__(f"HTTP {status}{where}: {error}")
         self.status = status
@@ -43,10 +44,13 @@ class ApiError(ClientError):
 class RetriesExhausted(ClientError):
     """Every try of one request failed with a retryable error."""
 
-    def __init__(self, attempts: int, failing_for: float, last_failure: str, last_status: int | None,
-                 request_id: str) -> None:
-        super().__init__(f"gave up after {attempts} attempts in {failing_for:.1f}s of failures "
-                         f"(request id {request_id}), last: {last_failure}")
+    def __init__(
+        self, attempts: int, failing_for: float, last_failure: str, last_status: int | None, request_id: str
+    ) -> None:
+        super().__init__(
+            f"gave up after {attempts} attempts in {failing_for:.1f}s of failures "
+            f"(request id {request_id}), last: {last_failure}"
+        )
         self.attempts = attempts
         self.failing_for = failing_for
         self.last_failure = last_failure

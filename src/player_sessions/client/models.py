@@ -32,8 +32,7 @@ class Event:
     country: str | None = None
 
     @classmethod
-    def start(cls, player_id: str, session_id: uuid.UUID | str, country: str,
-              ts: datetime | str) -> Event:
+    def start(cls, player_id: str, session_id: uuid.UUID | str, country: str, ts: datetime | str) -> Event:
         return cls("start", player_id, session_id, ts, country)
 
     @classmethod
@@ -41,9 +40,12 @@ class Event:
         return cls("end", player_id, session_id, ts)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"event": self.event, "player_id": self.player_id,
-                                "session_id": str(self.session_id),
-                                "ts": rfc3339(self.ts) if isinstance(self.ts, datetime) else self.ts}
+        body: dict[str, Any] = {
+            "event": self.event,
+            "player_id": self.player_id,
+            "session_id": str(self.session_id),
+            "ts": rfc3339(self.ts) if isinstance(self.ts, datetime) else self.ts,
+        }
         if self.country is not None:
             body["country"] = self.country
         return body
@@ -71,16 +73,26 @@ class IngestResult:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], offset: int = 0) -> IngestResult:
-        return cls(int(body["received"]), int(body["stored"]), int(body["expired"]), int(body["rejected"]),
-                   tuple(EventError(int(e["index"]) + offset, str(e["field"]), str(e["error"]))
-                         for e in body["errors"]))
+        return cls(
+            int(body["received"]),
+            int(body["stored"]),
+            int(body["expired"]),
+            int(body["rejected"]),
+            tuple(
+                EventError(int(e["index"]) + offset, str(e["field"]), str(e["error"])) for e in body["errors"]
+            ),
+        )
 
     def merged(self, other: IngestResult, offset: int = 0) -> IngestResult:
         """This result followed by ``other``, whose indices are shifted by ``offset``."""
         shifted = (EventError(e.index + offset, e.field, e.error) for e in other.errors)
-        return IngestResult(self.received + other.received, self.stored + other.stored,
-                            self.expired + other.expired, self.rejected + other.rejected,
-                            (*self.errors, *shifted))
+        return IngestResult(
+            self.received + other.received,
+            self.stored + other.stored,
+            self.expired + other.expired,
+            self.rejected + other.rejected,
+            (*self.errors, *shifted),
+        )
 
 
 def merge_results(parts: Iterable[tuple[int, IngestResult]]) -> IngestResult:
@@ -103,8 +115,13 @@ class Session:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Session:
-        return cls(uuid.UUID(body["session_id"]), body.get("country"), parse_instant(body["start"]),
-                   parse_instant(body["end"]), int(body["duration_seconds"]))
+        return cls(
+            uuid.UUID(body["session_id"]),
+            body.get("country"),
+            parse_instant(body["start"]),
+            parse_instant(body["end"]),
+            int(body["duration_seconds"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +136,13 @@ class StartCounts:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> StartCounts:
-        return cls(parse_instant(body["from"]), parse_instant(body["to"]), float(body["hours"]),
-                   int(body["total"]), {str(k): int(v) for k, v in body["countries"].items()})
+        return cls(
+            parse_instant(body["from"]),
+            parse_instant(body["to"]),
+            float(body["hours"]),
+            int(body["total"]),
+            {str(k): int(v) for k, v in body["countries"].items()},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,5 +169,9 @@ class ErasedPlayer:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ErasedPlayer:
-        return cls(str(body["player_id"]), {str(k): int(v) for k, v in body["removed"].items()},
-                   int(body["sessions"]), int(body["rollups_marked_stale"]))
+        return cls(
+            str(body["player_id"]),
+            {str(k): int(v) for k, v in body["removed"].items()},
+            int(body["sessions"]),
+            int(body["rollups_marked_stale"]),
+        )

@@ -45,7 +45,7 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry`` (0 for the first retry)."""
         if retry_after is not None:
             return retry_after + rng.uniform(0, min(1.0, retry_after / 4))
-        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** retry)
+        ceiling = min(self.backoff_max, self.backoff_initial * 2**retry)
         return rng.uniform(ceiling / 2, ceiling)
 
 
@@ -62,8 +62,9 @@ class RetryNotice:
 class Attempts:
     """The failures of one request so far; ``next_delay`` says whether and when to try again."""
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: RetryPolicy, rng: random.Random, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy = policy
         self.rng = rng
         self.clock = clock

@@ -27,14 +27,21 @@ class Client:
     into several requests (the service's limits by default); ``on_retry`` hears of every retry.
     """
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 60.0,
-                 retry: RetryPolicy | None = None, compress: int | None = 1,
-                 max_request_events: int = wire.SERVER_MAX_EVENTS,
-                 max_request_bytes: int = wire.SERVER_MAX_BYTES,
-                 on_retry: Callable[[RetryNotice], None] | None = None,
-                 transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        compress: int | None = 1,
+        max_request_events: int = wire.SERVER_MAX_EVENTS,
+        max_request_bytes: int = wire.SERVER_MAX_BYTES,
+        on_retry: Callable[[RetryNotice], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         if max_request_events < 1 or max_request_bytes < 1:
             raise ValueError("max_request_events and max_request_bytes must be at least 1")
         self.retry = retry or RetryPolicy()
@@ -44,9 +51,12 @@ class Client:
         self.on_retry = on_retry
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=wire.base_headers(api_key),
-                                  timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=wire.base_headers(api_key),
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            transport=transport,
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -59,9 +69,16 @@ class Client:
 
     # --- the one request loop -------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, request_id: str | None = None,
-                 content: bytes | None = None, headers: dict[str, str] | None = None,
-                 params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
         """A 2xx answer, trying again on retryable failures with the same X-Request-ID each time."""
         request_id = request_id or wire.new_request_id()
         headers = {**(headers or {}), "X-Request-ID": request_id}
@@ -117,9 +134,15 @@ class Client:
         response = self._request("POST", "/events", request_id=request_id, content=content, headers=headers)
         return wire.parse_with(response, IngestResult.from_json)
 
-    def batcher(self, max_events: int = 1000, max_seconds: float = 1.0, max_bytes: int = 1 << 20,
-                queue_size: int = 10_000, block: bool = True,
-                on_error: Callable[[ClientError, int, int], None] | None = None) -> Batcher:
+    def batcher(
+        self,
+        max_events: int = 1000,
+        max_seconds: float = 1.0,
+        max_bytes: int = 1 << 20,
+        queue_size: int = 10_000,
+        block: bool = True,
+        on_error: Callable[[ClientError, int, int], None] | None = None,
+    ) -> Batcher:
         """A background sender for a stream of events; see ``Batcher``."""
         return Batcher(self, max_events, max_seconds, max_bytes, queue_size, block, on_error)
 
@@ -135,8 +158,9 @@ class Client:
         response = self._request("GET", "/session-starts", params={"hours": hours})
         return wire.parse_with(response, StartCounts.from_json)
 
-    def country_starts(self, country: str, hours: float | None = None,
-                       page_size: int = 100) -> Iterator[Start]:
+    def country_starts(
+        self, country: str, hours: float | None = None, page_size: int = 100
+    ) -> Iterator[Start]:
         """Every start in ``country`` in the window (default: the whole retention), newest first,
         fetched a page at a time by following ``next``."""
         params: dict[str, Any] = {"limit": page_size}
@@ -145,7 +169,8 @@ class Client:
         while True:
             response = self._request("GET", f"/session-starts/{country}", params=params)
             starts, cursor = wire.parse_with(
-                response, lambda b: ([Start.from_json(s) for s in b["starts"]], b.get("next")))
+                response, lambda b: ([Start.from_json(s) for s in b["starts"]], b.get("next"))
+            )
             yield from starts
             if not cursor:
                 return
@@ -169,9 +194,16 @@ class Batcher:
     calls from 0.
     """
 
-    def __init__(self, client: Client, max_events: int, max_seconds: float, max_bytes: int,
-                 queue_size: int, block: bool,
-                 on_error: Callable[[ClientError, int, int], None] | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        max_events: int,
+        max_seconds: float,
+        max_bytes: int,
+        queue_size: int,
+        block: bool,
+        on_error: Callable[[ClientError, int, int], None] | None,
+    ) -> None:
         if max_events < 1 or max_bytes < 1 or queue_size < 1 or not max_seconds > 0:
             raise ValueError("max_events, max_bytes and queue_size must be >= 1, max_seconds > 0")
         self.client = client
@@ -191,8 +223,9 @@ class Batcher:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def add(self, event: EventLike, timeout: float | None = None) -> None:

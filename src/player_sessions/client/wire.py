@@ -111,18 +111,24 @@ def refusal(response: httpx.Response) -> ApiError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         field = body.get("field")
-        return ApiError(response.status_code, body["error"], field if isinstance(field, str) else None,
-                        request_id)
-    return ApiError(response.status_code, response.text[:300].strip() or response.reason_phrase,
-                    None, request_id)
+        return ApiError(
+            response.status_code, body["error"], field if isinstance(field, str) else None, request_id
+        )
+    return ApiError(
+        response.status_code, response.text[:300].strip() or response.reason_phrase, None, request_id
+    )
 
 
 def json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise ApiError(response.status_code, f"the answer is not JSON: {response.text[:200]!r}",
-                       None, response.headers.get("x-request-id")) from exc
+        raise ApiError(
+            response.status_code,
+            f"the answer is not JSON: {response.text[:200]!r}",
+            None,
+            response.headers.get("x-request-id"),
+        ) from exc
 
 
 def parse_with(response: httpx.Response, parse: Callable[[Any], T]) -> T:
@@ -131,5 +137,9 @@ def parse_with(response: httpx.Response, parse: Callable[[Any], T]) -> T:
     try:
         return parse(body)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ApiError(response.status_code, f"unexpected answer: {str(body)[:200]}", None,
-                       response.headers.get("x-request-id")) from exc
+        raise ApiError(
+            response.status_code,
+            f"unexpected answer: {str(body)[:200]}",
+            None,
+            response.headers.get("x-request-id"),
+        ) from exc

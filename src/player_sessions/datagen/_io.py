@@ -37,6 +37,7 @@ class ByteSink(Protocol):
 
     def write(self, data: bytes, /) -> object: ...
 
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"
 

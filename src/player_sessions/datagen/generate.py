@@ -91,20 +91,74 @@ __all__ = [
 # (ISO code, relative share of players, UTC offset in hours). Fixed offsets: DST would shift the
 # evening peak by an hour for part of the year, which no test can see.
 COUNTRIES: Final[tuple[tuple[str, float, float], ...]] = (
-    ("US", 20.0, -5), ("BR", 9.0, -3), ("DE", 7.0, 1), ("GB", 6.0, 0), ("FR", 5.0, 1),
-    ("JP", 5.0, 9), ("CN", 4.0, 8), ("RU", 4.0, 3), ("KR", 3.0, 9), ("CA", 3.0, -5),
-    ("MX", 3.0, -6), ("IN", 3.0, 5.5), ("IT", 2.5, 1), ("ES", 2.5, 1), ("ID", 2.0, 7),
-    ("TR", 2.0, 3), ("PL", 2.0, 1), ("AU", 2.0, 10), ("NL", 1.5, 1), ("SE", 1.5, 1),
-    ("FI", 1.2, 2), ("AR", 1.2, -3), ("PH", 1.2, 8), ("TH", 1.2, 7), ("VN", 1.0, 7),
-    ("UA", 1.0, 2), ("NO", 0.8, 1), ("CL", 0.8, -4), ("CO", 0.8, -5), ("SA", 0.8, 3),
-    ("DK", 0.7, 1), ("EG", 0.7, 2), ("BE", 0.7, 1), ("ZA", 0.6, 2), ("PT", 0.6, 0),
-    ("AT", 0.6, 1), ("CH", 0.6, 1), ("CZ", 0.6, 1), ("NZ", 0.4, 12), ("IE", 0.4, 0),
+    ("US", 20.0, -5),
+    ("BR", 9.0, -3),
+    ("DE", 7.0, 1),
+    ("GB", 6.0, 0),
+    ("FR", 5.0, 1),
+    ("JP", 5.0, 9),
+    ("CN", 4.0, 8),
+    ("RU", 4.0, 3),
+    ("KR", 3.0, 9),
+    ("CA", 3.0, -5),
+    ("MX", 3.0, -6),
+    ("IN", 3.0, 5.5),
+    ("IT", 2.5, 1),
+    ("ES", 2.5, 1),
+    ("ID", 2.0, 7),
+    ("TR", 2.0, 3),
+    ("PL", 2.0, 1),
+    ("AU", 2.0, 10),
+    ("NL", 1.5, 1),
+    ("SE", 1.5, 1),
+    ("FI", 1.2, 2),
+    ("AR", 1.2, -3),
+    ("PH", 1.2, 8),
+    ("TH", 1.2, 7),
+    ("VN", 1.0, 7),
+    ("UA", 1.0, 2),
+    ("NO", 0.8, 1),
+    ("CL", 0.8, -4),
+    ("CO", 0.8, -5),
+    ("SA", 0.8, 3),
+    ("DK", 0.7, 1),
+    ("EG", 0.7, 2),
+    ("BE", 0.7, 1),
+    ("ZA", 0.6, 2),
+    ("PT", 0.6, 0),
+    ("AT", 0.6, 1),
+    ("CH", 0.6, 1),
+    ("CZ", 0.6, 1),
+    ("NZ", 0.4, 12),
+    ("IE", 0.4, 0),
 )
 
 # Relative rate of session starts by local hour: a trough before dawn, a peak 18-22.
 _RHYTHM: Final = (
-    0.50, 0.35, 0.25, 0.18, 0.15, 0.15, 0.20, 0.30, 0.40, 0.50, 0.55, 0.60,
-    0.65, 0.65, 0.65, 0.70, 0.80, 0.90, 1.00, 1.00, 1.00, 0.95, 0.85, 0.70,
+    0.50,
+    0.35,
+    0.25,
+    0.18,
+    0.15,
+    0.15,
+    0.20,
+    0.30,
+    0.40,
+    0.50,
+    0.55,
+    0.60,
+    0.65,
+    0.65,
+    0.65,
+    0.70,
+    0.80,
+    0.90,
+    1.00,
+    1.00,
+    1.00,
+    0.95,
+    0.85,
+    0.70,
 )
 _ACCEPT: Final = tuple(r / max(_RHYTHM) for r in _RHYTHM)
 # Thinning proposes at the peak rate; this scales a player's mean daily rate up to that peak.
@@ -143,8 +197,12 @@ INVALID_KINDS: Final = (
 # Every value breaks the rule named by its kind and nothing else, whichever way the service reads
 # ISO 8601, UUIDs and country codes: the service accepts 32 hex digits as a UUID and any letter case
 # as a country, so those are not used here.
-_BAD_UUIDS: Final = ("not-a-uuid", "4a0c43c9-c43a-42ff-ba55", "{4a0c43c9-c43a-42ff-ba55-67563dfa35d4}",
-                     "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz")
+_BAD_UUIDS: Final = (
+    "not-a-uuid",
+    "4a0c43c9-c43a-42ff-ba55",
+    "{4a0c43c9-c43a-42ff-ba55-67563dfa35d4}",
+    "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+)
 _BAD_COUNTRIES: Final = ("FIN", "F1", "XX", "Finland")
 _BAD_PLAYER_IDS: Final = ("", "x" * 65, "player one", "pl\u00e4yer")
 _NON_STRING_PLAYER_IDS: Final[tuple[object, ...]] = (12345, True, ["p1"], 1.5)
@@ -189,8 +247,16 @@ class GenerateOptions:
             raise ValueError("players must be at least 1")
         if not self.days > 0:
             raise ValueError("days must be greater than 0")
-        for name in ("whales", "duplicates", "out_of_order", "late", "orphan_ends", "open_starts",
-                     "invalid", "expired"):
+        for name in (
+            "whales",
+            "duplicates",
+            "out_of_order",
+            "late",
+            "orphan_ends",
+            "open_starts",
+            "invalid",
+            "expired",
+        ):
             share = getattr(self, name)
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {share}")
@@ -250,16 +316,18 @@ class GenerateSummary:
 
     def format(self) -> str:
         kinds = ", ".join(f"{k} {v:,}" for k, v in self.invalid_by_kind.items())
-        return "\n".join((
-            f"generated {self.events:,} events in {format_duration(self.elapsed_seconds)} "
-            f"({self.events_per_second:,.0f} events/s), {self.window_start} .. {self.until}",
-            f"  players {self.players:,} (whales {self.whales:,}), sessions {self.sessions:,}, "
-            f"complete sessions {self.complete_sessions:,}, valid starts {self.valid_starts:,}",
-            f"  anomalies: duplicates {self.duplicates:,}, out of order {self.out_of_order:,}, "
-            f"late {self.late:,}, orphan ends {self.orphan_ends:,}, open starts {self.open_starts:,}, "
-            f"in progress at the end {self.in_progress:,}, expired {self.expired:,}",
-            f"  invalid {self.invalid:,}: {kinds}",
-        ))
+        return "\n".join(
+            (
+                f"generated {self.events:,} events in {format_duration(self.elapsed_seconds)} "
+                f"({self.events_per_second:,.0f} events/s), {self.window_start} .. {self.until}",
+                f"  players {self.players:,} (whales {self.whales:,}), sessions {self.sessions:,}, "
+                f"complete sessions {self.complete_sessions:,}, valid starts {self.valid_starts:,}",
+                f"  anomalies: duplicates {self.duplicates:,}, out of order {self.out_of_order:,}, "
+                f"late {self.late:,}, orphan ends {self.orphan_ends:,}, open starts {self.open_starts:,}, "
+                f"in progress at the end {self.in_progress:,}, expired {self.expired:,}",
+                f"  invalid {self.invalid:,}: {kinds}",
+            )
+        )
 
 
 _day_prefixes: dict[int, str] = {}
@@ -307,8 +375,14 @@ class _Truth:
             del sessions[: -self.keep]
         self.complete[player] = self.complete.get(player, 0) + 1
 
-    def write(self, path: Path, options: GenerateOptions, summary: GenerateSummary,
-              player_ids: list[str], active: bytearray) -> None:
+    def write(
+        self,
+        path: Path,
+        options: GenerateOptions,
+        summary: GenerateSummary,
+        player_ids: list[str],
+        active: bytearray,
+    ) -> None:
         players: dict[str, list[dict[str, object]]] = {}
         complete: dict[str, int] = {}
         for index, pid in enumerate(player_ids):
@@ -362,8 +436,9 @@ class _Truth:
 
 
 class _Generator:
-    def __init__(self, options: GenerateOptions, sink: ByteSink, truth: _Truth | None,
-                 progress: Progress) -> None:
+    def __init__(
+        self, options: GenerateOptions, sink: ByteSink, truth: _Truth | None, progress: Progress
+    ) -> None:
         self.o = options
         self.sink = sink
         self.truth = truth
@@ -469,17 +544,35 @@ class _Generator:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def start_line(self, player_id: str, session_id: str, country: int, ts: int) -> bytes:
-        return _DUMPS({"event": "start", "country": self.codes[country], "player_id": player_id,
-                       "session_id": session_id, "ts": format_ts(ts)}, option=_NEWLINE)
+        return _DUMPS(
+            {
+                "event": "start",
+                "country": self.codes[country],
+                "player_id": player_id,
+                "session_id": session_id,
+                "ts": format_ts(ts),
+            },
+            option=_NEWLINE,
+        )
 
     def end_line(self, player_id: str, session_id: str, country: int, ts: int) -> bytes:
         if self.rng.random() < _END_COUNTRY:
             if self.rng.random() < _END_OTHER_COUNTRY:
                 country = self.country()
-            return _DUMPS({"event": "end", "country": self.codes[country], "player_id": player_id,
-                           "session_id": session_id, "ts": format_ts(ts)}, option=_NEWLINE)
-        return _DUMPS({"event": "end", "player_id": player_id, "session_id": session_id,
-                       "ts": format_ts(ts)}, option=_NEWLINE)
+            return _DUMPS(
+                {
+                    "event": "end",
+                    "country": self.codes[country],
+                    "player_id": player_id,
+                    "session_id": session_id,
+                    "ts": format_ts(ts),
+                },
+                option=_NEWLINE,
+            )
+        return _DUMPS(
+            {"event": "end", "player_id": player_id, "session_id": session_id, "ts": format_ts(ts)},
+            option=_NEWLINE,
+        )
 
     def invalid_event(self, ts: int, player: int) -> bytes:
         s = self.summary
@@ -538,12 +631,19 @@ class _Generator:
         for index in rng.sample(range(n), whale_count):
             self.whale[index] = 1
         self.summary.whales = whale_count
-        self.rate = array("d", (
-            (rng.uniform(*_WHALE_RATE) if self.whale[i]
-             else min(_RATE_CAP, rng.lognormvariate(math.log(_RATE_MEDIAN), _RATE_SIGMA)))
-            * _PEAK_OVER_MEAN / 86400
-            for i in range(n)
-        ))
+        self.rate = array(
+            "d",
+            (
+                (
+                    rng.uniform(*_WHALE_RATE)
+                    if self.whale[i]
+                    else min(_RATE_CAP, rng.lognormvariate(math.log(_RATE_MEDIAN), _RATE_SIGMA))
+                )
+                * _PEAK_OVER_MEAN
+                / 86400
+                for i in range(n)
+            ),
+        )
         self.active = bytearray(n)
         heap: list[tuple[int, int, tuple[str, int, int] | None]] = []
         for i in range(n):
@@ -631,8 +731,10 @@ class _Generator:
         elapsed = time.monotonic() - self.started
         done = min(1.0, max(0.0, (ts - self.window_start) / span))
         eta = f", ETA {format_duration(elapsed * (1 - done) / done)}" if done > 0.01 else ""
-        return (f"generate: {self.pos:,} events, {self.pos / max(elapsed, 1e-9):,.0f}/s, "
-                f"{done:.0%} of the time range{eta}")
+        return (
+            f"generate: {self.pos:,} events, {self.pos / max(elapsed, 1e-9):,.0f}/s, "
+            f"{done:.0%} of the time range{eta}"
+        )
 
 
 def generate(

@@ -184,8 +184,10 @@ class LoadSummary:
         if not self.complete:
             state = "interrupted" if self.interrupted else "stopped"
             through = self.acknowledged_through_line
-            out.append(f"  {state}: every line up to {through:,} was acknowledged; "
-                       f"resume with `tail -n +{through + 1}` on the decompressed input")
+            out.append(
+                f"  {state}: every line up to {through:,} was acknowledged; "
+                f"resume with `tail -n +{through + 1}` on the decompressed input"
+            )
         return "\n".join(out)
 
 
@@ -239,8 +241,9 @@ class _Batch:
 class _Reader:
     """Reads, checks and batches lines in a daemon thread; the event loop takes batches from ``queue``."""
 
-    def __init__(self, stream: Iterable[bytes], batch_size: int, shift: timedelta | None,
-                 report_limit: int) -> None:
+    def __init__(
+        self, stream: Iterable[bytes], batch_size: int, shift: timedelta | None, report_limit: int
+    ) -> None:
         self.stream = stream
         self.batch_size = batch_size
         self.shift = shift
@@ -333,8 +336,9 @@ def _scan_text(counter: CountingReader, size: int | None, started: float) -> str
 
 
 class _Loader:
-    def __init__(self, options: LoadOptions, summary: LoadSummary, progress: Progress,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, options: LoadOptions, summary: LoadSummary, progress: Progress, stop: threading.Event
+    ) -> None:
         self.options = options
         self.summary = summary
         self.progress = progress
@@ -384,8 +388,10 @@ class _Loader:
     def _refused(self, batch: _Batch, exc: ApiError) -> None:
         status = exc.status
         if status == 413:
-            hint = (f"the server refused {batch.size} events ({len(batch.body):,} bytes) in one request: "
-                    "lower --batch-size")
+            hint = (
+                f"the server refused {batch.size} events ({len(batch.body):,} bytes) in one request: "
+                "lower --batch-size"
+            )
         elif status == 415:
             hint = f"the server does not accept {_CONTENT_TYPE}"
         elif status in (401, 403):
@@ -417,8 +423,9 @@ class _Loader:
         self.summary.retries += 1
         if notice.retry == 1 or notice.retry % 5 == 0:
             span = self.spans.get(notice.request_id, "a batch")
-            self.progress.message(f"load: {span}: {notice.failure}; retry {notice.retry} "
-                                  f"in {notice.delay:.1f}s")
+            self.progress.message(
+                f"load: {span}: {notice.failure}; retry {notice.retry} in {notice.delay:.1f}s"
+            )
 
     async def _send(self, client: AsyncClient, batch: _Batch) -> None:
         request_id = uuid.uuid4().hex
@@ -432,8 +439,10 @@ class _Loader:
             return
         except RetriesExhausted as exc:
             self.summary.gave_up = True
-            self._fail(f"gave up on {batch.span} after {format_duration(exc.failing_for)} of failures "
-                       f"({exc.attempts} attempts), last: {exc.last_failure}")
+            self._fail(
+                f"gave up on {batch.span} after {format_duration(exc.failing_for)} of failures "
+                f"({exc.attempts} attempts), last: {exc.last_failure}"
+            )
             return
         finally:
             del self.spans[request_id]
@@ -457,8 +466,10 @@ class _Loader:
         self.sigints += 1
         if self.sigints == 1:
             self.stop.set()
-            self.progress.message(f"load: interrupted; waiting for {len(self.tasks)} batches in flight "
-                                  "(Ctrl-C again to abandon them)")
+            self.progress.message(
+                f"load: interrupted; waiting for {len(self.tasks)} batches in flight "
+                "(Ctrl-C again to abandon them)"
+            )
         else:
             for task in self.tasks:
                 task.cancel()
@@ -466,8 +477,10 @@ class _Loader:
     def _progress_text(self, counter: CountingReader, size: int | None) -> str:
         s = self.summary
         elapsed = time.monotonic() - self.started
-        text = (f"load: {s.sent:,} events acknowledged, {s.sent / max(elapsed, 1e-9):,.0f}/s, "
-                f"stored {s.stored:,}, expired {s.expired:,}, rejected {s.rejected:,}")
+        text = (
+            f"load: {s.sent:,} events acknowledged, {s.sent / max(elapsed, 1e-9):,.0f}/s, "
+            f"stored {s.stored:,}, expired {s.expired:,}, rejected {s.rejected:,}"
+        )
         if size:
             done = min(1.0, counter.bytes_read / size)
             text += f", {done:.1%}"
@@ -480,8 +493,9 @@ class _Loader:
             self.progress.update(lambda: self._progress_text(counter, size))
             await asyncio.sleep(0.25)
 
-    async def run(self, stream: Iterable[bytes], counter: CountingReader, size: int | None,
-                  shift: timedelta | None) -> _Reader:
+    async def run(
+        self, stream: Iterable[bytes], counter: CountingReader, size: int | None, shift: timedelta | None
+    ) -> _Reader:
         self.started = time.monotonic()  # the rate excludes the rebase scan
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
@@ -500,13 +514,26 @@ class _Loader:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread, or no signal support: Ctrl-C then raises KeyboardInterrupt
         options = self.options
-        policy = RetryPolicy(attempts=None, give_up_after=options.give_up_after,
-                             backoff_initial=options.backoff_initial, backoff_max=options.backoff_max)
+        policy = RetryPolicy(
+            attempts=None,
+            give_up_after=options.give_up_after,
+            backoff_initial=options.backoff_initial,
+            backoff_max=options.backoff_max,
+        )
         # Plain bodies, as the file's own bytes: a load mostly runs next to the service, where
         # compressing would cost CPU on both sides and save nothing.
-        client = AsyncClient(options.url, options.api_key, timeout=options.timeout, retry=policy,
-                             compress=None, max_connections=options.concurrency, on_retry=self._on_retry,
-                             transport=options.transport, sleep=self._sleep, rng=self.random)
+        client = AsyncClient(
+            options.url,
+            options.api_key,
+            timeout=options.timeout,
+            retry=policy,
+            compress=None,
+            max_connections=options.concurrency,
+            on_retry=self._on_retry,
+            transport=options.transport,
+            sleep=self._sleep,
+            rng=self.random,
+        )
         ticker = asyncio.create_task(self._tick(counter, size))
         slots = asyncio.Semaphore(self.options.concurrency)
         thread.start()
@@ -555,8 +582,10 @@ def run_load(options: LoadOptions) -> LoadSummary:
     if not options.reads_stdin and not os.path.isfile(options.input):
         raise LoadUsageError(f"no such file: {os.fspath(options.input)}")
     if options.reads_stdin and options.rebase_to_now and options.rebase_anchor is None:
-        raise LoadUsageError("--rebase-to-now needs two passes over the input, so it cannot read stdin; "
-                             "give --rebase-anchor (the newest ts) or load from a file")
+        raise LoadUsageError(
+            "--rebase-to-now needs two passes over the input, so it cannot read stdin; "
+            "give --rebase-anchor (the newest ts) or load from a file"
+        )
     loader = _Loader(options, summary, progress, stop)
     reader: _Reader | None = None
     try:

@@ -10,8 +10,15 @@ from typing import NamedTuple
 
 from player_sessions.domain.windows import MILLISECOND
 
-__all__ = ["MAX_END_BEFORE_START", "LatestSessions", "Session", "SessionKey", "StoredEvent", "epoch_ms",
-           "from_epoch_ms"]
+__all__ = [
+    "MAX_END_BEFORE_START",
+    "LatestSessions",
+    "Session",
+    "SessionKey",
+    "StoredEvent",
+    "epoch_ms",
+    "from_epoch_ms",
+]
 
 SessionKey = tuple[str, uuid.UUID]
 """(player_id, session_id): session ids are only unique per player as far as we are concerned."""
@@ -129,10 +136,12 @@ class LatestSessions:
 
     def newest(self) -> list[Session]:
         player = self._player_id
-        return [Session(uuid.UUID(bytes=sid), player, country, from_epoch_ms(start), from_epoch_ms(end))
-                for start, sid, country, end in self._newest()]
+        return [
+            Session(uuid.UUID(bytes=sid), player, country, from_epoch_ms(start), from_epoch_ms(end))
+            for start, sid, country, end in self._newest()
+        ]
 
     def _newest(self) -> list[_Paired]:
         # By start descending, ties by session id ascending (deterministic pages). A session id
         # completes once (its start and its end are each kept once), so there are no duplicates.
-        return sorted(self._complete, key=_newest_key)[:self._limit]
+        return sorted(self._complete, key=_newest_key)[: self._limit]

@@ -177,7 +177,9 @@ def check_player_id(player_id: str) -> None:
     """The player_id rule for a path parameter: raises InvalidRequest naming the rule."""
     from player_sessions.domain.errors import InvalidRequest
 
-    for broken, error in ((not 0 < len(player_id) <= _PLAYER_ID_MAX, _PLAYER_LENGTH),
-                          (_PLAYER_ID.fullmatch(player_id) is None, _PLAYER_CHARS)):
+    for broken, error in (
+        (not 0 < len(player_id) <= _PLAYER_ID_MAX, _PLAYER_LENGTH),
+        (_PLAYER_ID.fullmatch(player_id) is None, _PLAYER_CHARS),
+    ):
         if broken:
             raise InvalidRequest(error.field, error.rule)

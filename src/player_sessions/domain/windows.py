@@ -16,8 +16,19 @@ from datetime import UTC, datetime, timedelta
 
 from player_sessions.domain.errors import InvalidRequest
 
-__all__ = ["DAY", "HOUR", "MILLISECOND", "MINUTE", "WindowPlan", "day_floor", "hour_floor", "minute_floor",
-           "parse_hours", "plan_window", "window_for"]
+__all__ = [
+    "DAY",
+    "HOUR",
+    "MILLISECOND",
+    "MINUTE",
+    "WindowPlan",
+    "day_floor",
+    "hour_floor",
+    "minute_floor",
+    "parse_hours",
+    "plan_window",
+    "window_for",
+]
 
 MILLISECOND = timedelta(milliseconds=1)
 MINUTE = timedelta(minutes=1)

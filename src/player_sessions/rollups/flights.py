@@ -25,8 +25,14 @@ class RecountFlights:
         self._running: dict[tuple[object, ...], asyncio.Future[Any]] = {}
         self._latest: dict[tuple[object, ...], tuple[float, asyncio.Future[Any]]] = {}
 
-    async def run(self, key: tuple[object, ...], recount: Callable[[], Awaitable[T]], *,
-                  group: tuple[object, ...] | None = None, asked: float | None = None) -> T:
+    async def run(
+        self,
+        key: tuple[object, ...],
+        recount: Callable[[], Awaitable[T]],
+        *,
+        group: tuple[object, ...] | None = None,
+        asked: float | None = None,
+    ) -> T:
         running = self._running.get(key)
         if running is None and group is not None and asked is not None:
             latest = self._latest.get(group)

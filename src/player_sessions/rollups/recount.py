@@ -52,9 +52,15 @@ STALE_MINUTES_PER_HOUR_LIMIT = 15
 STALE_HOURS_FOR_MINUTES = 4
 
 
-async def count_window(store: SessionStore, frm: datetime, to: datetime, now: datetime,
-                       retention: timedelta, flights: RecountFlights | None = None,
-                       hours_from_minutes: bool = False) -> Counter[str]:
+async def count_window(
+    store: SessionStore,
+    frm: datetime,
+    to: datetime,
+    now: datetime,
+    retention: timedelta,
+    flights: RecountFlights | None = None,
+    hours_from_minutes: bool = False,
+) -> Counter[str]:
     """The starts per country with frm <= ts <= to. `hours_from_minutes`: recount stale hours from
     their minute rollups however many of those are stale (see Recount)."""
     plan = plan_window(frm, to)
@@ -85,8 +91,14 @@ class Recount:
     which leaves the minutes stale; one more saves them. The background pass (refresh_recent) always
     goes through the minutes. Stale days are recounted from their hours."""
 
-    def __init__(self, store: SessionStore, now: datetime, retention: timedelta,
-                 flights: RecountFlights | None = None, hours_from_minutes: bool = False) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        now: datetime,
+        retention: timedelta,
+        flights: RecountFlights | None = None,
+        hours_from_minutes: bool = False,
+    ) -> None:
         self._store = store
         self._always_via_minutes = hours_from_minutes
         self._flights = flights if flights is not None else RecountFlights()  # an idle one has len 0
@@ -100,9 +112,11 @@ class Recount:
         """Write a recount back without waiting for it: the level above is recounted from the values
         in hand meanwhile (one round trip less per level for a query during ingest). Each row carries
         the token read before its own count, so the order the writes land in does not matter."""
+
         async def bounded() -> None:
             async with self._statements:
                 await write
+
         self._saves.append(asyncio.ensure_future(bounded()))
 
     async def saved(self) -> None:
@@ -121,8 +135,9 @@ class Recount:
             days_by_year[day.year].append(day)
         totals: Counter[str] = Counter()
         stale: list[CountRow] = []
-        for year_rows in await asyncio.gather(*(self._store.day_rows(year, min(ds), max(ds))
-                                                for year, ds in days_by_year.items())):
+        for year_rows in await asyncio.gather(
+            *(self._store.day_rows(year, min(ds), max(ds)) for year, ds in days_by_year.items())
+        ):
             for row in year_rows:
                 if row.fresh:
                     totals.update(row.counts or {})
@@ -172,18 +187,21 @@ class Recount:
                 if row.start in wanted:
                     by_hour[hour_floor(row.start)].append(row)
             totals: Counter[str] = Counter()
-            for part in await asyncio.gather(*(self.minute_totals(hour, hour_rows)
-                                               for hour, hour_rows in by_hour.items())):
+            for part in await asyncio.gather(
+                *(self.minute_totals(hour, hour_rows) for hour, hour_rows in by_hour.items())
+            ):
                 totals.update(part)
             return totals
 
-        totals, raw = await asyncio.gather(whole_minutes(),
-                                           self._store.count_starts_between(cut, window_lo, window_hi))
+        totals, raw = await asyncio.gather(
+            whole_minutes(), self._store.count_starts_between(cut, window_lo, window_hi)
+        )
         totals.update(raw)
         return totals
 
-    async def minute_totals(self, hour: datetime, rows: list[CountRow],
-                            asked: float | None = None) -> Counter[str]:
+    async def minute_totals(
+        self, hour: datetime, rows: list[CountRow], asked: float | None = None
+    ) -> Counter[str]:
         """Per country, the sum of these minute rollups of `hour`: fresh as they are, stale ones
         recounted from raw rows (every country of the minutes, one request)."""
         totals: Counter[str] = Counter()
@@ -198,14 +216,18 @@ class Recount:
             # A minute recount counts every country of the minutes it is given: only their list matters.
             group = ("minutes", hour, tuple(sorted(r.start for r in stale)))
             recounted = await self._flights.run(
-                key, partial(self._count_and_save_minutes, hour, stale), group=group,
-                asked=asked if asked is not None else self._asked)
+                key,
+                partial(self._count_and_save_minutes, hour, stale),
+                group=group,
+                asked=asked if asked is not None else self._asked,
+            )
             for per_country in recounted.values():
                 totals.update(per_country)
         return totals
 
-    async def _count_and_save_minutes(self, hour: datetime,
-                                      rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
+    async def _count_and_save_minutes(
+        self, hour: datetime, rows: list[CountRow]
+    ) -> dict[datetime, dict[str, int]]:
         # The rows' tokens were read before this count (module docstring); every country at once.
         async with self._statements:
             found = await self._store.count_minutes([r.start for r in rows])
@@ -213,10 +235,17 @@ class Recount:
         for (country, minute), n in found.items():
             if minute in counts and n:
                 counts[minute][country] = n
-        self._save(self._store.save_minute_counts([
-            (CountRow(r.start, counts[r.start], r.touched, r.touched),
-             ttl_seconds(hour + HOUR, self._now, self._retention))
-            for r in rows]))
+        self._save(
+            self._store.save_minute_counts(
+                [
+                    (
+                        CountRow(r.start, counts[r.start], r.touched, r.touched),
+                        ttl_seconds(hour + HOUR, self._now, self._retention),
+                    )
+                    for r in rows
+                ]
+            )
+        )
         return counts
 
     async def hour_totals(self, rows: list[CountRow], asked: float | None = None) -> Counter[str]:
@@ -228,21 +257,27 @@ class Recount:
                 totals.update(row.counts or {})
             else:
                 stale_by_day[day_floor(row.start)].append(row)
-        recounted = await asyncio.gather(*(self._recount_hours(day, stale, asked)
-                                           for day, stale in stale_by_day.items()))
+        recounted = await asyncio.gather(
+            *(self._recount_hours(day, stale, asked) for day, stale in stale_by_day.items())
+        )
         for counts in recounted:
             for per_country in counts.values():
                 totals.update(per_country)
         return totals
 
-    async def _recount_hours(self, day: datetime, rows: list[CountRow],
-                             asked: float | None) -> dict[datetime, dict[str, int]]:
+    async def _recount_hours(
+        self, day: datetime, rows: list[CountRow], asked: float | None
+    ) -> dict[datetime, dict[str, int]]:
         key = ("hours", day, tuple(sorted((r.start, r.touched or b"") for r in rows)))
         # Counted from raw rows, an hour is counted for the countries its row lists: those are part of
         # what the recount is given.
         group = ("hours", day, tuple(sorted((r.start, tuple(sorted(r.countries))) for r in rows)))
-        return await self._flights.run(key, partial(self._count_and_save_hours, rows), group=group,
-                                       asked=asked if asked is not None else self._asked)
+        return await self._flights.run(
+            key,
+            partial(self._count_and_save_hours, rows),
+            group=group,
+            asked=asked if asked is not None else self._asked,
+        )
 
     async def _count_and_save_hours(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
         # Shared recounts this one joins must have begun after it did: any query sharing this recount
@@ -261,20 +296,29 @@ class Recount:
                 counts = await self._hours_from_minutes(hours, minutes, began)
         if counts is None:
             counts = await self._hours_from_raw_rows(rows)
-        self._save(self._store.save_hour_counts([
-            (CountRow(r.start, counts[r.start], r.touched, r.touched),
-             ttl_seconds(r.start + HOUR, self._now, self._retention))
-            for r in rows]))
+        self._save(
+            self._store.save_hour_counts(
+                [
+                    (
+                        CountRow(r.start, counts[r.start], r.touched, r.touched),
+                        ttl_seconds(r.start + HOUR, self._now, self._retention),
+                    )
+                    for r in rows
+                ]
+            )
+        )
         return counts
 
-    async def _hours_from_minutes(self, hours: list[datetime], minutes: list[CountRow],
-                                  began: float) -> dict[datetime, dict[str, int]]:
+    async def _hours_from_minutes(
+        self, hours: list[datetime], minutes: list[CountRow], began: float
+    ) -> dict[datetime, dict[str, int]]:
         by_hour: dict[datetime, list[CountRow]] = {hour: [] for hour in hours}
         for row in minutes:
             by_hour[hour_floor(row.start)].append(row)
         totals = await asyncio.gather(*(self.minute_totals(hour, by_hour[hour], began) for hour in hours))
-        return {hour: {c: n for c, n in total.items() if n}
-                for hour, total in zip(hours, totals, strict=True)}
+        return {
+            hour: {c: n for c, n in total.items() if n} for hour, total in zip(hours, totals, strict=True)
+        }
 
     async def _hours_from_raw_rows(self, rows: list[CountRow]) -> dict[datetime, dict[str, int]]:
         wanted = sum(len(r.countries) for r in rows)
@@ -287,8 +331,9 @@ class Recount:
                 found = {}  # holds one of the query's statement slots)
                 for row in rows:
                     found.update(await self._store.count_starts(sorted(row.countries), [row.start]))
-        return {r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))}
-                for r in rows}
+        return {
+            r.start: {c: found[(c, r.start)] for c in r.countries if found.get((c, r.start))} for r in rows
+        }
 
     async def day_totals(self, day_rows: list[CountRow]) -> Counter[str]:
         """Per country, the sum of these stale day rollups, each recounted from its hours."""
@@ -300,15 +345,23 @@ class Recount:
     async def _recount_day(self, row: CountRow) -> dict[str, int]:
         key = ("day", row.start, row.touched)
         # A day recount reads its hour rows itself.
-        return await self._flights.run(key, partial(self._count_and_save_day, row), group=("day", row.start),
-                                       asked=self._asked)
+        return await self._flights.run(
+            key, partial(self._count_and_save_day, row), group=("day", row.start), asked=self._asked
+        )
 
     async def _count_and_save_day(self, row: CountRow) -> dict[str, int]:
         # The day's hour rows are read after the day row itself (see the module docstring).
         began = time.monotonic()  # as in _count_and_save_hours
         totals = await self.hour_totals(await self._store.hour_rows(row.start), began)
         counts = {c: n for c, n in totals.items() if n}
-        self._save(self._store.save_day_counts([
-            (CountRow(row.start, counts, row.touched, row.touched),
-             ttl_seconds(row.start + DAY, self._now, self._retention))]))
+        self._save(
+            self._store.save_day_counts(
+                [
+                    (
+                        CountRow(row.start, counts, row.touched, row.touched),
+                        ttl_seconds(row.start + DAY, self._now, self._retention),
+                    )
+                ]
+            )
+        )
         return counts

@@ -20,8 +20,9 @@ BACKLOG_DAYS_PER_PASS = 200
 SLOW_PASS_S = 0.1  # a background pass this long is logged (it shares the event loop with requests)
 
 
-async def refresh_forever(store: SessionStore, clock: Clock, retention: timedelta, interval_s: float,
-                          flights: RecountFlights) -> None:
+async def refresh_forever(
+    store: SessionStore, clock: Clock, retention: timedelta, interval_s: float, flights: RecountFlights
+) -> None:
     """Recount stale rollups in passes, every `interval_s` seconds, until cancelled.
 
     Recent hours are the ones ingest keeps touching; recounting them here keeps the queries' common
@@ -47,15 +48,20 @@ async def refresh_forever(store: SessionStore, clock: Clock, retention: timedelt
             metrics.ROLLUP_PASSES.observe(took)
             metrics.ROLLUP_BACKLOG_DAYS.inc(backlog)
             if took >= SLOW_PASS_S:
-                log.info("rollup refresh took %.0f ms (yesterday and today %.0f ms, %d stale days recounted)",
-                         took * 1000, recent_s * 1000, backlog)
+                log.info(
+                    "rollup refresh took %.0f ms (yesterday and today %.0f ms, %d stale days recounted)",
+                    took * 1000,
+                    recent_s * 1000,
+                    backlog,
+                )
         except StoreError as exc:
             backlog = 0
             log.warning("rollup refresh skipped: %s", exc)
 
 
-async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta,
-                         flights: RecountFlights | None = None) -> None:
+async def refresh_recent(
+    store: SessionStore, clock: Clock, retention: timedelta, flights: RecountFlights | None = None
+) -> None:
     """Recount the stale rollups of yesterday and today: the hours ingest keeps touching. Their hours
     are recounted from minute rollups even when all of those are stale (after a bulk load): the
     minutes are then fresh, and the next recount of an hour that live traffic touched costs its minute
@@ -65,8 +71,13 @@ async def refresh_recent(store: SessionStore, clock: Clock, retention: timedelta
     await count_window(store, frm, now, now, retention, flights, hours_from_minutes=True)
 
 
-async def refresh_backlog(store: SessionStore, clock: Clock, retention: timedelta, max_days: int,
-                          flights: RecountFlights | None = None) -> int:
+async def refresh_backlog(
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    max_days: int,
+    flights: RecountFlights | None = None,
+) -> int:
     """Recount up to `max_days` stale day rollups of the retention before yesterday.
 
     After a bulk load or late events into old days, this keeps long windows (e.g. a year) on fresh

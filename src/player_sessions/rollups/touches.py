@@ -33,17 +33,24 @@ class LevelMarks:
     days: list[DayMark]
 
 
-def count_touches(starts: Iterable[tuple[str, datetime]], now: datetime,
-                  retention: timedelta) -> list[CountTouch]:
+def count_touches(
+    starts: Iterable[tuple[str, datetime]], now: datetime, retention: timedelta
+) -> list[CountTouch]:
     """The touches of starts (country, ts): one per (country, hour), with the minutes of the hour
     they fall in."""
     minutes: dict[tuple[str, datetime], set[datetime]] = defaultdict(set)
     for country, ts in starts:
         minutes[(country, hour_floor(ts))].add(minute_floor(ts))
-    return [CountTouch(country, hour, ttl=ttl_seconds(hour + HOUR, now, retention),
-                       day_ttl=ttl_seconds(day_floor(hour) + DAY, now, retention),
-                       minutes=frozenset(in_hour))
-            for (country, hour), in_hour in minutes.items()]
+    return [
+        CountTouch(
+            country,
+            hour,
+            ttl=ttl_seconds(hour + HOUR, now, retention),
+            day_ttl=ttl_seconds(day_floor(hour) + DAY, now, retention),
+            minutes=frozenset(in_hour),
+        )
+        for (country, hour), in_hour in minutes.items()
+    ]
 
 
 def level_marks(touches: Sequence[CountTouch]) -> LevelMarks:

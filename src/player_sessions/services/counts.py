@@ -23,8 +23,13 @@ class StartCounts:
         return sum(self.countries.values())
 
 
-async def starts_per_country(store: SessionStore, clock: Clock, retention: timedelta,
-                             hours: float, flights: RecountFlights | None = None) -> StartCounts:
+async def starts_per_country(
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    hours: float,
+    flights: RecountFlights | None = None,
+) -> StartCounts:
     hours = parse_hours(hours, retention)
     now = clock.now()
     frm, to = window_for(hours, now)

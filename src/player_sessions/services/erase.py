@@ -43,8 +43,9 @@ class ErasedPlayer:
     rollups_marked_stale: int  # (country, hour) rollups whose count will be recounted
 
 
-async def erase_player(store: SessionStore, clock: Clock, retention: timedelta, player_id: str,
-                       page_rows: int = ERASE_PAGE_ROWS) -> ErasedPlayer:
+async def erase_player(
+    store: SessionStore, clock: Clock, retention: timedelta, player_id: str, page_rows: int = ERASE_PAGE_ROWS
+) -> ErasedPlayer:
     check_player_id(player_id)
     now = clock.now()
     horizon = now - retention
@@ -55,15 +56,19 @@ async def erase_player(store: SessionStore, clock: Clock, retention: timedelta, 
     after: StoredEventKey | None = None
     while True:
         rows = await store.player_events(player_id, after, page_rows)
-        page_starts = [(e.country, from_epoch_ms(e.ts_ms), uuid.UUID(bytes=e.session_id))
-                       for e in rows if e.is_start and e.country is not None]
+        page_starts = [
+            (e.country, from_epoch_ms(e.ts_ms), uuid.UUID(bytes=e.session_id))
+            for e in rows
+            if e.is_start and e.country is not None
+        ]
         await store.erase_player_rows(player_id, page_starts)
         events += len(rows)
         starts += len(page_starts)
         sessions.update(e.session_id for e in rows)
         # An hour wholly out of retention is never counted again: no touch.
-        touched.update((country, minute_floor(ts)) for country, ts, _ in page_starts
-                       if hour_floor(ts) + HOUR > horizon)
+        touched.update(
+            (country, minute_floor(ts)) for country, ts, _ in page_starts if hour_floor(ts) + HOUR > horizon
+        )
         if len(rows) < page_rows:
             break
         last = rows[-1]

@@ -79,14 +79,16 @@ class Classified:
     result: IngestResult
 
 
-def classify(raw_events: Sequence[object], now: datetime, retention: timedelta,
-             rules: ValidationRules) -> Classified:
+def classify(
+    raw_events: Sequence[object], now: datetime, retention: timedelta, rules: ValidationRules
+) -> Classified:
     """Pure: split a request's events into valid, expired and rejected (with index and reason)."""
     return classify_pieces((raw_events,), now, retention, rules)
 
 
-def classify_pieces(pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta,
-                    rules: ValidationRules) -> Classified:
+def classify_pieces(
+    pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta, rules: ValidationRules
+) -> Classified:
     """Pure: `classify` over a request's events given in consecutive pieces. A piece is dropped once
     validated, so only the compact events outlive it, not their decoded JSON."""
     result = IngestResult()
@@ -101,8 +103,15 @@ def classify_pieces(pieces: Iterable[Sequence[object]], now: datetime, retention
     return Classified(valid, result)
 
 
-def _classify_into(raw_events: Sequence[object], first: int, now: datetime, retention: timedelta,
-                   rules: ValidationRules, valid: list[Event], result: IngestResult) -> None:
+def _classify_into(
+    raw_events: Sequence[object],
+    first: int,
+    now: datetime,
+    retention: timedelta,
+    rules: ValidationRules,
+    valid: list[Event],
+    result: IngestResult,
+) -> None:
     for index, raw in enumerate(raw_events, first):
         if isinstance(raw, NotJson):
             result.errors.append((index, NOT_JSON_ERROR))
@@ -121,8 +130,14 @@ def _classify_into(raw_events: Sequence[object], first: int, now: datetime, rete
             valid.append(event)
 
 
-async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock: Clock,
-                       retention: timedelta, rules: ValidationRules, consume: bool = False) -> IngestResult:
+async def ingest_batch(
+    raw_events: Sequence[object],
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    rules: ValidationRules,
+    consume: bool = False,
+) -> IngestResult:
     """Validate and store a request's events. With `consume`, a list of raw events is emptied once
     validated: its parsed JSON (~70 MB for 100,000 events) is not held while the batch is written."""
     now = clock.now()
@@ -132,15 +147,23 @@ async def ingest_batch(raw_events: Sequence[object], store: SessionStore, clock:
         # Validating 100,000 events takes ~0.4 s of CPU: in a thread, the event loop keeps serving
         # other requests in between (the GIL is handed over every few milliseconds).
         classified = await asyncio.get_running_loop().run_in_executor(
-            _DECODER, classify, raw_events, now, retention, rules)
+            _DECODER, classify, raw_events, now, retention, rules
+        )
     if consume and isinstance(raw_events, list):
         raw_events.clear()
     return await store_classified(classified, store, now, retention)
 
 
-async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore, clock: Clock,
-                        retention: timedelta, rules: ValidationRules, *, in_thread: bool,
-                        marks: MarkCoalescer | None = None) -> IngestResult:
+async def ingest_pieces(
+    pieces: Iterable[Sequence[object]],
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    rules: ValidationRules,
+    *,
+    in_thread: bool,
+    marks: MarkCoalescer | None = None,
+) -> IngestResult:
     """Validate a request's events, given as pieces that are decoded as they are taken, and store the
     valid ones. `in_thread` for a large body: decoding, validating and planning the writes of 100,000
     events take ~1 s of CPU, and in a thread the event loop keeps serving other requests meanwhile
@@ -149,7 +172,8 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
     now = clock.now()
     if in_thread:
         result, writes, bound = await asyncio.get_running_loop().run_in_executor(
-            _DECODER, _prepare, pieces, now, retention, rules, store)
+            _DECODER, _prepare, pieces, now, retention, rules, store
+        )
     else:
         result, writes, bound = _prepare(pieces, now, retention, rules, store)
     if writes is not None:
@@ -164,8 +188,13 @@ async def ingest_pieces(pieces: Iterable[Sequence[object]], store: SessionStore,
     return result
 
 
-def _prepare(pieces: Iterable[Sequence[object]], now: datetime, retention: timedelta, rules: ValidationRules,
-             store: SessionStore) -> tuple[IngestResult, Writes | None, BoundWrites | None]:
+def _prepare(
+    pieces: Iterable[Sequence[object]],
+    now: datetime,
+    retention: timedelta,
+    rules: ValidationRules,
+    store: SessionStore,
+) -> tuple[IngestResult, Writes | None, BoundWrites | None]:
     """Everything a request costs in CPU before its writes are sent: decoding, validation, planning
     and binding the statements (in the decoding thread, the event loop meanwhile serves queries)."""
     classified = classify_pieces(pieces, now, retention, rules)
@@ -177,8 +206,9 @@ def _prepare(pieces: Iterable[Sequence[object]], now: datetime, retention: timed
     return classified.result, writes, store.bind_events(writes.rows, writes.starts)
 
 
-async def store_classified(classified: Classified, store: SessionStore, now: datetime,
-                           retention: timedelta) -> IngestResult:
+async def store_classified(
+    classified: Classified, store: SessionStore, now: datetime, retention: timedelta
+) -> IngestResult:
     if classified.valid:
         await store_events(classified.valid, store, now, retention)
     return classified.result
@@ -206,8 +236,9 @@ def plan_writes(events: Sequence[Event], now: datetime, retention: timedelta) ->
     return Writes(rows, starts, touches)
 
 
-async def store_events(events: Sequence[Event], store: SessionStore, now: datetime,
-                       retention: timedelta) -> None:
+async def store_events(
+    events: Sequence[Event], store: SessionStore, now: datetime, retention: timedelta
+) -> None:
     await write(plan_writes(events, now, retention), store)
 
 

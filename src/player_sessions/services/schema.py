@@ -25,9 +25,13 @@ def migrate_schema(settings: Settings, say: Say, wait_s: float = 0.0) -> SchemaS
     config = StoreConfig.from_settings(settings)
     requested, default = migrations.replication_of(config)
     with _admin(config, say, wait_s) as admin:
-        say(f"Cassandra {admin.release()} at {config.contact_points}: "
-            + ", ".join(f"{n} node{'s' if n != 1 else ''} in {dc}"
-                        for dc, n in sorted(admin.nodes_per_datacenter().items())))
+        say(
+            f"Cassandra {admin.release()} at {config.contact_points}: "
+            + ", ".join(
+                f"{n} node{'s' if n != 1 else ''} in {dc}"
+                for dc, n in sorted(admin.nodes_per_datacenter().items())
+            )
+        )
         return migrations.migrate(admin, requested, default, config.create_keyspace, say)
 
 

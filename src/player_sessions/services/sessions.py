@@ -33,8 +33,14 @@ class PlayerSessions:
     truncated: bool  # the read stopped at max_rows: older events were not read, the answer may be short
 
 
-async def last_sessions(store: SessionStore, clock: Clock, retention: timedelta, player_id: str,
-                        limit: int, max_rows: int = DEFAULT_MAX_ROWS) -> PlayerSessions:
+async def last_sessions(
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    player_id: str,
+    limit: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> PlayerSessions:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     check_player_id(player_id)

@@ -33,9 +33,16 @@ class StartsPage:
     next: str | None
 
 
-async def country_starts(store: SessionStore, clock: Clock, retention: timedelta, country: str,
-                         hours: float | None, limit: int, cursor: str | None,
-                         cursor_keys: Sequence[bytes]) -> StartsPage:
+async def country_starts(
+    store: SessionStore,
+    clock: Clock,
+    retention: timedelta,
+    country: str,
+    hours: float | None,
+    limit: int,
+    cursor: str | None,
+    cursor_keys: Sequence[bytes],
+) -> StartsPage:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     code = normalise_country(country)
@@ -67,8 +74,9 @@ async def country_starts(store: SessionStore, clock: Clock, retention: timedelta
         for hour in hours_with_data:
             before = (position.ts, position.session_id) if position and hour == position.hour else None
             hour_end = hour + HOUR - MILLISECOND
-            found += await store.starts_page(code, hour, max(lo_bound, hour), min(to, hour_end),
-                                             before, wanted - len(found))
+            found += await store.starts_page(
+                code, hour, max(lo_bound, hour), min(to, hour_end), before, wanted - len(found)
+            )
             if len(found) >= wanted:
                 break
         if len(hours_with_data) < HOURS_PER_LOOKUP:
@@ -79,6 +87,10 @@ async def country_starts(store: SessionStore, clock: Clock, retention: timedelta
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor(StartsCursor(country=code, frm=frm, to=to, hour=last.hour, ts=last.ts,
-                                                 session_id=last.session_id), cursor_keys[0])
+        next_cursor = encode_cursor(
+            StartsCursor(
+                country=code, frm=frm, to=to, hour=last.hour, ts=last.ts, session_id=last.session_id
+            ),
+            cursor_keys[0],
+        )
     return StartsPage(code, frm, to, page, next_cursor)

@@ -103,6 +103,7 @@ class SessionStore(Protocol):
     def bind_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> BoundWrites:
         """put_events' statements, bound and batched: CPU only, safe to call from any thread."""
         ...
+
     async def put_bound(self, bound: BoundWrites) -> None:
         """Write what bind_events returned (once)."""
         ...
@@ -113,49 +114,71 @@ class SessionStore(Protocol):
     async def mark_days(self, marks: Sequence[DayMark], token: uuid.UUID) -> None: ...
 
     # erase a player
-    async def erase_player_rows(self, player_id: str,
-                                starts: Sequence[tuple[str, datetime, uuid.UUID]]) -> None: ...
+    async def erase_player_rows(
+        self, player_id: str, starts: Sequence[tuple[str, datetime, uuid.UUID]]
+    ) -> None: ...
     async def drop_player_events(self, player_id: str) -> None: ...
 
     # sessions
-    async def player_events(self, player_id: str, before: StoredEventKey | None,
-                            limit: int) -> list[StoredEvent]: ...
+    async def player_events(
+        self, player_id: str, before: StoredEventKey | None, limit: int
+    ) -> list[StoredEvent]: ...
 
     # counts
-    async def hour_rows(self, day: datetime, first_hour: datetime | None = None,
-                        last_hour: datetime | None = None) -> list[CountRow]:
+    async def hour_rows(
+        self, day: datetime, first_hour: datetime | None = None, last_hour: datetime | None = None
+    ) -> list[CountRow]:
         """The day's hour rollups, from `first_hour` to `last_hour` (inclusive) if given."""
         ...
-    async def hour_rows_of_days(self, days: Sequence[datetime], first_hour: datetime,
-                                last_hour: datetime) -> list[CountRow]:
+
+    async def hour_rows_of_days(
+        self, days: Sequence[datetime], first_hour: datetime, last_hour: datetime
+    ) -> list[CountRow]:
         """The hour rollups from `first_hour` to `last_hour` (inclusive) of these days, in one request."""
         ...
+
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]: ...
-    async def minute_rows(self, hours: Sequence[datetime], first_minute: datetime,
-                          last_minute: datetime) -> list[CountRow]:
+    async def minute_rows(
+        self, hours: Sequence[datetime], first_minute: datetime, last_minute: datetime
+    ) -> list[CountRow]:
         """The minute rollups from `first_minute` to `last_minute` (inclusive) of these hours, in one
         request."""
         ...
+
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
     async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         """Raw starts per (country, minute) of these minutes, every country, in one request; a pair
         without starts is absent."""
         ...
-    async def count_starts_between(self, minutes: Sequence[datetime], lo: datetime,
-                                   hi: datetime) -> dict[str, int]:
+
+    async def count_starts_between(
+        self, minutes: Sequence[datetime], lo: datetime, hi: datetime
+    ) -> dict[str, int]:
         """Raw starts per country with lo <= ts <= hi in these minutes, in one request."""
         ...
-    async def count_starts(self, countries: Sequence[str],
-                           hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
+
+    async def count_starts(
+        self, countries: Sequence[str], hours: Sequence[datetime]
+    ) -> dict[tuple[str, datetime], int]:
         """Raw starts of every (country, hour) of the product; a pair without starts is absent."""
         ...
+
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
         """Each row's `counts` and `counted` (its `start` is the hour), with the TTL beside it."""
         ...
+
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None: ...
 
     # pagination
-    async def country_hours(self, country: str, newest: datetime, oldest: datetime,
-                            limit: int) -> list[datetime]: ...
-    async def starts_page(self, country: str, hour: datetime, lo: datetime, hi: datetime,
-                          before: tuple[datetime, uuid.UUID] | None, limit: int) -> list[StartRow]: ...
+    async def country_hours(
+        self, country: str, newest: datetime, oldest: datetime, limit: int
+    ) -> list[datetime]: ...
+    async def starts_page(
+        self,
+        country: str,
+        hour: datetime,
+        lo: datetime,
+        hi: datetime,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[StartRow]: ...

@@ -20,8 +20,9 @@ BATCH_ROW_OVERHEAD_BYTES = 64
 BATCH_ROWS = 100
 
 
-def replica_batches(metadata: Any, keyspace: str,
-                    rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]) -> Iterator[Any]:
+def replica_batches(
+    metadata: Any, keyspace: str, rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]
+) -> Iterator[Any]:
     """Bind rows lazily and yield them as unlogged batches of rows that share their replicas.
 
     The Python driver's cost is per request, not per row, and a realistic batch of events touches

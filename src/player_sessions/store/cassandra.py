@@ -90,8 +90,10 @@ class CassandraStore:
             async with asyncio.timeout(wait_s):
                 await self._in_flight.acquire()
         except TimeoutError:
-            raise StoreUnavailable(f"overloaded: all {self._config.max_in_flight} Cassandra statement "
-                                   f"slots stayed busy for {wait_s:g}s") from None
+            raise StoreUnavailable(
+                f"overloaded: all {self._config.max_in_flight} Cassandra statement "
+                f"slots stayed busy for {wait_s:g}s"
+            ) from None
 
     def _release_slot(self, answered: asyncio.Future[list[Any]]) -> None:
         if not answered.cancelled():
@@ -181,157 +183,236 @@ class CassandraStore:
         and done here it can run outside the event loop."""
         return list(self._replica_batches(self._event_rows(events, starts)))
 
-    def _event_rows(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]
-                    ) -> Iterator[tuple[PreparedStatement, Sequence[Any]]]:
+    def _event_rows(
+        self, events: Sequence[EventWrite], starts: Sequence[StartWrite]
+    ) -> Iterator[tuple[PreparedStatement, Sequence[Any]]]:
         """An end's country is not stored (UNSET, not null: a null would write a tombstone)."""
         cql = self._cql
         return itertools.chain(
-            ((cql.put_event,
-              (e.player_id, e.ts, e.session_id, e.is_start,
-               e.country if e.is_start and e.country is not None else UNSET_VALUE, e.ttl))
-             for e in events),
+            (
+                (
+                    cql.put_event,
+                    (
+                        e.player_id,
+                        e.ts,
+                        e.session_id,
+                        e.is_start,
+                        e.country if e.is_start and e.country is not None else UNSET_VALUE,
+                        e.ttl,
+                    ),
+                )
+                for e in events
+            ),
             ((cql.put_start, (w.country, w.hour, w.ts, w.session_id, w.player_id, w.ttl)) for w in starts),
-            ((cql.put_minute_start, (minute_floor(w.ts), schema.minute_shard(w.session_id), w.country, w.ts,
-                                     w.session_id, w.ttl)) for w in starts),
+            (
+                (
+                    cql.put_minute_start,
+                    (
+                        minute_floor(w.ts),
+                        schema.minute_shard(w.session_id),
+                        w.country,
+                        w.ts,
+                        w.session_id,
+                        w.ttl,
+                    ),
+                )
+                for w in starts
+            ),
         )
 
     async def mark_minutes(self, marks: Sequence[MinuteMark], token: uuid.UUID) -> None:
-        await self._execute_all(self._replica_batches(
-            (self._cql.touch_minute, (m.ttl, token, hour_floor(m.minute), m.minute)) for m in marks))
+        await self._execute_all(
+            self._replica_batches(
+                (self._cql.touch_minute, (m.ttl, token, hour_floor(m.minute), m.minute)) for m in marks
+            )
+        )
 
     async def mark_hours(self, marks: Sequence[HourMark], token: uuid.UUID) -> None:
-        hour_rows = ((self._cql.touch_hour, (m.ttl, token, set(m.countries), day_floor(m.hour), m.hour))
-                     for m in marks)
-        country_rows = ((self._cql.put_country_hour, (country, m.hour, m.ttl))
-                        for m in marks for country in sorted(m.countries))
+        hour_rows = (
+            (self._cql.touch_hour, (m.ttl, token, set(m.countries), day_floor(m.hour), m.hour)) for m in marks
+        )
+        country_rows = (
+            (self._cql.put_country_hour, (country, m.hour, m.ttl))
+            for m in marks
+            for country in sorted(m.countries)
+        )
         await self._execute_all(self._replica_batches(itertools.chain(hour_rows, country_rows)))
 
     async def mark_days(self, marks: Sequence[DayMark], token: uuid.UUID) -> None:
-        await self._execute_all(self._replica_batches(
-            (self._cql.touch_day, (m.ttl, token, m.day.year, m.day)) for m in marks))
+        await self._execute_all(
+            self._replica_batches((self._cql.touch_day, (m.ttl, token, m.day.year, m.day)) for m in marks)
+        )
 
     # --- sessions -------------------------------------------------------------------------------
 
-    async def player_events(self, player_id: str, before: StoredEventKey | None,
-                            limit: int) -> list[StoredEvent]:
+    async def player_events(
+        self, player_id: str, before: StoredEventKey | None, limit: int
+    ) -> list[StoredEvent]:
         if before is None:
             rows = await self._execute(self._cql.get_events, (player_id, limit))
         else:
             ts_ms, session_id, is_start = before  # the driver binds a timestamp from epoch ms as is
-            rows = await self._execute(self._cql.get_events_after,
-                                       (player_id, ts_ms, uuid.UUID(bytes=session_id), is_start, limit))
+            rows = await self._execute(
+                self._cql.get_events_after, (player_id, ts_ms, uuid.UUID(bytes=session_id), is_start, limit)
+            )
         return rows  # StoredEvent rows (cached_named_tuple_factory)
 
     # --- counts ---------------------------------------------------------------------------------
 
-    async def hour_rows(self, day: datetime, first_hour: datetime | None = None,
-                        last_hour: datetime | None = None) -> list[CountRow]:
+    async def hour_rows(
+        self, day: datetime, first_hour: datetime | None = None, last_hour: datetime | None = None
+    ) -> list[CountRow]:
         lo = first_hour if first_hour is not None else day
         hi = last_hour if last_hour is not None else day + _LAST_HOUR_OF_DAY
         return await self.hour_rows_of_days([day], lo, hi)
 
-    async def hour_rows_of_days(self, days: Sequence[datetime], first_hour: datetime,
-                                last_hour: datetime) -> list[CountRow]:
+    async def hour_rows_of_days(
+        self, days: Sequence[datetime], first_hour: datetime, last_hour: datetime
+    ) -> list[CountRow]:
         if not days:
             return []
         if len(days) == 1:  # `day = ?`: the driver routes it to a replica of the partition
             rows = await self._execute(self._cql.get_hour_rows, (days[0], first_hour, last_hour))
         else:
             rows = await self._execute(self._cql.get_hour_rows_of_days, (list(days), first_hour, last_hour))
-        return [CountRow(as_utc(r.hour), counts_of(r.counts_json), r.touched, r.counted,
-                         countries_of(r.countries_json)) for r in rows]
+        return [
+            CountRow(
+                as_utc(r.hour), counts_of(r.counts_json), r.touched, r.counted, countries_of(r.countries_json)
+            )
+            for r in rows
+        ]
 
     async def day_rows(self, year: int, first_day: datetime, last_day: datetime) -> list[CountRow]:
         rows = await self._execute(self._cql.get_day_rows, (year, first_day, last_day))
         return [CountRow(as_utc(r.day), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
-    async def minute_rows(self, hours: Sequence[datetime], first_minute: datetime,
-                          last_minute: datetime) -> list[CountRow]:
+    async def minute_rows(
+        self, hours: Sequence[datetime], first_minute: datetime, last_minute: datetime
+    ) -> list[CountRow]:
         if not hours:
             return []
         rows = await self._execute(self._cql.get_minute_rows, (list(hours), first_minute, last_minute))
         return [CountRow(as_utc(r.minute), counts_of(r.counts_json), r.touched, r.counted) for r in rows]
 
     async def save_minute_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
-        await self._execute_all(self._replica_batches(
-            (self._cql.save_minute,
-             (ttl, counts_blob(row.counts), row.counted, hour_floor(row.start), row.start))
-            for row, ttl in rows))
+        await self._execute_all(
+            self._replica_batches(
+                (
+                    self._cql.save_minute,
+                    (ttl, counts_blob(row.counts), row.counted, hour_floor(row.start), row.start),
+                )
+                for row, ttl in rows
+            )
+        )
 
     async def count_minutes(self, minutes: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
         if not minutes:
             return {}
-        rows = await self._execute(self._cql.count_minutes,
-                                   (list(minutes), list(range(schema.MINUTE_SHARDS))))
+        rows = await self._execute(
+            self._cql.count_minutes, (list(minutes), list(range(schema.MINUTE_SHARDS)))
+        )
         counts: dict[tuple[str, datetime], int] = {}
         for r in rows:  # one row per shard
             key = (r.country, as_utc(r.minute))
             counts[key] = counts.get(key, 0) + int(r.n)
         return counts
 
-    async def count_starts_between(self, minutes: Sequence[datetime], lo: datetime,
-                                   hi: datetime) -> dict[str, int]:
+    async def count_starts_between(
+        self, minutes: Sequence[datetime], lo: datetime, hi: datetime
+    ) -> dict[str, int]:
         if not minutes:
             return {}
-        rows = await self._execute(self._cql.count_starts_between,
-                                   (list(minutes), list(range(schema.MINUTE_SHARDS)), lo, hi))
+        rows = await self._execute(
+            self._cql.count_starts_between, (list(minutes), list(range(schema.MINUTE_SHARDS)), lo, hi)
+        )
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.country] = counts.get(r.country, 0) + int(r.n)
         return counts
 
-    async def count_starts(self, countries: Sequence[str],
-                           hours: Sequence[datetime]) -> dict[tuple[str, datetime], int]:
+    async def count_starts(
+        self, countries: Sequence[str], hours: Sequence[datetime]
+    ) -> dict[tuple[str, datetime], int]:
         if not countries or not hours:
             return {}
         rows = await self._execute(self._cql.count_starts, (list(countries), list(hours)))
         return {(r.country, as_utc(r.hour)): int(r.n) for r in rows}
 
     async def save_hour_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
-        await self._execute_all(self._replica_batches(
-            (self._cql.save_hour,
-             (ttl, counts_blob(row.counts), row.counted, day_floor(row.start), row.start))
-            for row, ttl in rows))
+        await self._execute_all(
+            self._replica_batches(
+                (
+                    self._cql.save_hour,
+                    (ttl, counts_blob(row.counts), row.counted, day_floor(row.start), row.start),
+                )
+                for row, ttl in rows
+            )
+        )
 
     async def save_day_counts(self, rows: Sequence[tuple[CountRow, int]]) -> None:
-        await self._execute_all(self._replica_batches(
-            (self._cql.save_day, (ttl, counts_blob(row.counts), row.counted, row.start.year, row.start))
-            for row, ttl in rows))
+        await self._execute_all(
+            self._replica_batches(
+                (self._cql.save_day, (ttl, counts_blob(row.counts), row.counted, row.start.year, row.start))
+                for row, ttl in rows
+            )
+        )
 
     # --- pagination -----------------------------------------------------------------------------
 
-    async def country_hours(self, country: str, newest: datetime, oldest: datetime,
-                            limit: int) -> list[datetime]:
+    async def country_hours(
+        self, country: str, newest: datetime, oldest: datetime, limit: int
+    ) -> list[datetime]:
         rows = await self._execute(self._cql.get_country_hours, (country, newest, oldest, limit))
         return [as_utc(r.hour) for r in rows]
 
-    async def starts_page(self, country: str, hour: datetime, lo: datetime, hi: datetime,
-                          before: tuple[datetime, uuid.UUID] | None, limit: int) -> list[StartRow]:
+    async def starts_page(
+        self,
+        country: str,
+        hour: datetime,
+        lo: datetime,
+        hi: datetime,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[StartRow]:
         if before is None:
             rows = await self._execute(self._cql.get_starts, (country, hour, lo, hi, limit))
         else:
-            rows = await self._execute(self._cql.get_starts_before,
-                                       (country, hour, lo, before[0], before[1], limit))
+            rows = await self._execute(
+                self._cql.get_starts_before, (country, hour, lo, before[0], before[1], limit)
+            )
         return [StartRow(hour, as_utc(r.ts), r.session_id, r.player_id) for r in rows]
 
     # --- erasing a player ----------------------------------------------------------------------
 
-    async def erase_player_rows(self, player_id: str,
-                                starts: Sequence[tuple[str, datetime, uuid.UUID]]) -> None:
+    async def erase_player_rows(
+        self, player_id: str, starts: Sequence[tuple[str, datetime, uuid.UUID]]
+    ) -> None:
         """Delete raw start rows of the player (player_events goes last, in drop_player_events, so a
         failed erase can be retried and still finds everything)."""
-        await self._execute_all(self._replica_batches(itertools.chain(
-            ((self._cql.del_start, (country, hour_floor(ts), ts, session_id))
-             for country, ts, session_id in starts),
-            ((self._cql.del_minute_start,
-              (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id))
-             for country, ts, session_id in starts))))
+        await self._execute_all(
+            self._replica_batches(
+                itertools.chain(
+                    (
+                        (self._cql.del_start, (country, hour_floor(ts), ts, session_id))
+                        for country, ts, session_id in starts
+                    ),
+                    (
+                        (
+                            self._cql.del_minute_start,
+                            (minute_floor(ts), schema.minute_shard(session_id), country, ts, session_id),
+                        )
+                        for country, ts, session_id in starts
+                    ),
+                )
+            )
+        )
 
     async def drop_player_events(self, player_id: str) -> None:
         await self._execute(self._cql.del_events, (player_id,))
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
 
 def _resolve(future: asyncio.Future[list[Any]], rows: list[Any]) -> None:
     if not future.done():

@@ -90,9 +90,15 @@ def connect(config: StoreConfig) -> tuple[Cluster, Session]:
     """The store's cluster and session (blocking). A failure is the driver's: see `unreachable`."""
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     ssl_context = tls.client_context(config)
-    cluster = open_cluster(config.contact_point_list, config.port, datacenter=config.datacenter,
-                           consistency=config.consistency, username=config.username,
-                           password=config.password, ssl_context=ssl_context)
+    cluster = open_cluster(
+        config.contact_point_list,
+        config.port,
+        datacenter=config.datacenter,
+        consistency=config.consistency,
+        username=config.username,
+        password=config.password,
+        ssl_context=ssl_context,
+    )
     return cluster, cluster.connect()
 
 

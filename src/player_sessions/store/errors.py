@@ -64,4 +64,5 @@ def raise_if_auth_failed(exc: NoHostAvailable, config: StoreConfig) -> None:
         who = f"user {config.username!r}" if config.username else "no credentials"
         raise StoreAuthFailed(
             f"Cassandra at {config.contact_points} refused the login ({who}): {refused[0]}; "
-            "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)") from exc
+            "check --username/--password (PLAYER_SESSIONS_USERNAME/PLAYER_SESSIONS_PASSWORD)"
+        ) from exc

@@ -60,7 +60,8 @@ _TABLE_IDS = uuid.UUID("6f1d3c52-9a4e-4e0b-8a57-3d2b1f0c9e77")  # namespace of t
 _VERSION_TABLE_CQL = (
     "CREATE TABLE IF NOT EXISTS {ks}.schema_version ("
     "scope text, version int, applied_at timestamp, applied_by text, "
-    "PRIMARY KEY ((scope), version)) WITH CLUSTERING ORDER BY (version DESC)")
+    "PRIMARY KEY ((scope), version)) WITH CLUSTERING ORDER BY (version DESC)"
+)
 _ADDED_COLUMN = re.compile(r"ALTER TABLE \{ks\}\.(\w+) ADD IF NOT EXISTS (\w+) (.+)", re.S)
 _TABLE_WITH = re.compile(r"\)\s*WITH\s+(.*)$", re.S)
 # Options Cassandra fills in when a compaction map does not name them.
@@ -75,15 +76,17 @@ def table_id(keyspace: str, table: str) -> uuid.UUID:
 
 def fingerprint() -> str:
     """A digest of the declared schema: what SCHEMA_FINGERPRINT must equal for SCHEMA_VERSION."""
-    text = "\n".join([*(f"{n}:{c}" for n, c in sorted(schema.TABLES.items())), *schema.MIGRATIONS,
-                      _VERSION_TABLE_CQL])
+    text = "\n".join(
+        [*(f"{n}:{c}" for n, c in sorted(schema.TABLES.items())), *schema.MIGRATIONS, _VERSION_TABLE_CQL]
+    )
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
 
 
 def version_statement(keyspace: str) -> SimpleStatement:
     """The recorded version: the highest row (at the session's consistency: the service's)."""
     statement = SimpleStatement(
-        f"SELECT version FROM {keyspace}.{VERSION_TABLE} WHERE scope = 'schema' LIMIT 1")
+        f"SELECT version FROM {keyspace}.{VERSION_TABLE} WHERE scope = 'schema' LIMIT 1"
+    )
     statement.is_idempotent = True
     return statement
 
@@ -96,6 +99,7 @@ def replication_of(config: StoreConfig) -> tuple[Replication | None, Replication
 
 
 # --- declared table options ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TableOption:
@@ -126,8 +130,9 @@ def declared_options(create_cql: str) -> list[TableOption]:
         if part.upper().startswith("CLUSTERING ORDER"):
             continue
         name, _, value = part.partition("=")
-        options.append(TableOption(name.strip().lower(), " ".join(part.split()),
-                                   ast.literal_eval(value.strip())))
+        options.append(
+            TableOption(name.strip().lower(), " ".join(part.split()), ast.literal_eval(value.strip()))
+        )
     return options
 
 
@@ -143,7 +148,7 @@ def _split_top_level(text: str) -> list[str]:
             depth += 1
         elif not quoted and char in "})]":
             depth -= 1
-        elif not quoted and depth == 0 and text[i:i + 5].upper() == " AND ":
+        elif not quoted and depth == 0 and text[i : i + 5].upper() == " AND ":
             parts.append(text[start:i].strip())
             start = i = i + 5
             continue
@@ -163,6 +168,7 @@ def _map_matches(name: str, declared: Mapping[str, Any], actual: Mapping[str, st
 
 
 # --- the steps -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step:
@@ -213,6 +219,7 @@ STEPS: tuple[Step, ...] = (
 
 
 # --- the connection's schema operations ---------------------------------------------------------
+
 
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
@@ -273,31 +280,42 @@ class SchemaAdmin:
         return counts
 
     def replication(self) -> Replication | None:
-        rows = self._rows("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
-                          (self.keyspace,))
+        rows = self._rows(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (self.keyspace,)
+        )
         return Replication.from_cassandra(dict(rows[0].replication)) if rows else None
 
     def tables(self) -> set[str]:
-        rows = self._rows("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
-                          (self.keyspace,))
+        rows = self._rows(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (self.keyspace,)
+        )
         return {r.table_name for r in rows}
 
     def columns(self, table: str) -> set[str]:
-        rows = self._rows("SELECT column_name FROM system_schema.columns "
-                          "WHERE keyspace_name = %s AND table_name = %s", (self.keyspace, table))
+        rows = self._rows(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (self.keyspace, table),
+        )
         return {r.column_name for r in rows}
 
     def table_options(self, table: str) -> dict[str, Any]:
-        rows = self._rows("SELECT * FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
-                          (self.keyspace, table))
-        return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in rows[0]._asdict().items()} \
-            if rows else {}
+        rows = self._rows(
+            "SELECT * FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+            (self.keyspace, table),
+        )
+        return (
+            {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in rows[0]._asdict().items()}
+            if rows
+            else {}
+        )
 
     def create_version_table(self) -> bool:
         if VERSION_TABLE in self.tables():
             return False
-        self.ddl(f"{_VERSION_TABLE_CQL.replace('{ks}', self.keyspace)} "
-                 f"AND ID = {table_id(self.keyspace, VERSION_TABLE)}")
+        self.ddl(
+            f"{_VERSION_TABLE_CQL.replace('{ks}', self.keyspace)} "
+            f"AND ID = {table_id(self.keyspace, VERSION_TABLE)}"
+        )
         return True
 
     def recorded_version(self) -> int | None:
@@ -306,18 +324,26 @@ class SchemaAdmin:
         if VERSION_TABLE not in self.tables():
             return None
         with _translated("reading the schema version"):
-            rows = list(_settled(lambda: self.session.execute(version_statement(self.keyspace),
-                                                              timeout=DDL_TIMEOUT_S)))
+            rows = list(
+                _settled(
+                    lambda: self.session.execute(version_statement(self.keyspace), timeout=DDL_TIMEOUT_S)
+                )
+            )
         return int(rows[0].version) if rows else None
 
     def record_version(self, version: int) -> None:
         statement = SimpleStatement(
             f"INSERT INTO {self.keyspace}.{VERSION_TABLE} (scope, version, applied_at, applied_by) "
-            "VALUES ('schema', %s, %s, %s)", consistency_level=ConsistencyLevel.EACH_QUORUM)
+            "VALUES ('schema', %s, %s, %s)",
+            consistency_level=ConsistencyLevel.EACH_QUORUM,
+        )
         by = f"player-sessions {__version__} on {socket.gethostname()} (pid {os.getpid()})"
         with _translated("recording the schema version"):
-            _settled(lambda: self.session.execute(statement, (version, datetime.now(UTC), by),
-                                                  timeout=DDL_TIMEOUT_S))
+            _settled(
+                lambda: self.session.execute(
+                    statement, (version, datetime.now(UTC), by), timeout=DDL_TIMEOUT_S
+                )
+            )
 
     def wait_for_agreement(self, wait_s: float) -> bool:
         with _translated("waiting for schema agreement"):
@@ -326,6 +352,7 @@ class SchemaAdmin:
 
 # --- migrate and check ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SchemaState:
     version: int
@@ -333,16 +360,19 @@ class SchemaState:
     changes: int  # schema changes this run made (0: the keyspace was up to date)
 
 
-def migrate(admin: SchemaAdmin, requested: Replication | None, default: Replication,
-            create_keyspace: bool, say: Say) -> SchemaState:
+def migrate(
+    admin: SchemaAdmin, requested: Replication | None, default: Replication, create_keyspace: bool, say: Say
+) -> SchemaState:
     """Bring the keyspace to SCHEMA_VERSION; `requested` replication (or `default` for a new keyspace)."""
     ks = admin.keyspace
     changes = 0
     current = admin.replication()
     if current is None:
         if not create_keyspace:
-            raise SchemaError(f"keyspace {ks} does not exist (and --no-create-keyspace is set): create it, "
-                              "e.g. in your provider's console")
+            raise SchemaError(
+                f"keyspace {ks} does not exist (and --no-create-keyspace is set): create it, "
+                "e.g. in your provider's console"
+            )
         current = requested or default
         admin.ddl(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {current.cql()}")
         say(f"keyspace {ks}: created ({current.describe()})")
@@ -350,8 +380,10 @@ def migrate(admin: SchemaAdmin, requested: Replication | None, default: Replicat
     elif requested is not None and requested != current and create_keyspace:
         admin.ddl(f"ALTER KEYSPACE {ks} WITH replication = {requested.cql()}")
         say(f"keyspace {ks}: replication changed from {current.describe()} to {requested.describe()}")
-        say(f"  repair needed: run `nodetool repair -full {ks}` on every node, one node at a time, so the "
-            "rows already stored reach their new replicas (until then LOCAL_QUORUM reads may miss some)")
+        say(
+            f"  repair needed: run `nodetool repair -full {ks}` on every node, one node at a time, so the "
+            "rows already stored reach their new replicas (until then LOCAL_QUORUM reads may miss some)"
+        )
         if requested.lowered_from(current):
             say(f"  then `nodetool cleanup {ks}` on every node to drop the rows it no longer owns")
         current = requested
@@ -366,8 +398,10 @@ def migrate(admin: SchemaAdmin, requested: Replication | None, default: Replicat
     recorded = admin.recorded_version()
     if recorded is not None and recorded > SCHEMA_VERSION:
         raise SchemaVersionMismatch(_newer(ks, recorded))
-    say(f"schema version: {recorded if recorded is not None else 'none recorded'}; "
-        f"this release needs {SCHEMA_VERSION}")
+    say(
+        f"schema version: {recorded if recorded is not None else 'none recorded'}; "
+        f"this release needs {SCHEMA_VERSION}"
+    )
     for number, step in enumerate(STEPS, start=1):
         done = step.apply(admin)
         changes += len(done)
@@ -376,9 +410,11 @@ def migrate(admin: SchemaAdmin, requested: Replication | None, default: Replicat
     nodes = sum(admin.nodes_per_datacenter().values())
     say(f"waiting for schema agreement ({nodes} node{'s' if nodes != 1 else ''}) ...")
     if not admin.wait_for_agreement(SCHEMA_AGREEMENT_WAIT_S):
-        raise SchemaError(f"the nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S:.0f}s "
-                          "(a node down or slow?); `nodetool describecluster` shows the versions; run "
-                          "`player-sessions migrate` again once every node is up")
+        raise SchemaError(
+            f"the nodes did not agree on the schema within {SCHEMA_AGREEMENT_WAIT_S:.0f}s "
+            "(a node down or slow?); `nodetool describecluster` shows the versions; run "
+            "`player-sessions migrate` again once every node is up"
+        )
     if changes == 0 and recorded == SCHEMA_VERSION:
         # Nothing to write: a start with replicas down (a node being repaired, a datacenter away)
         # must not fail on the EACH_QUORUM write of a version that is already there.
@@ -394,23 +430,29 @@ def check(admin: SchemaAdmin) -> SchemaState:
     ks = admin.keyspace
     replication = admin.replication()
     if replication is None:
-        raise SchemaVersionMismatch(f"keyspace {ks} does not exist: run `player-sessions migrate` "
-                                    "(with the same --contact-points/--keyspace) before `serve --no-migrate`")
+        raise SchemaVersionMismatch(
+            f"keyspace {ks} does not exist: run `player-sessions migrate` "
+            "(with the same --contact-points/--keyspace) before `serve --no-migrate`"
+        )
     recorded = admin.recorded_version()
     if recorded is None:
         raise SchemaVersionMismatch(
             f"keyspace {ks} has no schema version recorded (made by an older release, or a migrate that "
-            f"did not finish); this release needs version {SCHEMA_VERSION}: run `player-sessions migrate`")
+            f"did not finish); this release needs version {SCHEMA_VERSION}: run `player-sessions migrate`"
+        )
     if recorded < SCHEMA_VERSION:
         raise SchemaVersionMismatch(
             f"keyspace {ks} is at schema version {recorded}, this release needs {SCHEMA_VERSION}: run "
-            "`player-sessions migrate` (older API processes keep working on the upgraded schema)")
+            "`player-sessions migrate` (older API processes keep working on the upgraded schema)"
+        )
     if recorded > SCHEMA_VERSION:
         raise SchemaVersionMismatch(_newer(ks, recorded))
     return SchemaState(recorded, replication, 0)
 
 
 def _newer(ks: str, recorded: int) -> str:
-    return (f"keyspace {ks} is at schema version {recorded}, newer than this release knows "
-            f"({SCHEMA_VERSION}): run a release that needs version {recorded} (this one would not "
-            "know its tables or options)")
+    return (
+        f"keyspace {ks} is at schema version {recorded}, newer than this release knows "
+        f"({SCHEMA_VERSION}): run a release that needs version {recorded} (this one would not "
+        "know its tables or options)"
+    )

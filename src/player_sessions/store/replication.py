@@ -42,8 +42,10 @@ class Replication:
         for part in text.split(","):
             name, sep, value = part.strip().partition(":")
             if not sep or _DATACENTER.fullmatch(name) is None or not value.strip().isdigit():
-                raise ValueError(f"{text!r}: expected a replication factor (`3`, SimpleStrategy) or "
-                                 "datacenter:factor pairs (`dc1:3,dc2:3`, NetworkTopologyStrategy)")
+                raise ValueError(
+                    f"{text!r}: expected a replication factor (`3`, SimpleStrategy) or "
+                    "datacenter:factor pairs (`dc1:3,dc2:3`, NetworkTopologyStrategy)"
+                )
             if name in factors:
                 raise ValueError(f"{text!r}: datacenter {name!r} named twice")
             factors[name] = _factor(value.strip())
@@ -90,13 +92,18 @@ class Replication:
                     f"replication factor {factor} in {name} ({_nodes(nodes)}): one "
                     f"lost node loses data and LOCAL_QUORUM stops when one replica is down; production wants "
                     f"{PRODUCTION_FACTOR} per datacenter (--replication "
-                    f"{_example(nodes_per_datacenter)})")
+                    f"{_example(nodes_per_datacenter)})"
+                )
             if factor > nodes:
-                lines.append(f"replication factor {factor} in {name} but {_nodes(nodes)} there: writes "
-                             f"at LOCAL_QUORUM fail until it has {factor}")
+                lines.append(
+                    f"replication factor {factor} in {name} but {_nodes(nodes)} there: writes "
+                    f"at LOCAL_QUORUM fail until it has {factor}"
+                )
         if self.strategy == SIMPLE and len(nodes_per_datacenter) > 1:
-            lines.append("SimpleStrategy ignores datacenters: with several, give a factor per datacenter "
-                         f"(--replication {_example(nodes_per_datacenter)})")
+            lines.append(
+                "SimpleStrategy ignores datacenters: with several, give a factor per datacenter "
+                f"(--replication {_example(nodes_per_datacenter)})"
+            )
         return lines
 
 

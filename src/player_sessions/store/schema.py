@@ -111,4 +111,3 @@ MIGRATIONS: tuple[str, ...] = tuple(
     f"ALTER TABLE {{ks}}.{table} ADD IF NOT EXISTS counts_json blob"
     for table in ("hour_starts", "minute_starts", "day_starts")
 )
-

@@ -14,9 +14,16 @@ from player_sessions.store.config import StoreConfig
 from player_sessions.store.errors import StoreTlsFailed
 
 # How the handshake's failures read once the driver has wrapped them in its connection errors.
-_HANDSHAKE_SIGNS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "[SSL", "SSLError",
-                    "WRONG_VERSION_NUMBER", "EOF occurred in violation of protocol", "hostname mismatch",
-                    "IP address mismatch")
+_HANDSHAKE_SIGNS = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "certificate verify failed",
+    "[SSL",
+    "SSLError",
+    "WRONG_VERSION_NUMBER",
+    "EOF occurred in violation of protocol",
+    "hostname mismatch",
+    "IP address mismatch",
+)
 
 
 def client_context(config: StoreConfig) -> ssl.SSLContext | None:
@@ -45,4 +52,5 @@ def raise_if_handshake_failed(errors: dict[Any, Any] | None, config: StoreConfig
             raise StoreTlsFailed(
                 f"TLS handshake with Cassandra at {config.contact_points} failed: {error}; check that "
                 f"{ca} holds the CA that signed the node's certificate, that the certificate names the "
-                "address you connect to, and that the node has client encryption on")
+                "address you connect to, and that the node has client encryption on"
+            )
