@@ -24,7 +24,7 @@ from tests.faults.harness import (
     stored_check,
 )
 
-# The issue asks for >= 200,000 events, so CI runs this one at full size too (~4 min on 2 cores).
+# The contract is >= 200,000 events, so CI runs this one at full size too (~4 min on 2 cores).
 PLAYERS, DAYS = 8_000, 21
 BATCH = 1000
 
