@@ -120,7 +120,7 @@ def test_cassandra_down_mid_load_gives_503_then_the_same_process_recovers(
         assert slowest < REQUEST_TIMEOUT_S + 5, f"a request took {slowest:.1f}s"
         assert acked_while_down <= load.transport.acknowledged()
 
-        checked, missing = stored_check([address], service.keyspace, all_bodies(load.transport))
+        checked, missing = stored_check([address], service.config.keyspace, all_bodies(load.transport))
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
         answers = assert_answers_equal_truth(service.url, data.truth)
         say(

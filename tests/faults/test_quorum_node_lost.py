@@ -114,16 +114,16 @@ def test_a_node_lost_under_quorum_fails_nothing_and_loses_nothing(
         assert slowest < 15 + 5, f"a request took {slowest:.1f}s"
 
         checked, missing = stored_check(
-            addresses, service.keyspace, all_bodies(load.transport), consistency="QUORUM"
+            addresses, service.config.keyspace, all_bodies(load.transport), consistency="QUORUM"
         )
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
         try:
             all_up = assert_answers_equal_truth(service.url, data.truth)
         except AssertionError as exc:
-            where = rollup_diagnosis(addresses, service.keyspace, data.truth)
+            where = rollup_diagnosis(addresses, service.config.keyspace, data.truth)
             raise AssertionError(f"{exc}\nrollups: {where}") from None
         if os.environ.get("PS_FAULTS_DIAGNOSE"):  # the same report on a pass: checks the checker
-            say(f"rollups: {rollup_diagnosis(addresses, service.keyspace, data.truth)}")
+            say(f"rollups: {rollup_diagnosis(addresses, service.config.keyspace, data.truth)}")
 
         # Another node down: QUORUM now needs node 3, which missed the writes made while it was away.
         node2 = Node(2, config)

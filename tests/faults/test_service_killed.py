@@ -90,7 +90,7 @@ def test_service_killed_twice_mid_ingest_loses_no_acknowledged_event(
 
         # Acknowledged means stored: every valid in-retention event of every acknowledged batch,
         # read back from Cassandra (the batches acknowledged just before each kill among them).
-        checked, missing = stored_check([cassandra_node], service.keyspace, all_bodies(load.transport))
+        checked, missing = stored_check([cassandra_node], service.config.keyspace, all_bodies(load.transport))
         assert not missing, f"{len(missing)} acknowledged events are not in Cassandra: {missing[:5]}"
         just_before = sum(len(bodies_acknowledged_between(load.transport, k - 5, k)) for k, _ in kills)
         answers = assert_answers_equal_truth(service.url, data.truth)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -511,3 +512,23 @@ def test_one_replica_set_when_every_node_holds_every_row() -> None:
     assert one_replica_set(metadata(["dc1"] * 2, SimpleNamespace(replication_factor=2)), "ks")
     assert not one_replica_set(metadata(["dc1"] * 2, None), "ks")  # keyspace unknown: look up per row
     assert not one_replica_set(_Metadata(), "ks")
+
+
+def test_rows_per_request_counts_the_marks_late_starts_make() -> None:
+    """Two starts in one minute of one country: one mark per level and one country_hours row. The same
+    two starts a week apart: a minute, an hour with its country and a day each."""
+    from player_sessions.bench.httpload import post_request
+    from player_sessions.bench.traffic import rows_per_request
+
+    def request(*stamps: str) -> bytes:
+        events = [
+            {"event": "start", "country": "fi", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": ts}
+            for ts in stamps
+        ]
+        events.append({"event": "end", "player_id": "p", "session_id": str(uuid.uuid4()), "ts": stamps[0]})
+        return post_request("127.0.0.1", 1, "/events", json.dumps(events).encode())
+
+    live = rows_per_request([request("2016-12-01T11:00:01Z", "2016-12-01T11:00:30Z")])
+    assert live == {"raw_rows": 3 + 2 * 2, "mark_rows": 1 + (1 + 1) + 1}
+    late = rows_per_request([request("2016-12-01T11:00:01Z", "2016-11-24T03:10:00Z")])
+    assert late == {"raw_rows": 3 + 2 * 2, "mark_rows": 2 + 2 * (1 + 1) + 2}

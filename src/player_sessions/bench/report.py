@@ -149,6 +149,33 @@ def _traffic_observations(results: dict[str, Any]) -> list[str]:
             "rollup marks; with cores to spare the clients wait on that chain, with more clients the "
             "latency grows before the rate does (the profile below names the costs)."
         )
+    late = traffic.get("late")
+    live = (
+        max(
+            (c for c in traffic["cells"] if c["batch_size"] == late["batch_size"]),
+            key=lambda c: c["events_per_second"],
+            default=None,
+        )
+        if late
+        else None
+    )
+    if late and live and late.get("rows_per_request") and live.get("rows_per_request"):
+        late_rows, live_rows = late["rows_per_request"], live["rows_per_request"]
+        late_total = late_rows["raw_rows"] + late_rows["mark_rows"]
+        live_total = live_rows["raw_rows"] + live_rows["mark_rows"]
+        out.append(
+            f"Batches of {late['batch_size']:,} spread over {traffic.get('late_days', 30):g} days: "
+            f"{num(late['events_per_second'])} events/s against {num(live['events_per_second'])} live. "
+            f"Each such request writes {num(late_rows['raw_rows'])} raw rows and "
+            f"{num(late_rows['mark_rows'])} rollup marks (every start in a minute, hour and day of its "
+            f"own), a live one {num(live_rows['raw_rows'])} and {num(live_rows['mark_rows'])}: "
+            f"{late_total / max(live_total, 1):.2f}x the rows, all of them Cassandra writes; Cassandra "
+            f"used {pct(late.get('cassandra_cpu_percent'))} of one core (live: "
+            f"{pct(live.get('cassandra_cpu_percent'))}), the service "
+            f"{pct(late['service']['cpu_percent_of_one_core'])} (live: "
+            f"{pct(live['service']['cpu_percent_of_one_core'])}). The marks are what keep every count "
+            "exact: a late start makes its minute, hour and day stale, and each must be marked."
+        )
     mixed = traffic.get("mixed")
     if mixed:
         ingest = mixed["ingest"]

@@ -18,15 +18,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, Protocol
+
+import orjson
 
 from player_sessions.bench.httpload import LoadOutcome, LoadRun
 from player_sessions.bench.procstat import TreeSampler
 from player_sessions.bench.profile import ServiceProfiler
 from player_sessions.bench.stats import Target
+from player_sessions.domain.clock import try_parse_instant
+from player_sessions.rollups import count_touches, level_marks
 from player_sessions.service_process import ServiceProcess
 
-__all__ = ["TRAFFIC_TARGETS", "TrafficHost", "run_traffic", "traffic_measurements"]
+__all__ = ["TRAFFIC_TARGETS", "TrafficHost", "rows_per_request", "run_traffic", "traffic_measurements"]
+
+DAYS_365 = timedelta(days=365)  # any retention: only the rows are counted, not their TTLs
+# Requests of a pool whose written rows are counted (rows_per_request): the pools are uniform.
+ROW_SAMPLE_REQUESTS = 20
 
 TRAFFIC_TARGETS = {
     "mixed_starts_p99": Target(
@@ -76,6 +85,30 @@ def _cell(
     return {**extra, **summarise(outcome), **resources}
 
 
+def rows_per_request(requests: Sequence[bytes]) -> dict[str, float]:
+    """The rows the service writes for the average request of a pool, from the product's own rules:
+    each event's row and each start's two raw rows, then the minute, hour (with their country_hours
+    rows) and day marks `rollups.level_marks` makes of the request's starts."""
+    sample = list(requests[:ROW_SAMPLE_REQUESTS])
+    raw = marks = 0
+    for request in sample:
+        events = orjson.loads(request.partition(b"\r\n\r\n")[2])
+        if isinstance(events, dict):
+            events = events.get("events", [])
+        starts = []
+        for event in events:
+            ts = try_parse_instant(str(event.get("ts", "")))
+            if event.get("event") == "start" and event.get("country") and ts is not None:
+                starts.append((str(event["country"]).upper(), ts))
+        raw += len(events) + 2 * len(starts)
+        if starts:
+            level = level_marks(count_touches(starts, max(ts for _, ts in starts), DAYS_365))
+            marks += len(level.minutes) + len(level.days)
+            marks += sum(1 + len(hour.countries) for hour in level.hours)
+    n = max(1, len(sample))
+    return {"raw_rows": raw / n, "mark_rows": marks / n}
+
+
 def run_traffic(
     host: TrafficHost,
     svc: ServiceProcess,
@@ -121,13 +154,14 @@ def run_traffic(
             duration=seconds,
         )
         name = f"{label} batch {batch:,} x {senders}"
-        profiler = (
-            host.profiler(svc, seconds, name) if batch == min(batch_sizes) and senders == clients else None
-        )
+        # The smallest batches and the late ones are the cells with targets of their own.
+        profiled = (batch == min(batch_sizes) and senders == clients) or days != live_days
+        profiler = host.profiler(svc, seconds, name) if profiled else None
         outcome, resources = host.measure(svc, run)
         if profiler is not None:
             profiles[name] = _finish(profiler)
         cell = _cell(outcome, resources, summarise, batch_size=batch, clients=senders, events=label)
+        cell["rows_per_request"] = rows_per_request(requests)
         lat = cell["latency"]
         say(
             f"  {label} events, batch {batch:>5,} x {senders}: {cell['events_per_second']:>8,.0f} events/s, "
