@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import PreparedStatement
+
+from player_sessions.store.binding import RowEncoder, encoder_of, unlogged_batch
 
 # An unlogged batch of rows sharing their replicas (see replica_batches): cut before its estimated size
 # passes 4.5 KiB, under Cassandra's default batch_size_warn_threshold (5 KiB, checked on batches of
@@ -19,11 +21,14 @@ BATCH_BYTES = 4608
 BATCH_ROW_OVERHEAD_BYTES = 64
 BATCH_ROWS = 100
 
+Encoded = tuple[RowEncoder, list[Any], Sequence[Any]]  # a row: its encoder, values and params
+
 
 def replica_batches(
     metadata: Any, keyspace: str, rows: Iterable[tuple[PreparedStatement, Sequence[Any]]]
 ) -> Iterator[Any]:
-    """Bind rows lazily and yield them as unlogged batches of rows that share their replicas.
+    """Bind rows lazily (store.binding: the driver's bytes, cheaper) and yield them as unlogged
+    batches of rows that share their replicas.
 
     The Python driver's cost is per request, not per row, and a realistic batch of events touches
     about as many player partitions as it has events: one request per partition was most of ingest's
@@ -38,33 +43,34 @@ def replica_batches(
     # Where every node holds every row (one node; RF >= nodes in each DC) there is one group, and the
     # per-row replica lookup (a token hash and a ring search: a third of ingest's CPU) is skipped.
     one_group = one_replica_set(metadata, keyspace)
-    replicas_of: dict[bytes, frozenset[Any]] = {}
-    pending: dict[frozenset[Any] | None, tuple[list[Any], list[int]]] = {}
+    replicas_of: dict[bytes | None, frozenset[Any]] = {}
+    pending: dict[frozenset[Any] | None, tuple[list[Encoded], list[int]]] = {}
     for statement, params in rows:
-        bound = statement.bind(params)
+        encoder = encoder_of(statement)
+        values = encoder.values(params)
         size = BATCH_ROW_OVERHEAD_BYTES
-        for value in bound.values:
+        for value in values:
             if value.__class__ is bytes:
                 size += len(value)
         group_key: frozenset[Any] | None = None
         if not one_group:
-            routing_key = bound.routing_key
+            routing_key = encoder.routing_key(values)
             group_key = replicas_of.get(routing_key)
             if group_key is None:
                 group_key = replicas_of[routing_key] = frozenset(metadata.get_replicas(keyspace, routing_key))
         group = pending.get(group_key)
         if group is None:
             group = pending[group_key] = ([], [0])
-        statements, used = group
-        if statements and (used[0] + size > BATCH_BYTES or len(statements) >= BATCH_ROWS):
-            yield _batch_of(statements)
-            statements.clear()
+        encoded, used = group
+        if encoded and (used[0] + size > BATCH_BYTES or len(encoded) >= BATCH_ROWS):
+            yield _batch_of(encoded)
+            encoded.clear()
             used[0] = 0
-        statements.append(bound)
+        encoded.append((encoder, values, params))
         used[0] += size
-    for statements, _ in pending.values():
-        if statements:
-            yield _batch_of(statements)
+    for encoded, _ in pending.values():
+        if encoded:
+            yield _batch_of(encoded)
 
 
 def one_replica_set(metadata: Any, keyspace: str) -> bool:
@@ -85,11 +91,8 @@ def one_replica_set(metadata: Any, keyspace: str) -> bool:
     return factor is not None and len(hosts) <= int(factor)
 
 
-def _batch_of(statements: list[Any]) -> Any:
-    if len(statements) == 1:
-        return statements[0]
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    batch.is_idempotent = True
-    for bound in statements:
-        batch.add(bound)
-    return batch
+def _batch_of(encoded: list[Encoded]) -> Any:
+    if len(encoded) == 1:
+        encoder, values, params = encoded[0]
+        return encoder.bound(values, params)
+    return unlogged_batch([(encoder, values) for encoder, values, _ in encoded])
