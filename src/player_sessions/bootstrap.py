@@ -97,6 +97,8 @@ async def _connect_forever(runtime: Runtime, ensure_schema: bool) -> None:
         except StoreError as exc:
             log.warning("Cassandra not reachable yet (%s); retrying in %.0fs", exc, RECONNECT_DELAY_S)
             await asyncio.sleep(RECONNECT_DELAY_S)
+    if runtime.settings.role == "ingest":
+        return  # recounts are the query processes' work: this one's loop stays on batches
     await refresh_forever(
         runtime.store,
         runtime.clock,

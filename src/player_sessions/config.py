@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
     workers: int = Field(1, ge=1, le=64, description="API worker processes (one per core is typical)")
+    role: Literal["all", "ingest", "query"] = Field(
+        "all",
+        description="what this process serves: `ingest` (POST /events), `query` (reads and erasure) or "
+        "`all`; a proxy that sends POST /events to ingest processes keeps queries off the processes "
+        "that parse batches (docs/operations.md)",
+    )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_events: int = Field(100_000, ge=1, description="most events in one request")
     # 100,000 of the longest valid events, pretty-printed, take 23.8 MB (a typical batch: 14 MB).
@@ -121,6 +127,13 @@ class Settings(BaseSettings):
         le=10_000,
         description="Cassandra statements one request keeps in flight (under --max-in-flight): a large batch "
         "then leaves the event loop to other requests between its writes",
+    )
+    max_ingest_in_flight: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="batches of ingested rows in flight per process (under --max-in-flight): a query's reads "
+        "then wait behind at most this many writes on the node, not behind every request's",
     )
 
     # Domain

@@ -191,11 +191,20 @@ class ServiceProcess:
         seconds waited. From /metrics: player_sessions_rollup_pass_duration_seconds_count."""
         began = time.monotonic()
         while time.monotonic() - began < timeout:
-            status, body = self._get("/metrics", timeout=10)
-            if status == 200 and _rollup_passes(body) >= 1:
+            if self.metric("player_sessions_rollup_pass_duration_seconds_count") >= 1:
                 break
             time.sleep(0.25)
         return time.monotonic() - began
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample of GET /metrics (0 if absent or the service does not answer)."""
+        status, body = self._get("/metrics", timeout=10)
+        if status != 200:
+            return 0.0
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] == " ":
+                return float(line.split()[-1])
+        return 0.0
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -238,10 +247,3 @@ class ServiceProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _rollup_passes(metrics_text: bytes) -> float:
-    for line in metrics_text.decode(errors="replace").splitlines():
-        if line.startswith("player_sessions_rollup_pass_duration_seconds_count"):
-            return float(line.split()[-1])
-    return 0.0

@@ -1,5 +1,6 @@
 """Rollups under concurrency, against the real database: ingest, window queries and the background
-pass all at once, as in a busy service (and, with two sets of recount flights, as in two processes).
+pass all at once, as in a busy service (and, with two sets of recount flights, as in two processes:
+an ingest process and a query process of `serve --role` split, or two of `--role all`).
 
 While the load runs, every answer lies between the starts acknowledged before it was asked and the
 starts sent before it was answered: a fresh-looking rollup that missed an acknowledged start would
@@ -57,7 +58,10 @@ class Ledger:
 
 @pytest.fixture()
 async def store(cassandra_node: str, test_keyspace_name: str) -> AsyncIterator[CassandraStore]:
-    settings = Settings(contact_points=cassandra_node, keyspace=f"{test_keyspace_name}_rollconc")
+    # Few ingest slots: batches wait for them while queries and marks go around them.
+    settings = Settings(
+        contact_points=cassandra_node, keyspace=f"{test_keyspace_name}_rollconc", max_ingest_in_flight=3
+    )
     s = await CassandraStore.connect(StoreConfig.from_settings(settings), ensure_schema=True)
     yield s
     await s.close()
@@ -80,9 +84,9 @@ async def test_answers_stay_between_acknowledged_and_sent_under_load_and_are_exa
     # and the old state of the level below.
     execute_all = store._execute_all
 
-    async def slow_execute_all(*args: Any) -> Any:
+    async def slow_execute_all(*args: Any, **kwargs: Any) -> Any:
         await asyncio.sleep(rng.random() / 100)
-        return await execute_all(*args)
+        return await execute_all(*args, **kwargs)
 
     monkeypatch.setattr(store, "_execute_all", slow_execute_all)
     ledger = Ledger()

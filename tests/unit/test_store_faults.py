@@ -285,6 +285,45 @@ async def test_statement_slots_bound_what_is_in_flight_and_then_answer_503() -> 
     await store.ping()
 
 
+async def test_ingest_batches_take_at_most_their_slots_and_reads_go_around_them() -> None:
+    """A query's reads must not queue on the node behind every batch of every request being ingested:
+    batches of rows wait for one of --max-ingest-in-flight slots, reads and marks do not."""
+    session = FakeSession(pending=True)
+    store = store_over(session, max_ingest_in_flight=2)
+    task = asyncio.ensure_future(ingest(store, events(300)))  # ~1,000 rows: a dozen batches
+    await asyncio.sleep(0.01)
+    assert len(session.futures) == 2, "two batches of rows in flight, the others wait for a slot"
+    read = asyncio.ensure_future(store.player_events("p1", None, 10))
+    await asyncio.sleep(0.01)
+    assert len(session.futures) == 3 and ".player_events " in session.sent[-1][0][0]
+    session.futures[-1].answer()
+    assert await asyncio.wait_for(read, 1) == []
+
+    answered = {id(session.futures[-1])}
+    most_rows_in_flight = 0
+    while not task.done():
+        waiting = [f for f in session.futures if id(f) not in answered]
+        rows_in_flight = [
+            f
+            for f, (cql, _) in zip(session.futures, session.sent, strict=True)
+            if id(f) not in answered and _is_ingested_row(cql[0])
+        ]
+        most_rows_in_flight = max(most_rows_in_flight, len(rows_in_flight))
+        for future in waiting[:1]:
+            answered.add(id(future))
+            future.answer()
+        await asyncio.sleep(0.001)
+    assert task.result().stored > 0
+    assert most_rows_in_flight == 2
+    assert sum(1 for cql, _ in session.sent if _is_ingested_row(cql[0])) > 10
+
+
+def _is_ingested_row(cql: str) -> bool:
+    return cql.startswith("INSERT") and any(
+        f".{table} " in cql for table in ("player_events", "starts_by_country_hour", "starts_by_minute")
+    )
+
+
 async def test_minute_then_hour_then_day_marks_each_wait_for_the_acks_of_the_level_below() -> None:
     """A recount that sees a level's new token must find the level below stale as well: an hour is
     recounted from its minute rollups, a day from its hours."""

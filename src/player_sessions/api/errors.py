@@ -57,6 +57,12 @@ class Forbidden(HttpError):
     status = 403
 
 
+class Misdirected(HttpError):
+    """The request reached a process whose --role does not serve its route: a proxy's routing error."""
+
+    status = 421
+
+
 class RequestTimeout(HttpError):
     status = 408
 

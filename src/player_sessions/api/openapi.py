@@ -72,6 +72,11 @@ ERROR_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         "16384 bytes/s after the first 30s",
         "field": "body",
     },
+    "421": {
+        "error": "role: this process serves query routes only (--role query); send ingest requests to a "
+        "process started with --role ingest or --role all",
+        "field": "role",
+    },
     "413": {"error": "body: 100001 events: at most 100000 per request", "field": "body"},
     "415": {
         "error": 'content-type: text/plain: send application/json (an array or {"events": [...]}) '

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from player_sessions import metrics
 from player_sessions.api.body import NDJSON_TYPES, IngestSlot, media_type, read_limited
-from player_sessions.api.errors import error_body
+from player_sessions.api.errors import Misdirected, error_body
 from player_sessions.api.event_pieces import event_pieces
 from player_sessions.api.models import (
     CountryStartsOut,
@@ -37,6 +37,7 @@ OFFLOAD_BYTES = 16 * 1024
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a parameter or the body breaks a rule"},
+    421: {"model": ErrorOut, "description": "this process's --role does not serve the route (proxy routing)"},
     503: {"model": ErrorOut, "description": "Cassandra unavailable; retry (safe), see Retry-After"},
 }
 
@@ -48,6 +49,17 @@ async def runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def served(rt: Runtime, role: str) -> None:
+    """Refuse a route this process's --role leaves to others (its proxy sent it to the wrong pool)."""
+    mine = rt.settings.role
+    if mine != "all" and mine != role:
+        raise Misdirected(
+            "role",
+            f"this process serves {mine} routes only (--role {mine}); send {role} requests to a "
+            f"process started with --role {role} or --role all",
+        )
 
 
 def rfc3339(ts: datetime) -> str:
@@ -93,6 +105,7 @@ _EVENTS_BODY = {
     },
 )
 async def post_events(request: Request, rt: RuntimeDep, slot: IngestSlot) -> JsonResponse:
+    served(rt, "ingest")
     settings = rt.settings
     kind = media_type(request.headers.get("content-type"))
     body = await read_limited(
@@ -144,6 +157,7 @@ async def get_player_sessions(
     player_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JsonResponse:
+    served(rt, "query")
     found = await last_sessions(
         rt.require_store(),
         rt.clock,
@@ -178,6 +192,7 @@ async def get_player_sessions(
     summary="Erase a player: their events and sessions from every table, and from the counts",
 )
 async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
+    served(rt, "query")
     erased = await erase_player(rt.require_store(), rt.clock, rt.settings.retention, player_id)
     return JsonResponse(
         {
@@ -197,6 +212,7 @@ async def delete_player(rt: RuntimeDep, player_id: Annotated[str, Path(max_lengt
     summary="Session starts per country in the last `hours` hours",
 )
 async def get_session_starts(rt: RuntimeDep, hours: Annotated[float, Query(gt=0)]) -> JsonResponse:
+    served(rt, "query")
     counts = await starts_per_country(rt.require_store(), rt.clock, rt.settings.retention, hours, rt.recounts)
     return JsonResponse(
         {
@@ -222,6 +238,7 @@ async def get_country_starts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JsonResponse:
+    served(rt, "query")
     page = await country_starts(
         rt.require_store(), rt.clock, rt.settings.retention, country, hours, limit, cursor, rt.cursor_keys
     )

@@ -196,7 +196,42 @@ def _traffic_observations(results: dict[str, Any]) -> list[str]:
             + ". Timed call by call, those reads take tens to hundreds of ms under this load and under "
             '10 ms without it (docs/design.md, "Ingest and queries at once").'
         )
+    split, alone = traffic.get("split_mixed"), traffic.get("split_queries_alone")
+    if split and alone and split.get("query_reads") and alone.get("query_reads"):
+        out.append(_split_account(split, alone, results))
     return out
+
+
+def _split_account(split: dict[str, Any], alone: dict[str, Any], results: dict[str, Any]) -> str:
+    """Where a query's time goes with the roles split: its Cassandra reads, with and without ingest."""
+    ingest = split["ingest"]
+
+    def per_query(run: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+        answered = sum(q["requests"] for q in run["queries"])
+        total_ms = sum(q["latency"]["mean_ms"] * q["requests"] for q in run["queries"])
+        mean_query = total_ms / answered if answered else None
+        reads = run["query_reads"]
+        return (reads["reads"] / answered if answered else None, reads["mean_ms"], mean_query)
+
+    reads_busy, read_ms_busy, query_ms_busy = per_query(split)
+    reads_quiet, read_ms_quiet, query_ms_quiet = per_query(alone)
+    query_cpu = (ingest.get("query_service") or {}).get("cpu_percent_of_one_core")
+    return (
+        f"Mixed, roles split, ingest paced at {num(ingest.get('offered_events_per_second'))} events/s: the "
+        f"ingest process used {pct(ingest['service']['cpu_percent_of_one_core'])} of one core, the query "
+        f"process {pct(query_cpu)}, Cassandra {pct(ingest.get('cassandra_cpu_percent'))}, on "
+        f"{results.get('machine', {}).get('cores', '?')} cores shared with the load clients. A query "
+        f"averaged {ms(query_ms_busy)} ms and made {_one(reads_busy)} Cassandra reads, which took "
+        f"{ms(read_ms_busy)} ms each on average; with no ingest running, {ms(query_ms_quiet)} ms, "
+        f"{_one(reads_quiet)} reads of {ms(read_ms_quiet)} ms. The query process no longer waits behind "
+        "batches on its own event loop; what is left is the node: its reads queue behind the batches' "
+        "writes for the same cores, and during ingest every count also recounts the live hour's stale "
+        "minute rollups (more reads per query)."
+    )
+
+
+def _one(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def observations(results: dict[str, Any]) -> list[str]:
@@ -727,14 +762,20 @@ def _traffic(results: dict[str, Any]) -> list[str]:
     rows.append(ingest_row(f"spread over {traffic['late_days']:g} days", traffic["late"]))
     mixed_runs = [
         (name, traffic[key])
-        for key, name in (("mixed", "paced"), ("mixed_flat_out", "flat out"))
+        for key, name in (
+            ("mixed", "paced, one process"),
+            ("mixed_flat_out", "flat out, one process"),
+            ("split_mixed", "paced, roles split"),
+            ("split_mixed_flat_out", "flat out, roles split"),
+        )
         if traffic.get(key)
     ]
     for name, mixed in mixed_runs:
         ingest = mixed["ingest"]
         offered = ingest.get("offered_events_per_second")
-        label = f"live, {name}" + (f" ({num(offered)} offered)" if offered else "") + ", with queries"
-        rows.append(ingest_row(label, ingest))
+        pace, _, deployment = name.partition(", ")
+        label = f"live, {pace}" + (f" ({num(offered)} offered)" if offered else "")
+        rows.append(ingest_row(f"{label}, with queries, {deployment}", ingest))
     out = [
         "## 5. The traffic users send",
         "",
@@ -742,7 +783,10 @@ def _traffic(results: dict[str, Any]) -> list[str]:
         "cell; live events are those of the hour before the clock, late ones spread over "
         f"{traffic['late_days']:g} days within every batch. The ratio column compares each rate with "
         f"live batches of {num(reference['batch_size'])}. The mixed cells run the same live batches, "
-        "paced to a sustained rate and then flat out, while one client per query asks it in a loop.",
+        "paced to a sustained rate and then flat out, while one client per query asks it in a loop: "
+        "first with one process serving both, then with roles split (`serve --role ingest` takes the "
+        "batches, `serve --role query` the queries, as a proxy routing POST /events sends them; the "
+        "service CPU column is the ingest process's).",
         "",
     ]
     out += table(
@@ -776,7 +820,23 @@ def _traffic(results: dict[str, Any]) -> list[str]:
                     _errors(q),
                 )
             )
-        out += ["", f"Queries during the {name} live ingest, one client each:", ""]
+        out += ["", f"Queries during the live ingest, {name}, one client each:", ""]
+        out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
+    alone = traffic.get("split_queries_alone")
+    if alone:
+        qrows = [
+            (
+                q["query"],
+                num(q["requests_per_second"]),
+                ms(q["latency"]["p50_ms"]),
+                ms(q["latency"]["p90_ms"]),
+                ms(q["latency"]["p99_ms"]),
+                ms(q["latency"].get("max_ms")),
+                _errors(q),
+            )
+            for q in alone["queries"]
+        ]
+        out += ["", "The same query clients on the query process with no ingest running:", ""]
         out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
     for name, profile in (traffic.get("profiles") or {}).items():
         summary = profile.get("summary")

@@ -7,7 +7,11 @@
   whole period, as late events from many clients arrive), the same clients.
 - **Mixed:** the batch-1,000 live ingest again, while one client per query asks
   `GET /session-starts` (1, 24 and 720 hours) and `GET /players/{id}/sessions` (random players).
-  The ingest rate with the queries running is compared with the batch-1,000 cell without them.
+  The ingest rate with the queries running is compared with the batch-1,000 cell without them. It
+  runs in two deployments: one process serving both, then split by role (`serve --role ingest`
+  takes the batches, `serve --role query` the queries, as a proxy routing POST /events would send
+  them). The targets are read on the split one, the deployment docs/operations.md recommends for
+  ingest and queries at once.
 
 Every cell runs on the service and keyspace of the query scenario's largest size, so counts are
 recounted over real history. Re-sent events (a pool smaller than a cell's need) are idempotent upserts
@@ -16,8 +20,10 @@ and cost the service what new ones do.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -39,14 +45,19 @@ ROW_SAMPLE_REQUESTS = 20
 
 TRAFFIC_TARGETS = {
     "mixed_starts_p99": Target(
-        "GET /session-starts p99 (1, 24, 720 h) during live ingest", "max", 50.0, "ms"
+        "GET /session-starts p99 (1, 24, 720 h) during live ingest, roles split", "max", 50.0, "ms"
     ),
-    "mixed_player_p99": Target("GET /players/{id}/sessions p99 during live ingest", "max", 20.0, "ms"),
+    "mixed_player_p99": Target(
+        "GET /players/{id}/sessions p99 during live ingest, roles split", "max", 20.0, "ms"
+    ),
     "mixed_ingest_rate": Target(
-        "live ingest sustained at batch 1,000 with the queries running", "min", 10_000.0, "events/s"
+        "live ingest sustained at batch 1,000 with the queries running, roles split",
+        "min",
+        10_000.0,
+        "events/s",
     ),
     "mixed_ingest_ratio": Target(
-        "ingest flat out with the queries vs without them (batch 1,000)", "min", 80.0, "%"
+        "ingest flat out with the queries vs without them (batch 1,000), roles split", "min", 80.0, "%"
     ),
     "small_batch_ratio": Target(
         "10-event batches (best of 8 and 16 clients) vs 1,000-event batches, events/s", "min", 60.0, "%"
@@ -199,6 +210,27 @@ def run_traffic(
         summarise=summarise,
         events_per_second=None,
     )
+    with _role_service(svc, "ingest") as ingest_svc, _role_service(svc, "query") as query_svc:
+        # The query process's first background pass recounts what the cells above left stale.
+        query_svc.wait_for_rollup_pass()
+        alone = _queries_alone(query_svc, queries, seconds=max(2.0, seconds / 2), summarise=summarise)
+        split: dict[str, Any] = {"split_queries_alone": alone}
+        split |= {
+            key: _mixed(
+                host,
+                ingest_svc,
+                queries,
+                live,
+                clients=clients,
+                processes=processes,
+                seconds=seconds,
+                summarise=summarise,
+                events_per_second=rate,
+                query_svc=query_svc,
+                profiles=profiles if rate else None,
+            )
+            for key, rate in (("split_mixed", mixed_rate), ("split_mixed_flat_out", None))
+        }
     return {
         "clients": clients,
         "seconds": seconds,
@@ -207,8 +239,54 @@ def run_traffic(
         "late": late,
         "mixed": paced,
         "mixed_flat_out": flat_out,
+        **split,
         "profiles": profiles,
     }
+
+
+READS = "player_sessions_cassandra_read_duration_seconds"
+
+
+def _reads(svc: ServiceProcess) -> tuple[float, float]:
+    """(reads, seconds) the process's Cassandra reads have taken so far, from its /metrics."""
+    return svc.metric(f"{READS}_count"), svc.metric(f"{READS}_sum")
+
+
+def _read_latency(before: tuple[float, float], after: tuple[float, float]) -> dict[str, float | None]:
+    reads = after[0] - before[0]
+    return {"reads": reads, "mean_ms": (after[1] - before[1]) / reads * 1000 if reads else None}
+
+
+def _queries_alone(
+    svc: ServiceProcess,
+    queries: Sequence[tuple[str, list[bytes]]],
+    *,
+    seconds: float,
+    summarise: Callable[[LoadOutcome], dict[str, Any]],
+) -> dict[str, Any]:
+    """The mixed cells' query clients with no ingest running: what a Cassandra read costs the query
+    process on a quiet node, beside what it costs during ingest."""
+    runs = [
+        (name, LoadRun(svc.host, svc.port, requests, concurrency=1, processes=1, duration=seconds))
+        for name, requests in queries
+        if name in MIXED_QUERIES
+    ]
+    before = _reads(svc)
+    for _, run in runs:
+        run.start()
+    outcomes = [(name, run.join(timeout=seconds + 600.0)) for name, run in runs]
+    return {
+        "queries": [{"query": name, **summarise(outcome)} for name, outcome in outcomes],
+        "query_reads": _read_latency(before, _reads(svc)),
+    }
+
+
+@contextmanager
+def _role_service(svc: ServiceProcess, role: str) -> Iterator[ServiceProcess]:
+    """Another `serve` of the same keyspace and settings, with `--role role`."""
+    config = dataclasses.replace(svc.config, port=0, extra_args=(*svc.config.extra_args, "--role", role))
+    with ServiceProcess(config, svc.log_path.with_name(f"{svc.log_path.stem}-{role}.log")) as started:
+        yield started
 
 
 def _finish(profiler: ServiceProfiler) -> dict[str, Any]:
@@ -228,7 +306,10 @@ def _mixed(
     summarise: Callable[[LoadOutcome], dict[str, Any]],
     events_per_second: float | None,
     profiles: dict[str, Any] | None = None,
+    query_svc: ServiceProcess | None = None,
 ) -> dict[str, Any]:
+    """Ingest into `svc` while one client per query asks `query_svc` (default: the same process)."""
+    asked = query_svc or svc
     wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
     requests, weights = ingest
     pace = events_per_second / max(weights) if events_per_second else None
@@ -242,18 +323,22 @@ def _mixed(
         pace_per_second=pace,
     )
     label = f"ingest paced at {events_per_second:,.0f} events/s" if events_per_second else "ingest flat out"
+    if query_svc is not None:
+        label += ", queries on a --role query process"
     sampler = TreeSampler(svc.pid).start()
+    query_sampler = TreeSampler(query_svc.pid).start() if query_svc is not None else None
     cassandra = TreeSampler(host.cassandra_pid).start() if host.cassandra_pid else None
     runs: list[tuple[str, LoadRun]] = []
     profiler = None
     answered: dict[str, LoadOutcome] = {}
+    reads_before = _reads(query_svc) if query_svc is not None else None
     background.start()
     try:
         time.sleep(1.0)  # let the ingest reach its pace
         for name, query_requests in wanted:
             run = LoadRun(
-                svc.host,
-                svc.port,
+                asked.host,
+                asked.port,
                 query_requests,
                 concurrency=1,
                 processes=1,
@@ -274,6 +359,7 @@ def _mixed(
         background.stop()
         bg = background.join(timeout=600.0)
         usage = sampler.stop()
+        query_usage = query_sampler.stop() if query_sampler is not None else None
         cass = cassandra.stop() if cassandra is not None else None
         if profiler is not None and profiles is not None:
             profiles[f"mixed, {label}"] = _finish(profiler)
@@ -293,6 +379,7 @@ def _mixed(
         "offered_events_per_second": events_per_second,
         **summarise(bg),
         "service": usage.as_dict(),
+        "query_service": query_usage.as_dict() if query_usage is not None else None,
         "cassandra_cpu_percent": cass.cpu_percent if cass is not None else None,
     }
     host.say(
@@ -301,7 +388,10 @@ def _mixed(
         f"{usage.as_dict()['cpu_percent_of_one_core']:.0f} %"
         + (f", Cassandra CPU {cass.cpu_percent:.0f} %" if cass is not None else "")
     )
-    return {"queries": out_queries, "ingest": ingest_cell}
+    result = {"queries": out_queries, "ingest": ingest_cell}
+    if query_svc is not None and reads_before is not None:
+        result["query_reads"] = _read_latency(reads_before, _reads(query_svc))
+    return result
 
 
 def traffic_measurements(traffic: dict[str, Any] | None) -> dict[str, float | None]:
@@ -314,8 +404,9 @@ def traffic_measurements(traffic: dict[str, Any] | None) -> dict[str, float | No
     rate = largest["events_per_second"] or None
     # The small-batch targets are read on the 10-event cell with the most events/s (8 or 16 clients).
     small_cells = [c for c in traffic["cells"] if c["batch_size"] == 10]
-    mixed = traffic["mixed"]
-    flat_out = traffic.get("mixed_flat_out") or mixed
+    # The split deployment when it ran (the one recommended for ingest and queries at once).
+    mixed = traffic.get("split_mixed") or traffic["mixed"]
+    flat_out = traffic.get("split_mixed_flat_out") or traffic.get("mixed_flat_out") or mixed
     starts = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("starts")]
     players = [q["latency"]["p99_ms"] for q in mixed["queries"] if q["query"].startswith("player")]
     mixed_rate = mixed["ingest"]["events_per_second"]

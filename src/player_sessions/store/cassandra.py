@@ -53,6 +53,9 @@ class CassandraStore:
         self._session = session
         self._config = config
         self._in_flight = asyncio.Semaphore(config.max_in_flight)
+        # Ingested rows take their slots here first: the node then holds at most this many of them
+        # queued ahead of a query's reads (docs/design.md, "Ingest and queries at once").
+        self._ingest_in_flight = asyncio.Semaphore(min(config.max_ingest_in_flight, config.max_in_flight))
         self._cql = Statements.prepare(session, config.keyspace)
         metrics.instrument_session(session)
 
@@ -76,23 +79,22 @@ class CassandraStore:
 
     # --- execution ------------------------------------------------------------------------------
 
-    async def _slot(self) -> None:
-        """Back-pressure: wait at most --queue-timeout for one of the --max-in-flight statement slots.
+    async def _slot(self, slots: asyncio.Semaphore, limit: int, what: str) -> None:
+        """Back-pressure: wait at most --queue-timeout for one of `slots`.
 
         When Cassandra is slow every slot stays taken; the request then fails with 503 + Retry-After
         (its writes are idempotent, the retry is safe) instead of queueing without bound.
         """
-        if not self._in_flight.locked():
-            await self._in_flight.acquire()
+        if not slots.locked():
+            await slots.acquire()
             return
         wait_s = self._config.queue_timeout
         try:
             async with asyncio.timeout(wait_s):
-                await self._in_flight.acquire()
+                await slots.acquire()
         except TimeoutError:
             raise StoreUnavailable(
-                f"overloaded: all {self._config.max_in_flight} Cassandra statement "
-                f"slots stayed busy for {wait_s:g}s"
+                f"overloaded: all {limit} {what} slots stayed busy for {wait_s:g}s"
             ) from None
 
     def _release_slot(self, answered: asyncio.Future[list[Any]]) -> None:
@@ -100,13 +102,28 @@ class CassandraStore:
             answered.exception()  # retrieved here too: its waiter may have been cancelled
         self._in_flight.release()
 
-    async def _execute(self, statement: Any, params: Sequence[Any] | None = None) -> list[Any]:
+    def _release_ingest_slot(self, answered: asyncio.Future[list[Any]]) -> None:
+        self._ingest_in_flight.release()
+
+    async def _execute(
+        self, statement: Any, params: Sequence[Any] | None = None, ingest: bool = False
+    ) -> list[Any]:
         loop = asyncio.get_running_loop()
-        await self._slot()
+        config = self._config
+        if ingest:
+            await self._slot(self._ingest_in_flight, config.max_ingest_in_flight, "ingest write")
+        try:
+            await self._slot(self._in_flight, config.max_in_flight, "Cassandra statement")
+        except BaseException:
+            if ingest:
+                self._ingest_in_flight.release()
+            raise
         future: asyncio.Future[list[Any]] = loop.create_future()
-        # The slot is given back when the driver answers, not when the waiter gives up: a timed-out
+        # Slots are given back when the driver answers, not when the waiter gives up: a timed-out
         # request's statements keep occupying Cassandra until they finish, and so keep their slots.
         future.add_done_callback(self._release_slot)
+        if ingest:
+            future.add_done_callback(self._release_ingest_slot)
 
         pages: list[Any] = []
         # The response future holds these callbacks and they need the response: held through a list
@@ -142,7 +159,9 @@ class CassandraStore:
         except Exception as exc:
             raise translate(exc) from exc
 
-    async def _execute_all(self, calls: Iterable[tuple[Any, Sequence[Any] | None]]) -> None:
+    async def _execute_all(
+        self, calls: Iterable[tuple[Any, Sequence[Any] | None]], ingest: bool = False
+    ) -> None:
         """Run every statement, at most max_in_flight_per_request at once; the first failure fails the whole.
 
         Each answer wakes one of the request's workers, which binds and encodes its next batch on the
@@ -150,7 +169,7 @@ class CassandraStore:
         other request's next step (GET / waited up to 0.5 s); 32 keep that queue short while still
         covering a local node's write latency many times over (docs/reliability.md)."""
         await gather_bounded(
-            (partial(self._execute, s, p) for s, p in calls),
+            (partial(self._execute, s, p, ingest) for s, p in calls),
             min(self._config.max_in_flight_per_request, self._config.max_in_flight),
         )
 
@@ -173,10 +192,10 @@ class CassandraStore:
     async def put_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> None:
         """Each event's row in its player's partition and each start's raw row, in replica batches,
         bound as they are sent (a few dozen at a time: memory stays flat whatever the batch)."""
-        await self._execute_all(self._replica_batches(self._event_rows(events, starts)))
+        await self._execute_all(self._replica_batches(self._event_rows(events, starts)), ingest=True)
 
     async def put_bound(self, bound: BoundWrites) -> None:
-        await self._execute_all(cast(list[tuple[Any, None]], bound))
+        await self._execute_all(cast(list[tuple[Any, None]], bound), ingest=True)
 
     def bind_events(self, events: Sequence[EventWrite], starts: Sequence[StartWrite]) -> BoundWrites:
         """put_events' replica batches, all bound now: binding is most of ingest's CPU in the driver,

@@ -33,6 +33,7 @@ class StoreConfig:
     # Back-pressure
     max_in_flight: int  # statements in flight per process
     max_in_flight_per_request: int
+    max_ingest_in_flight: int  # batches of ingested rows in flight per process
     queue_timeout: float  # seconds a statement waits for a slot before StoreUnavailable
 
     @property
@@ -57,5 +58,6 @@ class StoreConfig:
             replication_factor=settings.replication_factor,
             max_in_flight=settings.max_in_flight,
             max_in_flight_per_request=settings.max_in_flight_per_request,
+            max_ingest_in_flight=settings.max_ingest_in_flight,
             queue_timeout=settings.queue_timeout,
         )
