@@ -532,3 +532,79 @@ def test_rows_per_request_counts_the_marks_late_starts_make() -> None:
     assert live == {"raw_rows": 3 + 2 * 2, "mark_rows": 1 + (1 + 1) + 1}
     late = rows_per_request([request("2016-12-01T11:00:01Z", "2016-11-24T03:10:00Z")])
     assert late == {"raw_rows": 3 + 2 * 2, "mark_rows": 2 + 2 * (1 + 1) + 2}
+
+
+# --- the traffic section: one process and roles split ---------------------------------------------
+
+
+def _ingest_cell(batch: int, rate: float, clients: int = 8, **extra: Any) -> dict[str, Any]:
+    return {
+        "batch_size": batch,
+        "clients": clients,
+        "events_per_second": rate,
+        "requests_per_second": rate / batch,
+        "latency": _latency(40.0),
+        "errors": {},
+        "service": {"cpu_percent_of_one_core": 70.0},
+        "cassandra_cpu_percent": 60.0,
+        "machine_cpu_percent": 80.0,
+        "rows_per_request": {"raw_rows": 2.0 * batch, "mark_rows": batch / 10},
+        **extra,
+    }
+
+
+def _mixed_run(player_p99: float, starts_p99: float, rate: float, split: bool) -> dict[str, Any]:
+    queries = [
+        _query("player (random)", True, player_p99),
+        *(_query(f"starts hours={h}", True, starts_p99) for h in (1, 24, 720)),
+    ]
+    run: dict[str, Any] = {
+        "queries": queries,
+        "ingest": _ingest_cell(
+            1_000,
+            rate,
+            offered_events_per_second=12_000.0,
+            query_service={"cpu_percent_of_one_core": 30.0} if split else None,
+        ),
+    }
+    if split:
+        run["query_reads"] = {"reads": 800.0, "mean_ms": 20.0}
+    return run
+
+
+def test_the_traffic_targets_are_read_on_the_split_cells_and_both_deployments_are_reported() -> None:
+    traffic = {
+        "clients": 8,
+        "seconds": 10.0,
+        "late_days": 30.0,
+        "cells": [_ingest_cell(10, 4_000.0), _ingest_cell(1_000, 16_000.0), _ingest_cell(10, 5_000.0, 16)],
+        "late": _ingest_cell(1_000, 12_000.0),
+        "mixed": _mixed_run(600.0, 5_000.0, 11_000.0, split=False),
+        "mixed_flat_out": _mixed_run(500.0, 1_000.0, 14_000.0, split=False),
+        "split_mixed": _mixed_run(90.0, 400.0, 11_500.0, split=True),
+        "split_mixed_flat_out": _mixed_run(80.0, 300.0, 13_600.0, split=True),
+        "split_queries_alone": {
+            "queries": [_query("player (random)", False, 30.0), _query("starts hours=1", False, 45.0)],
+            "query_reads": {"reads": 400.0, "mean_ms": 8.0},
+        },
+        "profiles": {},
+    }
+    from player_sessions.bench.traffic import traffic_measurements
+
+    measured = traffic_measurements(traffic)
+    assert measured["mixed_starts_p99"] == 400.0 and measured["mixed_player_p99"] == 90.0
+    assert measured["mixed_ingest_rate"] == 11_500.0
+    assert measured["mixed_ingest_ratio"] == pytest.approx(13_600 / 16_000 * 100)
+    assert measured["small_batch_ratio"] == pytest.approx(5_000 / 16_000 * 100)
+    assert measured["late_ratio"] == pytest.approx(75.0)
+
+    results = {"traffic": traffic, "machine": {"cores": 2}}
+    section = "\n".join(report._traffic(results))
+    for label in ("one process", "roles split"):
+        assert f"live, paced (12,000 offered), with queries, {label}" in section
+        assert f"Queries during the live ingest, paced, {label}, one client each" in section
+    assert "with no ingest running" in section
+    account = " ".join(report._traffic_observations(results))
+    # 4 query clients x 100 answers each made 800 reads: 2 per query, 20 ms each, against 8 ms alone.
+    assert "made 2.0 Cassandra reads, which took 20.0 ms each" in account
+    assert "2.0 reads of 8.00 ms" in account

@@ -838,6 +838,13 @@ def _traffic(results: dict[str, Any]) -> list[str]:
         ]
         out += ["", "The same query clients on the query process with no ingest running:", ""]
         out += table(("query", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"), qrows)
+    if traffic.get("profiles"):
+        out += [
+            "",
+            "The profiles below come from a second, shorter run of each ingest cell, so no measured figure "
+            "above carries the profiler's CPU; the one-process paced mixed cell is profiled as it is "
+            "measured (its query figures include that cost, the split cells' do not).",
+        ]
     for name, profile in (traffic.get("profiles") or {}).items():
         summary = profile.get("summary")
         if not summary or not summary.get("samples"):
