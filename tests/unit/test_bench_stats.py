@@ -598,6 +598,11 @@ def test_the_traffic_targets_are_read_on_the_split_cells_and_both_deployments_ar
     assert measured["small_batch_ratio"] == pytest.approx(5_000 / 16_000 * 100)
     assert measured["late_ratio"] == pytest.approx(75.0)
 
+    # A query that only failed has no latency: NaN when measured, null once saved as JSON.
+    failed = _query("starts hours=48", True, 1.0)
+    failed["latency"] = dict.fromkeys(failed["latency"])
+    failed["errors"] = {"HTTP 503": 1}
+    traffic["mixed"]["queries"].append(failed)
     results = {"traffic": traffic, "machine": {"cores": 2}}
     section = "\n".join(report._traffic(results))
     for label in ("one process", "roles split"):
@@ -608,3 +613,4 @@ def test_the_traffic_targets_are_read_on_the_split_cells_and_both_deployments_ar
     # 4 query clients x 100 answers each made 800 reads: 2 per query, 20 ms each, against 8 ms alone.
     assert "made 2.0 Cassandra reads, which took 20.0 ms each" in account
     assert "2.0 reads of 8.00 ms" in account
+    assert "each read took 2.5x as long as without ingest" in account and "made more of them" not in account

@@ -179,7 +179,12 @@ def _traffic_observations(results: dict[str, Any]) -> list[str]:
     mixed = traffic.get("mixed")
     if mixed:
         ingest = mixed["ingest"]
-        starts = [q for q in mixed["queries"] if q["query"].startswith("starts")]
+        # A query with no answer but errors has no latency (NaN, or null once saved as JSON).
+        starts = [
+            q
+            for q in mixed["queries"]
+            if q["query"].startswith("starts") and not _missing(q["latency"]["p99_ms"])
+        ]
         worst = max(starts, key=lambda q: q["latency"]["p99_ms"]) if starts else None
         out.append(
             f"Mixed, ingest paced at {num(ingest.get('offered_events_per_second'))} events/s: the service "
@@ -224,9 +229,18 @@ def _split_account(split: dict[str, Any], alone: dict[str, Any], results: dict[s
         f"averaged {ms(query_ms_busy)} ms and made {_one(reads_busy)} Cassandra reads, which took "
         f"{ms(read_ms_busy)} ms each on average; with no ingest running, {ms(query_ms_quiet)} ms, "
         f"{_one(reads_quiet)} reads of {ms(read_ms_quiet)} ms. The query process no longer waits behind "
-        "batches on its own event loop; what is left is the node: its reads queue behind the batches' "
-        "writes for the same cores, and during ingest every count also recounts the live hour's stale "
-        "minute rollups (more reads per query)."
+        "batches on its own event loop; what is left is the node: "
+        + (
+            f"each read took {read_ms_busy / read_ms_quiet:.1f}x as long as without ingest, queued behind "
+            "the batches' writes for the same cores"
+            if read_ms_busy and read_ms_quiet
+            else "its reads queue behind the batches' writes for the same cores"
+        )
+        + (
+            ", and a query made more of them (the live hour's stale rollups are recounted)."
+            if reads_busy and reads_quiet and reads_busy > 1.1 * reads_quiet
+            else "."
+        )
     )
 
 
