@@ -155,32 +155,27 @@ def run_traffic(
 
     def ingest_cell(batch: int, days: float, label: str, senders: int = clients) -> dict[str, Any]:
         requests, weights = bodies(batch, days)
-        run = LoadRun(
-            svc.host,
-            svc.port,
-            requests,
-            weights,
-            concurrency=senders,
-            processes=min(processes, senders),
-            duration=seconds,
-        )
+
+        def load(duration: float) -> LoadRun:
+            return LoadRun(
+                svc.host,
+                svc.port,
+                requests,
+                weights,
+                concurrency=senders,
+                processes=min(processes, senders),
+                duration=duration,
+            )
+
         name = f"{label} batch {batch:,} x {senders}"
-        outcome, resources = host.measure(svc, run)
+        outcome, resources = host.measure(svc, load(seconds))
         # The smallest batches and the late ones are the cells with targets of their own: profiled
         # in a run of their own after the measured one, so the profiler's CPU is in no figure.
         if (batch == min(batch_sizes) and senders == clients) or days != live_days:
             profile_seconds = max(2.0, seconds / 2)
             profiler = host.profiler(svc, profile_seconds, name)
             if profiler is not None:
-                again = LoadRun(
-                    svc.host,
-                    svc.port,
-                    requests,
-                    weights,
-                    concurrency=senders,
-                    processes=min(processes, senders),
-                    duration=profile_seconds,
-                )
+                again = load(profile_seconds)
                 again.start()
                 again.join()
                 profiles[name] = _finish(profiler)
@@ -200,48 +195,36 @@ def run_traffic(
     cells.append(ingest_cell(min(batch_sizes), live_days, "live", senders=2 * clients))
     late = ingest_cell(max(batch_sizes), late_days, f"{late_days:g}-day")
     live = bodies(max(batch_sizes), live_days)
-    paced = _mixed(
-        host,
-        svc,
-        queries,
-        live,
-        clients=clients,
-        processes=processes,
-        seconds=seconds,
-        summarise=summarise,
-        events_per_second=mixed_rate,
-        profiles=profiles,
-    )
-    flat_out = _mixed(
-        host,
-        svc,
-        queries,
-        live,
-        clients=clients,
-        processes=processes,
-        seconds=seconds,
-        summarise=summarise,
-        events_per_second=None,
-    )
+
+    def mixed(
+        ingest_svc: ServiceProcess, rate: float | None, query_svc: ServiceProcess | None = None
+    ) -> dict[str, Any]:
+        # Only the one-process paced cell is profiled: the split cells' figures carry no profiler.
+        profiled = rate is not None and query_svc is None
+        return _mixed(
+            host,
+            ingest_svc,
+            queries,
+            live,
+            clients=clients,
+            processes=processes,
+            seconds=seconds,
+            summarise=summarise,
+            events_per_second=rate,
+            profiles=profiles if profiled else None,
+            query_svc=query_svc,
+        )
+
+    paced = mixed(svc, mixed_rate)
+    flat_out = mixed(svc, None)
     with _role_service(svc, "ingest") as ingest_svc, _role_service(svc, "query") as query_svc:
         # The query process's first background pass recounts what the cells above left stale.
         query_svc.wait_for_rollup_pass()
         alone = _queries_alone(query_svc, queries, seconds=max(2.0, seconds / 2), summarise=summarise)
-        split: dict[str, Any] = {"split_queries_alone": alone}
-        split |= {
-            key: _mixed(
-                host,
-                ingest_svc,
-                queries,
-                live,
-                clients=clients,
-                processes=processes,
-                seconds=seconds,
-                summarise=summarise,
-                events_per_second=rate,
-                query_svc=query_svc,
-            )
-            for key, rate in (("split_mixed", mixed_rate), ("split_mixed_flat_out", None))
+        split = {
+            "split_queries_alone": alone,
+            "split_mixed": mixed(ingest_svc, mixed_rate, query_svc),
+            "split_mixed_flat_out": mixed(ingest_svc, None, query_svc),
         }
     return {
         "clients": clients,
@@ -278,11 +261,7 @@ def _queries_alone(
 ) -> dict[str, Any]:
     """The mixed cells' query clients with no ingest running: what a Cassandra read costs the query
     process on a quiet node, beside what it costs during ingest."""
-    runs = [
-        (name, LoadRun(svc.host, svc.port, requests, concurrency=1, processes=1, duration=seconds))
-        for name, requests in queries
-        if name in MIXED_QUERIES
-    ]
+    runs = _query_clients(svc, queries, seconds)
     before = _reads(svc)
     for _, run in runs:
         run.start()
@@ -291,6 +270,22 @@ def _queries_alone(
         "queries": [{"query": name, **summarise(outcome)} for name, outcome in outcomes],
         "query_reads": _read_latency(before, _reads(svc)),
     }
+
+
+def _query_clients(
+    svc: ServiceProcess, queries: Sequence[tuple[str, list[bytes]]], seconds: float
+) -> list[tuple[str, LoadRun]]:
+    """One closed-loop client per mixed-cell query, asking `svc` for `seconds`."""
+    return [
+        (
+            name,
+            LoadRun(
+                svc.host, svc.port, requests, concurrency=1, processes=1, duration=seconds, timeout=600.0
+            ),
+        )
+        for name, requests in queries
+        if name in MIXED_QUERIES
+    ]
 
 
 @contextmanager
@@ -322,7 +317,6 @@ def _mixed(
 ) -> dict[str, Any]:
     """Ingest into `svc` while one client per query asks `query_svc` (default: the same process)."""
     asked = query_svc or svc
-    wanted = [(name, requests) for name, requests in queries if name in MIXED_QUERIES]
     requests, weights = ingest
     pace = events_per_second / max(weights) if events_per_second else None
     background = LoadRun(
@@ -347,17 +341,7 @@ def _mixed(
     background.start()
     try:
         time.sleep(1.0)  # let the ingest reach its pace
-        for name, query_requests in wanted:
-            run = LoadRun(
-                asked.host,
-                asked.port,
-                query_requests,
-                concurrency=1,
-                processes=1,
-                duration=seconds,
-                timeout=600.0,
-            )
-            runs.append((name, run))
+        runs += _query_clients(asked, queries, seconds)
         # All query clients start (and so measure) together: each start waits for its process.
         for _, run in runs:
             run.start()
