@@ -228,7 +228,7 @@ def _split_account(split: dict[str, Any], alone: dict[str, Any], results: dict[s
         f"{results.get('machine', {}).get('cores', '?')} cores shared with the load clients. A query "
         f"averaged {ms(query_ms_busy)} ms and made {_one(reads_busy)} Cassandra reads, which took "
         f"{ms(read_ms_busy)} ms each on average; with no ingest running, {ms(query_ms_quiet)} ms, "
-        f"{_one(reads_quiet)} reads of {ms(read_ms_quiet)} ms. The query process no longer waits behind "
+        f"{_one(reads_quiet)} reads of {ms(read_ms_quiet)} ms. The query process does not wait behind "
         "batches on its own event loop; what is left is the node: "
         + (
             f"each read took {read_ms_busy / read_ms_quiet:.1f}x as long as without ingest, queued behind "

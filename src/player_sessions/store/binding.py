@@ -1,8 +1,8 @@
-"""Rows to protocol values: what `PreparedStatement.bind` computes, at a quarter of its CPU.
+"""Rows to protocol values: what `PreparedStatement.bind` computes, at less than half its CPU.
 
-Binding was most of ingest's CPU in the service: the driver's `bind` builds a column descriptor,
+The driver's `bind` is most of ingest's CPU in the service: it builds a column descriptor,
 asks the column-encryption policy and calls the type's generic serializer for every value of every
-row (~16 us per row, 2,000 rows for 1,000 events). Our writes bind a handful of column types with
+row (~18 us per row, 2,000 rows for 1,000 events). Our writes bind a handful of column types with
 plain Python values, so each statement gets, once, one encoder per column that serializes those
 values directly and hands anything else to the driver's own serializer. The bytes are the driver's
 (a unit test compares them, type by type and row by row), so Cassandra sees the same request.
