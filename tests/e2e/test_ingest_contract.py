@@ -98,6 +98,20 @@ def test_bad_bodies_get_a_clear_error(
     assert r.json()["error"].startswith(message)
 
 
+@pytest.mark.parametrize("shape", ["array", "envelope"])
+def test_a_body_broken_after_its_first_thousand_events_stores_none_of_them(
+    client: httpx.Client, shape: str
+) -> None:
+    player = new_player()
+    events = [e for i in range(600) for e in session_pair(player, NOW - timedelta(hours=1, minutes=i))]
+    good = orjson.dumps(events)
+    broken = good[:-1] + b", {oops}]" if shape == "array" else b'{"events": ' + good + b', "oops"}'
+    r = client.post("/events", content=broken, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("body: not valid JSON (JSON is malformed")
+    assert client.get(f"/players/{player}/sessions").json()["sessions"] == []
+
+
 def test_more_than_100000_events_is_413(client: httpx.Client) -> None:
     one = orjson.dumps(start(new_player(), str(uuid.uuid4()), NOW - timedelta(hours=1)))
     body = b"\n".join([one] * 100_001)

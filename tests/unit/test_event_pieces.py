@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from player_sessions.api import event_pieces as event_pieces_module
 from player_sessions.api.body import decode_events
 from player_sessions.api.errors import BadRequest, PayloadTooLarge
 from player_sessions.api.event_pieces import MAX_DEPTH, MAX_EVENT_BYTES, PIECE_EVENTS, event_pieces
@@ -41,11 +43,21 @@ def depth(value: object) -> int:
 
 
 @settings(max_examples=400)
-@given(events=st.lists(values, min_size=1, max_size=8), indent=st.booleans(), envelope=st.booleans())
+@given(
+    events=st.lists(values, min_size=1, max_size=8),
+    indent=st.booleans(),
+    envelope=st.sampled_from(["none", "events only", "events first", "events last"]),
+)
 def test_pieces_hold_exactly_what_decoding_the_whole_body_gives(
-    events: list[object], indent: bool, envelope: bool
+    events: list[object], indent: bool, envelope: str
 ) -> None:
-    document: object = {"events": events, "other": [1, {"x": "]"}]} if envelope else events
+    other = [1, {"x": "]"}]
+    document: object = {
+        "none": events,
+        "events only": {"events": events},
+        "events first": {"events": events, "other": other},
+        "events last": {"other": other, "events": events},
+    }[envelope]
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0)
     if max(map(depth, events)) > MAX_DEPTH:
         with pytest.raises(BadRequest, match="nested deeper"):
@@ -104,6 +116,12 @@ def test_an_event_over_the_size_cap_is_that_events_error_not_decoded(kind: str) 
         b'[{"a":[[[[1]]]]}]',
         b"[1,2",
         b"[1e5]x",
+        b"[1,2] [3]",
+        b'{"events": [1]} x',
+        b'{"events": [1], "other": }',
+        b'{"events": [1], "events": [2]}',
+        b"[{},{},{} x]",
+        b'[{"a": 1}, {"pad": "' + b"x" * MAX_EVENT_BYTES + b'" nope}]',
         b'{"events": 3}',
         b"7",
         b"[]",
@@ -113,3 +131,47 @@ def test_an_event_over_the_size_cap_is_that_events_error_not_decoded(kind: str) 
 def test_bad_bodies_are_400(body: bytes) -> None:
     with pytest.raises(BadRequest):
         decode_events(body, "application/json", 10)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" + b"{}," * 1000 + b"{} x]", "not valid JSON (JSON is malformed"),
+        (b'{"events": [1], "events": [2]}', '"events" given more than once'),
+        (b"[1] [2]", "not valid JSON"),
+        (b'[{"a": 1}, {"pad": "' + b"x" * MAX_EVENT_BYTES + b'" nope}]', "not valid JSON (JSON is malformed"),
+    ],
+)
+def test_a_refused_body_says_why(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        decode_events(body, "application/json", 10_000)
+    assert refused.value.rule.startswith(message.removeprefix("body: ")), refused.value.rule
+
+
+class _CountingSyntax:
+    """Stands in for the whole-body syntax decoder and records the size of what it was given."""
+
+    def __init__(self, real: msgspec.json.Decoder[msgspec.Raw]) -> None:
+        self.real = real
+        self.sizes: list[int] = []
+
+    def decode(self, data: bytes | bytearray | memoryview) -> object:
+        self.sizes.append(len(data))
+        return self.real.decode(data)
+
+
+@pytest.mark.parametrize("shape", ["array", "envelope"])
+def test_a_valid_large_body_is_never_checked_in_one_call(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One C call over 20 MB holds the GIL ~50 ms, and the event loop serves nothing meanwhile: the
+    body is checked piece by piece, each a short call."""
+    counting = _CountingSyntax(event_pieces_module._SYNTAX)
+    monkeypatch.setattr(event_pieces_module, "_SYNTAX", counting)
+    events = b"{}," * (6 * 2**20) + b"{}"  # 18 MiB, 6 million elements
+    body = b"[" + events + b"]" if shape == "array" else b'{"events": [' + events + b"]}"
+    with pytest.raises(PayloadTooLarge):
+        for piece in event_pieces(body, False, 100_000):
+            assert len(piece) <= PIECE_EVENTS
+    assert counting.sizes == []
+    small = orjson.dumps({"events": [{"a": 1}] * 3, "other": 1} if shape == "envelope" else [{"a": 1}] * 3)
+    assert decode_events(small, "application/json", 10) == [{"a": 1}] * 3
+    assert counting.sizes == ([len(small)] if shape == "envelope" else [])
