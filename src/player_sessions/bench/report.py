@@ -374,7 +374,12 @@ def _summary(results: dict[str, Any]) -> list[str]:
         rows.append((t["name"], measured, limit, verdict + (f": {detail}" if detail else "")))
     out = ["## Summary: targets", ""]
     out += table(("target", "measured", "goal", "verdict"), rows, "lrrl")
-    out += ["", "Player and session-starts targets are read at the largest size, without concurrent ingest."]
+    out += [
+        "",
+        "Player and session-starts targets are read at the largest size, without concurrent ingest."
+        ' Each missed target\'s limit is measured in the sections below ("What limits throughput");'
+        ' what the traffic targets need to pass: docs/design.md, "What the missed traffic targets need".',
+    ]
     return out
 
 
